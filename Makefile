@@ -1,0 +1,54 @@
+# medallion: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# One build profile serves `make test` and `make pipeline` (dev, with optimised dependencies:
+# see Cargo.toml), so a fresh clone pays for one cold build.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BIN := $(TARGET_DIR)/debug/medallion
+WAREHOUSE ?= warehouse
+DATA ?= lab_data
+MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
+
+.PHONY: help build data patients bronze pipeline test soak lint fmt clean clean-data
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## Build the medallion binary (dev profile, optimised dependencies)
+	$(CARGO) build --bin medallion
+
+data: build ## Generate the lab's source data under lab_data/ if it is not there
+	@if [ -e $(DATA)/healthcare/batch/patient_info.csv ]; then \
+		echo "data: $(DATA)/healthcare already holds data (make clean-data to regenerate)"; \
+	else \
+		$(MEDALLION) generate; \
+	fi
+
+patients: build ## Load the patient CSV into dim_patients
+	$(MEDALLION) patients
+
+bronze: build ## Stream new tracker files into fact_heartrate_bronze (exactly once)
+	$(MEDALLION) bronze
+
+pipeline: data patients bronze ## Build, generate the data if absent, and run every layer
+
+test: lint ## Lint, then run every test (unit and integration)
+	$(CARGO) test --all-targets
+
+soak: ## The random-kill test with 500 rounds instead of 20
+	MEDALLION_KILL_ROUNDS=500 $(CARGO) test --test it random_kills -- --nocapture
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+clean-data: ## Remove the generated data and the warehouse's tables
+	rm -rf $(DATA)/healthcare $(WAREHOUSE)/healthcare_dlh.db
+
+clean: clean-data ## Remove data, tables and build output
+	$(CARGO) clean

@@ -1,0 +1,189 @@
+//! Delta tables as the layers use them: open or create a table of the warehouse, read it into
+//! Arrow, and (in `append`) the cheap append path of the bronze stream.
+
+pub mod append;
+
+use std::sync::Arc;
+
+use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::datatypes::Schema;
+use deltalake::datafusion::catalog::TableProvider;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::create::CreateBuilder;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::warehouse::Warehouse;
+
+/// A table of the warehouse: its name (for messages) and location.
+#[derive(Debug, Clone)]
+pub struct TableId {
+    pub name: String,
+    pub url: Url,
+}
+
+impl TableId {
+    pub fn new(warehouse: &Warehouse, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            url: warehouse.table_url(name),
+        }
+    }
+
+    /// Wrap a Delta error with this table and what was being done.
+    pub fn err(&self, action: &'static str) -> impl FnOnce(DeltaTableError) -> Error + '_ {
+        move |source| Error::Delta {
+            table: self.name.clone(),
+            location: self.url.to_string(),
+            action,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wrap a DataFusion error with this table and what was being done.
+    pub fn query_err(
+        &self,
+        action: &'static str,
+    ) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> Error + '_ {
+        move |source| Error::Query {
+            table: self.name.clone(),
+            action,
+            source: Box::new(source),
+        }
+    }
+
+    /// The error for a table that has not been written yet.
+    pub fn not_found(&self, hint: &str) -> Error {
+        Error::TableNotFound {
+            name: self.name.clone(),
+            location: self.url.to_string(),
+            hint: hint.to_string(),
+        }
+    }
+}
+
+/// Open the latest version of a table, or `None` if it has not been created.
+pub async fn open(id: &TableId) -> Result<Option<DeltaTable>> {
+    let mut table = DeltaTableBuilder::from_url(id.url.clone())
+        .and_then(|b| b.build())
+        .map_err(id.err("open"))?;
+    if !table
+        .verify_deltatable_existence()
+        .await
+        .map_err(id.err("open"))?
+    {
+        return Ok(None);
+    }
+    table.load().await.map_err(id.err("load"))?;
+    Ok(Some(table))
+}
+
+/// A past version of a table.
+pub async fn open_version(id: &TableId, version: u64) -> Result<DeltaTable> {
+    let mut table = DeltaTableBuilder::from_url(id.url.clone())
+        .and_then(|b| b.build())
+        .map_err(id.err("open"))?;
+    table
+        .load_version(version)
+        .await
+        .map_err(id.err("load a version"))?;
+    Ok(table)
+}
+
+/// The version an application recorded in the table's transactions (`txn` actions), if any.
+pub async fn app_version(id: &TableId, table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    table
+        .snapshot()
+        .map_err(id.err("load"))?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(id.err("read application transactions"))
+}
+
+/// Create a table with the given columns and `delta.*` properties; version 0 holds no rows.
+pub async fn create(
+    id: &TableId,
+    schema: &Schema,
+    properties: &[(&str, &str)],
+    comment: &str,
+) -> Result<DeltaTable> {
+    if let Ok(dir) = id.url.to_file_path() {
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", dir))?;
+    }
+    let columns: StructType = schema.try_into_kernel().map_err(|e| Error::Arrow {
+        context: format!("table {}: schema", id.name),
+        source: e,
+    })?;
+    CreateBuilder::new()
+        .with_location(id.url.as_str())
+        .with_table_name(&id.name)
+        .with_comment(comment)
+        .with_columns(columns.fields().cloned())
+        .with_configuration(properties.iter().map(|(k, v)| (*k, Some(*v))))
+        // A writer that loses the race to create the table must fail (and open the winner's
+        // table), not retry and commit a second CREATE on top of it.
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
+        .await
+        .map_err(id.err("create"))
+}
+
+/// The table's current version as a DataFusion table provider, its store registered in `ctx`.
+pub async fn provider(
+    id: &TableId,
+    table: &DeltaTable,
+    ctx: &SessionContext,
+) -> Result<Arc<dyn TableProvider>> {
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(id.err("read"))?;
+    table.table_provider().await.map_err(id.query_err("read"))
+}
+
+/// A DataFusion frame over the table's current version.
+pub async fn frame(id: &TableId, table: &DeltaTable, ctx: &SessionContext) -> Result<DataFrame> {
+    ctx.read_table(provider(id, table, ctx).await?)
+        .map_err(id.query_err("read"))
+}
+
+/// Every row of the table's current version.
+pub async fn read_all(id: &TableId, table: &DeltaTable) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    frame(id, table, &ctx)
+        .await?
+        .collect()
+        .await
+        .map_err(id.query_err("read"))
+}
+
+/// A column as plain `Utf8` strings: tables may come back as `Utf8View` or dictionaries.
+pub fn strings(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::array::StringArray> {
+    cast_column(batch, name, &deltalake::arrow::datatypes::DataType::Utf8)
+        .map(|a| a.as_string::<i32>().clone())
+}
+
+/// A column as `Int64` values.
+pub fn int64s(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::array::Int64Array> {
+    cast_column(batch, name, &deltalake::arrow::datatypes::DataType::Int64).map(|a| {
+        a.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
+            .clone()
+    })
+}
+
+fn cast_column(
+    batch: &RecordBatch,
+    name: &str,
+    to: &deltalake::arrow::datatypes::DataType,
+) -> Result<deltalake::arrow::array::ArrayRef> {
+    let column = batch.column_by_name(name).ok_or_else(|| Error::Arrow {
+        context: format!("column {name}"),
+        source: deltalake::arrow::error::ArrowError::SchemaError(format!("no column {name}")),
+    })?;
+    deltalake::arrow::compute::cast(column, to).map_err(|e| Error::Arrow {
+        context: format!("column {name}"),
+        source: e,
+    })
+}

@@ -1,0 +1,117 @@
+//! The library's one error type. Every variant carries what a user needs to act on it: the file
+//! and line of bad input, the table and its location, the version that was asked for.
+
+use std::path::PathBuf;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A source file the job needs is not there.
+    #[error("source file {} does not exist{hint}", path.display())]
+    SourceMissing { path: PathBuf, hint: String },
+
+    /// A source file holds something the job cannot use. `line` is 1-based where there is one.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    SourceParse {
+        path: PathBuf,
+        line: Option<u64>,
+        message: String,
+    },
+
+    /// A Delta operation on a table failed.
+    #[error("table {table} ({location}): {action} failed")]
+    Delta {
+        table: String,
+        location: String,
+        action: &'static str,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+
+    /// A query over a table failed.
+    #[error("table {table}: {action} failed")]
+    Query {
+        table: String,
+        action: &'static str,
+        #[source]
+        source: Box<deltalake::datafusion::error::DataFusionError>,
+    },
+
+    /// Arrow could not build or convert a batch.
+    #[error("{context}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: deltalake::arrow::error::ArrowError,
+    },
+
+    /// A table the command needs has not been written yet.
+    #[error("table {name} does not exist at {location}{hint}")]
+    TableNotFound {
+        name: String,
+        location: String,
+        hint: String,
+    },
+
+    /// The stream's checkpoint folder holds something this version cannot use.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+
+    /// Another writer got there first; nothing of ours was committed.
+    #[error("table {table}: {message}")]
+    Conflict { table: String, message: String },
+
+    /// A bad argument that clap could not catch (a folder that is a file, a time zone...).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Wrap an I/O error with the path it concerns.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// The message with every cause after it, `a: b: c`, as a user should see it.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            let next = e.to_string();
+            // Some libraries repeat their cause's text in their own message.
+            if !text.ends_with(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
+            cause = e.source();
+        }
+        text
+    }
+
+    /// Exit code for the CLI: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! `bronze`: new tracker files into `fact_heartrate_bronze`, one Delta commit per micro-batch,
+//! every source row exactly once, whatever instant the process is killed at.
+//!
+//! The protocol (docs/ARCHITECTURE.md, "Exactly-once bronze"): plan batch N in the checkpoint's
+//! write-ahead log, read its files and write Parquet, commit with the application transaction
+//! (stream id, N), mark N done. On start, an unfinished batch N is finished: if the table's
+//! transaction for the stream already has N, only the done marker is missing; otherwise the
+//! batch is redone with exactly its planned files. A file is never planned twice.
+//!
+//! What cannot be read goes to `fact_heartrate_bronze_quarantine`, committed with the same
+//! transaction before bronze, so it too holds each batch once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use serde::Serialize;
+
+use crate::delta::append::{AppendCommit, AppendLog};
+use crate::delta::{self, TableId};
+use crate::error::{Error, Result};
+use crate::output::Report;
+use crate::source::discover::{self, Completeness};
+use crate::source::json::{self, FileError, Lineage};
+use crate::stream::checkpoint::{Checkpoint, Done, Plan, Recovered};
+use crate::stream::failpoint::{failpoint, points};
+use crate::stream::progress::{Durations, Progress, SinkProgress, SourceProgress};
+use crate::stream::trigger::Trigger;
+use crate::warehouse::{DataDir, Warehouse, tables};
+
+/// What to do with a file or element that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadFiles {
+    /// Keep it in the quarantine table, with the reason, and go on.
+    Quarantine,
+    /// Stop with an error before the batch commits.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct BronzeOptions {
+    /// Files per micro-batch; `None` takes every new file in one batch.
+    pub max_files_per_trigger: Option<usize>,
+    pub trigger: Trigger,
+    pub bad_files: BadFiles,
+    pub completeness: Completeness,
+}
+
+impl Default for BronzeOptions {
+    fn default() -> Self {
+        Self {
+            max_files_per_trigger: Some(1),
+            trigger: Trigger::AvailableNow,
+            bad_files: BadFiles::Quarantine,
+            completeness: Completeness::default(),
+        }
+    }
+}
+
+/// What a `bronze` run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BronzeReport {
+    pub table: String,
+    pub stream_id: String,
+    pub batches: u64,
+    pub files: u64,
+    pub rows: u64,
+    pub quarantined_rows: u64,
+    /// Batches an earlier run had planned and this run finished.
+    pub recovered_batches: u64,
+    pub version_before: Option<u64>,
+    pub version_after: u64,
+    pub duration_ms: u64,
+    /// Warnings also printed on stderr (bad files, a rebuilt checkpoint).
+    pub warnings: Vec<String>,
+}
+
+impl Report for BronzeReport {
+    fn summary(&self) -> String {
+        let version = match self.version_before {
+            Some(before) if before == self.version_after => format!("still v{before}"),
+            Some(before) => format!("v{before} -> v{}", self.version_after),
+            None => format!("created, v{}", self.version_after),
+        };
+        let recovered = if self.recovered_batches > 0 {
+            format!(
+                " ({} finished after an interrupted run)",
+                self.recovered_batches
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "bronze: {} batches{recovered}, {} files, {} rows, {} quarantined; {} {} ({} ms)",
+            self.batches,
+            self.files,
+            self.rows,
+            self.quarantined_rows,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+/// Hooks a caller gives the stream to show what it does.
+pub trait Observer {
+    /// New files were found; `pending` of them wait for batches.
+    fn discovered(&mut self, _pending: usize) {}
+    /// A batch is done.
+    fn batch(&mut self, _progress: &Progress) {}
+    /// Something a user must know (a bad file, a rebuilt checkpoint).
+    fn warn(&mut self, _message: &str) {}
+}
+
+/// Stream the tracker folder into bronze until the trigger says stop.
+pub async fn run(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    options: &BronzeOptions,
+    observer: &mut dyn Observer,
+) -> Result<BronzeReport> {
+    let start = Instant::now();
+    let id = TableId::new(warehouse, tables::BRONZE);
+    let (table, version_before) = open_or_create(&id).await?;
+    let mut report = BronzeReport {
+        table: id.name.clone(),
+        version_before,
+        ..BronzeReport::default()
+    };
+
+    let checkpoint_dir = warehouse.checkpoint_dir(tables::BRONZE)?;
+    let had_checkpoint = Checkpoint::exists(&checkpoint_dir);
+    let checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
+    if !had_checkpoint && version_before.is_some_and(|v| v > 0) {
+        let message = rebuild_checkpoint(warehouse, &id, &table, &checkpoint).await?;
+        observer.warn(&message);
+        report.warnings.push(message);
+    }
+    report.stream_id = checkpoint.stream_id().to_string();
+
+    let mut stream = Stream {
+        source_dir: data.tracker_dir(),
+        quarantine: TableId::new(warehouse, tables::BRONZE_QUARANTINE),
+        log: AppendLog::open(id.clone(), &table, checkpoint.stream_id()).await?,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        last_trigger: None,
+        id,
+        checkpoint,
+        options: options.clone(),
+    };
+    drop(table);
+    stream.check_table_has_done_batches()?;
+
+    // Finish the batch an earlier run planned and did not mark done.
+    let planned = stream.checkpoint.planned()?;
+    if let Some(&last) = planned.last()
+        && !stream.checkpoint.is_done(last)
+    {
+        let plan = stream.checkpoint.plan(last)?;
+        stream
+            .run_batch(&plan, true, Durations::default(), &mut report, observer)
+            .await?;
+        report.recovered_batches += 1;
+    }
+    let mut next_batch = match planned.last() {
+        Some(last) => last + 1,
+        None => stream
+            .checkpoint
+            .recovered()?
+            .map_or(0, |r| r.next_batch_id),
+    };
+
+    let stop = stop_flag(options.trigger);
+    let mut seen = stream.checkpoint.seen_files()?;
+    let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
+    'triggers: loop {
+        let list_start = Instant::now();
+        let files = discover::discover(&stream.source_dir, &seen, options.completeness).await?;
+        let mut listing_ms = list_start.elapsed().as_millis() as u64;
+        if !files.is_empty() {
+            observer.discovered(files.len());
+        }
+        for chunk in files.chunks(per_batch) {
+            let mut durations = Durations {
+                latest_offset: std::mem::take(&mut listing_ms),
+                ..Durations::default()
+            };
+            let plan = Plan {
+                batch_id: next_batch,
+                timestamp: chrono::Utc::now().timestamp_millis(),
+                files: chunk.to_vec(),
+            };
+            let wal_start = Instant::now();
+            stream.checkpoint.write_plan(&plan)?;
+            durations.wal_commit = wal_start.elapsed().as_millis() as u64;
+            failpoint(points::AFTER_PLAN);
+            seen.extend(plan.files.iter().map(|f| f.name.clone()));
+            stream
+                .run_batch(&plan, false, durations, &mut report, observer)
+                .await?;
+            next_batch += 1;
+            if options.trigger == Trigger::Once || stop.load(Ordering::SeqCst) {
+                break 'triggers;
+            }
+        }
+        match options.trigger {
+            // Like Spark's: the files there when the run started, then stop.
+            Trigger::AvailableNow | Trigger::Once => break,
+            Trigger::Every(interval) => {
+                if wait(interval, &stop).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    report.version_after = stream.log.version();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The state of a running stream.
+struct Stream {
+    id: TableId,
+    quarantine: TableId,
+    source_dir: PathBuf,
+    checkpoint: Checkpoint,
+    log: AppendLog,
+    options: BronzeOptions,
+    run_id: String,
+    last_trigger: Option<Instant>,
+}
+
+/// What reading a batch's files gave.
+struct BatchData {
+    adds: Vec<deltalake::kernel::Add>,
+    rows: u64,
+    quarantine: Vec<QuarantineRow>,
+}
+
+struct QuarantineRow {
+    source_file: String,
+    line: Option<u64>,
+    error: String,
+    raw: String,
+}
+
+impl Stream {
+    /// A checkpoint whose done batches are missing from the table (the table was deleted or
+    /// replaced) would skip their files for ever: refuse, and say what to do.
+    fn check_table_has_done_batches(&self) -> Result<()> {
+        let planned = self.checkpoint.planned()?;
+        let Some(last_done) = planned.iter().rev().find(|b| self.checkpoint.is_done(**b)) else {
+            return Ok(());
+        };
+        if self.log.app_version().is_none_or(|v| v < *last_done) {
+            return Err(Error::Checkpoint {
+                path: self.checkpoint.dir().to_path_buf(),
+                message: format!(
+                    "it says batch {last_done} of stream {} is done, but table {} does not hold \
+                     it: the table was replaced. Remove the checkpoint folder to ingest every \
+                     file again into the new table.",
+                    self.checkpoint.stream_id(),
+                    self.id.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Read, write and commit one planned batch, then mark it done.
+    async fn run_batch(
+        &mut self,
+        plan: &Plan,
+        recovering: bool,
+        mut durations: Durations,
+        report: &mut BronzeReport,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let trigger_start = Instant::now();
+        let batch_id = plan.batch_id;
+        let already_in = self.log.app_version().is_some_and(|v| v >= batch_id);
+        let (rows, quarantined) = if already_in {
+            // Committed before the crash; only the done marker is missing.
+            (0, 0)
+        } else {
+            let read_start = Instant::now();
+            let ingested_at = chrono::Utc::now().timestamp_micros();
+            let data = self.read_and_write(plan, ingested_at).await?;
+            for row in &data.quarantine {
+                let message = format!(
+                    "{}{}: {} (quarantined in {})",
+                    row.source_file,
+                    row.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    row.error,
+                    self.quarantine.name
+                );
+                if self.options.bad_files == BadFiles::Fail {
+                    return Err(Error::SourceParse {
+                        path: PathBuf::from(&row.source_file),
+                        line: row.line,
+                        message: format!(
+                            "{} (--bad-files fail: batch {batch_id} not committed)",
+                            row.error
+                        ),
+                    });
+                }
+                observer.warn(&message);
+                report.warnings.push(message);
+            }
+            durations.get_batch = read_start.elapsed().as_millis() as u64;
+            failpoint(points::BEFORE_COMMIT);
+
+            let commit_start = Instant::now();
+            if !data.quarantine.is_empty() {
+                self.commit_quarantine(batch_id, &data.quarantine, ingested_at)
+                    .await?;
+            }
+            failpoint(points::BETWEEN_COMMITS);
+            let info = [
+                ("batchId".to_string(), serde_json::json!(batch_id)),
+                (
+                    "sourceFiles".to_string(),
+                    serde_json::json!(plan.files.iter().map(|f| &f.name).collect::<Vec<_>>()),
+                ),
+                (
+                    "source".to_string(),
+                    serde_json::json!(self.source_dir.display().to_string()),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            self.log
+                .commit(AppendCommit {
+                    adds: data.adds,
+                    batch_id,
+                    rows: data.rows as usize,
+                    info,
+                })
+                .await?;
+            durations.add_batch = commit_start.elapsed().as_millis() as u64;
+            failpoint(points::AFTER_COMMIT);
+            (data.rows, data.quarantine.len() as u64)
+        };
+
+        let done_start = Instant::now();
+        self.checkpoint.mark_done(&Done {
+            batch_id,
+            table_version: self.log.version(),
+        })?;
+        durations.commit_offsets = done_start.elapsed().as_millis() as u64;
+        durations.trigger_execution = trigger_start.elapsed().as_millis() as u64
+            + durations.latest_offset
+            + durations.wal_commit;
+
+        let progress = self.progress(plan, rows, quarantined, recovering, durations);
+        self.checkpoint.append_progress(&progress)?;
+        observer.batch(&progress);
+        report.batches += 1;
+        report.files += plan.files.len() as u64;
+        report.rows += rows;
+        report.quarantined_rows += quarantined;
+        Ok(())
+    }
+
+    /// Read every planned file and write its rows as Parquet in the table's folder, a batch of
+    /// rows at a time (nothing is visible until the commit names the files); what cannot be
+    /// read becomes quarantine rows.
+    async fn read_and_write(&self, plan: &Plan, ingested_at: i64) -> Result<BatchData> {
+        let mut data = BatchData {
+            adds: Vec::new(),
+            rows: 0,
+            quarantine: Vec::new(),
+        };
+        let write_err = self.id.err("write Parquet");
+        let mut writer =
+            RecordBatchWriter::try_new(self.id.url.as_str(), json::bronze_schema(), None, None)
+                .map_err(write_err)?;
+        let mut wrote = false;
+        for file in &plan.files {
+            let path = discover::path_of(&self.source_dir, file);
+            let source_file = path.display().to_string();
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    data.quarantine.push(QuarantineRow {
+                        source_file,
+                        line: None,
+                        error: "the file was planned for this batch but no longer exists".into(),
+                        raw: String::new(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            };
+            let lineage = Lineage {
+                source_file: source_file.clone(),
+                batch_id: plan.batch_id,
+                ingested_at,
+            };
+            let mut batches = Vec::new();
+            match json::read_tracker(&bytes, &lineage, &mut |b| batches.push(b)) {
+                Ok(outcome) => {
+                    data.rows += outcome.rows as u64;
+                    data.quarantine
+                        .extend(outcome.rejects.into_iter().map(|r| QuarantineRow {
+                            source_file: source_file.clone(),
+                            line: Some(r.line),
+                            error: r.message,
+                            raw: r.excerpt,
+                        }));
+                }
+                Err(FileError {
+                    line,
+                    message,
+                    excerpt,
+                }) => data.quarantine.push(QuarantineRow {
+                    source_file,
+                    line,
+                    error: format!("file not ingested: {message}"),
+                    raw: excerpt,
+                }),
+            }
+            drop(bytes);
+            for batch in batches {
+                writer
+                    .write(batch)
+                    .await
+                    .map_err(self.id.err("write Parquet"))?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            data.adds = writer.flush().await.map_err(self.id.err("write Parquet"))?;
+        }
+        Ok(data)
+    }
+
+    /// Append the batch's quarantine rows, once: the commit carries the stream's transaction,
+    /// and a batch the quarantine table already has is not written again.
+    async fn commit_quarantine(
+        &self,
+        batch_id: i64,
+        rows: &[QuarantineRow],
+        quarantined_at: i64,
+    ) -> Result<()> {
+        let id = &self.quarantine;
+        let table = match delta::open(id).await? {
+            Some(table) => table,
+            None => create_quarantine(id).await?,
+        };
+        let app_id = self.checkpoint.stream_id();
+        let done = table
+            .snapshot()
+            .map_err(id.err("load"))?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await
+            .map_err(id.err("read application transactions"))?;
+        if done.is_some_and(|v| v >= batch_id) {
+            return Ok(());
+        }
+        let n = rows.len();
+        let batch = RecordBatch::try_new(
+            quarantine_schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| &r.source_file),
+                )),
+                Arc::new(Int64Array::from(vec![batch_id; n])),
+                Arc::new(Int64Array::from_iter(
+                    rows.iter().map(|r| r.line.map(|l| l as i64)),
+                )),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.error))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.raw))),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![quarantined_at; n]).with_timezone("UTC"),
+                ),
+            ],
+        )
+        .map_err(|e| Error::Arrow {
+            context: format!("table {}: quarantine rows", id.name),
+            source: e,
+        })?;
+        let props = CommitProperties::default()
+            .with_application_transaction(Transaction::new(app_id, batch_id))
+            .with_metadata([("batchId".to_string(), serde_json::json!(batch_id))]);
+        table
+            .write(vec![batch])
+            .with_commit_properties(props)
+            .await
+            .map_err(id.err("append quarantined rows"))?;
+        Ok(())
+    }
+
+    fn progress(
+        &mut self,
+        plan: &Plan,
+        rows: u64,
+        quarantined: u64,
+        recovering: bool,
+        durations: Durations,
+    ) -> Progress {
+        let now = Instant::now();
+        let since_last = self
+            .last_trigger
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
+        self.last_trigger = Some(now);
+        let per_second = |seconds: f64| {
+            if seconds > 0.0 {
+                rows as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        Progress {
+            id: self.checkpoint.stream_id().to_string(),
+            run_id: self.run_id.clone(),
+            name: self.id.name.clone(),
+            timestamp: chrono::DateTime::from_timestamp_millis(plan.timestamp)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            batch_id: plan.batch_id,
+            num_input_rows: rows,
+            input_rows_per_second: per_second(since_last),
+            processed_rows_per_second: per_second(durations.trigger_execution as f64 / 1000.0),
+            sources: vec![SourceProgress {
+                description: format!("FileStreamSource[{}]", self.source_dir.display()),
+                start_offset: (plan.batch_id > 0).then(|| plan.batch_id - 1),
+                end_offset: plan.batch_id,
+                num_input_rows: rows + quarantined,
+                files: plan.files.iter().map(|f| f.name.clone()).collect(),
+            }],
+            sink: SinkProgress {
+                description: format!("DeltaSink[{}]", self.id.url),
+                num_output_rows: rows,
+            },
+            duration_ms: durations,
+            num_quarantined_rows: quarantined,
+            table_version: self.log.version(),
+            recovered: recovering,
+        }
+    }
+}
+
+/// Open bronze, or create it (append-only). Two streams creating it at once both end with
+/// the one table.
+async fn open_or_create(id: &TableId) -> Result<(DeltaTable, Option<u64>)> {
+    if let Some(table) = delta::open(id).await? {
+        let version = table.version();
+        return Ok((table, version));
+    }
+    let created = delta::create(
+        id,
+        &json::bronze_schema(),
+        &[("delta.appendOnly", "true")],
+        "Raw heart-rate readings, as delivered, with lineage; appended by the bronze stream",
+    )
+    .await;
+    match created {
+        Ok(table) => Ok((table, None)),
+        Err(e) => match delta::open(id).await? {
+            Some(table) => Ok((table, None)),
+            None => Err(e),
+        },
+    }
+}
+
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Int64, false),
+        Field::new("line", DataType::Int64, true),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+        Field::new(
+            "quarantined_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+async fn create_quarantine(id: &TableId) -> Result<DeltaTable> {
+    match delta::create(
+        id,
+        &quarantine_schema(),
+        &[("delta.appendOnly", "true")],
+        "Tracker files and elements the bronze stream could not read, with the reason",
+    )
+    .await
+    {
+        Ok(table) => Ok(table),
+        Err(e) => delta::open(id).await?.ok_or(e),
+    }
+}
+
+/// The checkpoint was lost but the table has data: take the files the table (and its
+/// quarantine) already holds as seen, so nothing is ingested twice, and continue the batch ids.
+async fn rebuild_checkpoint(
+    warehouse: &Warehouse,
+    id: &TableId,
+    table: &DeltaTable,
+    checkpoint: &Checkpoint,
+) -> Result<String> {
+    let mut files = HashSet::new();
+    let mut next_batch_id = 0;
+    let quarantine_id = TableId::new(warehouse, tables::BRONZE_QUARANTINE);
+    let quarantine = delta::open(&quarantine_id).await?;
+    let sources = [
+        (id, Some(table), "_source_file", "_batch_id"),
+        (
+            &quarantine_id,
+            quarantine.as_ref(),
+            "source_file",
+            "batch_id",
+        ),
+    ];
+    for (table_id, table, file_column, batch_column) in sources {
+        let Some(table) = table else { continue };
+        let ctx = SessionContext::new();
+        ctx.register_table("t", delta::provider(table_id, table, &ctx).await?)
+            .map_err(table_id.query_err("read lineage"))?;
+        let sql =
+            format!("SELECT DISTINCT {file_column} AS f, MAX({batch_column}) OVER () AS b FROM t");
+        let frame = ctx
+            .sql(&sql)
+            .await
+            .map_err(table_id.query_err("read lineage"))?;
+        let batches = frame
+            .collect()
+            .await
+            .map_err(table_id.query_err("read lineage"))?;
+        for batch in batches {
+            let names = delta::strings(&batch, "f")?;
+            let maxes = delta::int64s(&batch, "b")?;
+            for (name, max) in names.iter().zip(maxes.iter()) {
+                if let (Some(name), Some(max)) = (name, max) {
+                    files.insert(file_name(name));
+                    next_batch_id = next_batch_id.max(max + 1);
+                }
+            }
+        }
+    }
+    let mut names: Vec<String> = files.into_iter().collect();
+    names.sort();
+    let message = format!(
+        "the checkpoint of {} was missing: rebuilt it from the table, which holds {} source \
+         files; they will not be ingested again (new stream id {}, batches from {})",
+        id.name,
+        names.len(),
+        checkpoint.stream_id(),
+        next_batch_id
+    );
+    checkpoint.write_recovered(&Recovered {
+        files: names,
+        next_batch_id,
+    })?;
+    Ok(message)
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// A flag set by SIGINT or SIGTERM, for `every=` streams (which stop after the current batch).
+fn stop_flag(trigger: Trigger) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Trigger::Every(_) = trigger {
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+    }
+    stop
+}
+
+/// Sleep for `interval`, waking early when asked to stop. Returns whether to stop.
+async fn wait(interval: std::time::Duration, stop: &AtomicBool) -> bool {
+    let step = std::time::Duration::from_millis(50);
+    let until = Instant::now() + interval;
+    while Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        tokio::time::sleep(step.min(until - Instant::now())).await;
+    }
+    stop.load(Ordering::SeqCst)
+}

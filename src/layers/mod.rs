@@ -1,0 +1,5 @@
+//! One job per table. Each reads its inputs, writes its table incrementally and idempotently,
+//! and returns a report of what it did.
+
+pub mod bronze;
+pub mod patients;

@@ -1,0 +1,153 @@
+//! `patients`: the patient CSV into `dim_patients`, by MERGE on mrn. New patients are inserted,
+//! renamed ones updated, and a load that changes nothing writes no version. The whole file is
+//! checked before anything is written, so a bad file leaves the table as it was.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::prelude::{SessionContext, col};
+use deltalake::kernel::transaction::CommitProperties;
+use serde::Serialize;
+
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::output::Report;
+use crate::source::csv::{PatientRow, patients_batch, patients_schema, read_patients};
+use crate::warehouse::{DataDir, Warehouse, tables};
+
+/// What a `patients` run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientsReport {
+    pub table: String,
+    pub source: PathBuf,
+    pub rows_read: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// The table's version before the run (None: it did not exist).
+    pub version_before: Option<u64>,
+    /// The table's version after the run; equal to `version_before` when nothing changed.
+    pub version_after: u64,
+    pub duration_ms: u64,
+}
+
+impl Report for PatientsReport {
+    fn summary(&self) -> String {
+        let version = match (self.version_before, self.version_after) {
+            (Some(before), after) if before == after => format!("still v{after}"),
+            (Some(before), after) => format!("v{before} -> v{after}"),
+            (None, after) => format!("created at v{after}"),
+        };
+        format!(
+            "patients: {} rows read, {} inserted, {} updated, {} unchanged; {} {} ({} ms)",
+            self.rows_read,
+            self.inserted,
+            self.updated,
+            self.unchanged,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+/// Load the patient CSV into `dim_patients`.
+pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<PatientsReport> {
+    let start = Instant::now();
+    let source = data.patients_csv();
+    let rows = read_patients(&source)?;
+    let id = TableId::new(warehouse, tables::DIM_PATIENTS);
+
+    let (table, version_before, current) = match delta::open(&id).await? {
+        Some(table) => {
+            let current = current_names(&delta::read_all(&id, &table).await?)?;
+            let version = table.version();
+            (table, version, current)
+        }
+        None => {
+            let table = delta::create(
+                &id,
+                &patients_schema(),
+                &[],
+                "Patient dimension, loaded from healthcare/batch/patient_info.csv",
+            )
+            .await?;
+            (table, None, HashMap::new())
+        }
+    };
+
+    let mut changed: Vec<PatientRow> = Vec::new();
+    let (mut inserted, mut updated) = (0, 0);
+    for row in &rows {
+        match current.get(&row.mrn) {
+            Some(name) if *name == row.name => {}
+            Some(_) => {
+                updated += 1;
+                changed.push(row.clone());
+            }
+            None => {
+                inserted += 1;
+                changed.push(row.clone());
+            }
+        }
+    }
+
+    let mut version_after = table.version().unwrap_or(0);
+    if !changed.is_empty() {
+        let ctx = SessionContext::new();
+        let source_frame = ctx
+            .read_batch(patients_batch(&changed))
+            .map_err(id.query_err("merge"))?;
+        let props = CommitProperties::default().with_metadata([(
+            "sourceFile".to_string(),
+            serde_json::Value::String(source.display().to_string()),
+        )]);
+        let (table, metrics) = table
+            .merge(source_frame, col("target.mrn").eq(col("source.mrn")))
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(props)
+            .when_matched_update(|u| u.update("name", col("source.name")))
+            .and_then(|m| {
+                m.when_not_matched_insert(|i| {
+                    i.set("mrn", col("source.mrn"))
+                        .set("name", col("source.name"))
+                })
+            })
+            .map_err(id.err("merge"))?
+            .await
+            .map_err(id.err("merge"))?;
+        debug_assert_eq!(metrics.num_target_rows_inserted, inserted);
+        debug_assert_eq!(metrics.num_target_rows_updated, updated);
+        version_after = table.version().unwrap_or(0);
+    }
+
+    Ok(PatientsReport {
+        table: id.name,
+        source,
+        rows_read: rows.len(),
+        inserted,
+        updated,
+        unchanged: rows.len() - changed.len(),
+        version_before,
+        version_after,
+        duration_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+/// The dimension as it is: mrn -> name.
+fn current_names(batches: &[RecordBatch]) -> Result<HashMap<i64, String>> {
+    let mut names = HashMap::new();
+    for batch in batches {
+        let mrn = delta::int64s(batch, "mrn")?;
+        let name = delta::strings(batch, "name")?;
+        for (mrn, name) in mrn.iter().zip(name.iter()) {
+            if let (Some(mrn), Some(name)) = (mrn, name) {
+                names.insert(mrn, name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,29 @@
+//! medallion: a bronze/silver/gold ("medallion") lakehouse pipeline on Delta Lake tables.
+//!
+//! Data flows one way: source files → layers → Delta tables.
+//!
+//! - [`cli`]: the command line (clap derive), parsing only.
+//! - [`run`]: dispatch a parsed command to the job that does it and print its report.
+//! - [`error`]: the one error type; every variant names the file, table or version concerned.
+//! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders.
+//! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
+//! - [`layers`]: one job per table (`patients`, `bronze`), each returning a report.
+//! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and failpoints.
+//! - [`delta`]: opening, creating and reading tables; the stream's cheap append commits.
+//! - [`generate`]: the deterministic generator of the lab's source data.
+//! - [`output`]: reports on stdout, warnings and progress on stderr.
+
+pub mod cli;
+pub mod delta;
+pub mod error;
+pub mod generate;
+pub mod layers;
+pub mod output;
+pub mod source;
+pub mod stream;
+pub mod warehouse;
+
+mod run;
+
+pub use error::{Error, Result};
+pub use run::run;

@@ -1,0 +1,149 @@
+//! Dispatch: turn a parsed command line into a call of the library and print what it returns.
+//! No logic of its own beyond wiring flags to options.
+
+use crate::cli::{Cli, Command, GenerateArgs};
+use crate::error::Result;
+use crate::generate::{self, GenerateOptions, GenerateReport};
+use crate::layers::bronze::{self, BronzeOptions, Observer};
+use crate::layers::patients;
+use crate::output::{Printer, Report};
+use crate::stream::progress::Progress;
+use crate::warehouse::{DataDir, Warehouse};
+
+/// Run one command of the CLI.
+pub async fn run(cli: Cli) -> Result<()> {
+    let printer = Printer {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        json: cli.json,
+    };
+    let data = DataDir::new(&cli.data);
+    match cli.command {
+        Command::Generate(args) => {
+            let report = run_generate(&data, &args)?;
+            printer.report(&report);
+        }
+        Command::Patients => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let report = patients::run(&warehouse, &data).await?;
+            printer.report(&report);
+        }
+        Command::Bronze(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let options = BronzeOptions {
+                max_files_per_trigger: (args.max_files_per_trigger > 0)
+                    .then_some(args.max_files_per_trigger),
+                trigger: args.trigger,
+                bad_files: args.bad_files,
+                ..BronzeOptions::default()
+            };
+            let mut observer = BronzeOutput::new(printer);
+            let report = bronze::run(&warehouse, &data, &options, &mut observer).await;
+            observer.finish();
+            let report = report?;
+            if !printer.json {
+                printer.report(&report);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_generate(data: &DataDir, args: &GenerateArgs) -> Result<GenerateReport> {
+    if args.append {
+        return generate::append(data);
+    }
+    let options = GenerateOptions {
+        patients: args.patients as usize,
+        months: args.months,
+        seed: args.seed,
+        scale: args.scale,
+    };
+    generate::generate(data, &options, args.force)
+}
+
+impl Report for GenerateReport {
+    fn summary(&self) -> String {
+        let files = match self.files.as_slice() {
+            [one] => one.display().to_string(),
+            many => format!("{} tracker files", many.len()),
+        };
+        format!(
+            "generate: {} patients, {} rows in {} under {} ({} ms)",
+            self.patients,
+            self.rows,
+            files,
+            self.data_dir.display(),
+            self.duration_ms
+        )
+    }
+}
+
+/// Shows a bronze stream: a progress bar on a terminal, progress records as JSON lines with
+/// `--json`, warnings on stderr.
+struct BronzeOutput {
+    printer: Printer,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl BronzeOutput {
+    fn new(printer: Printer) -> Self {
+        Self { printer, bar: None }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for BronzeOutput {
+    fn discovered(&mut self, pending: usize) {
+        if !self.printer.progress_bars() {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "bronze {bar:30} {pos}/{len} files, {msg} [{elapsed}]",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        bar.set_length(bar.position() + pending as u64);
+    }
+
+    fn batch(&mut self, progress: &Progress) {
+        if self.printer.json {
+            println!(
+                "{}",
+                serde_json::to_string(progress).expect("progress serialises")
+            );
+        } else if let Some(bar) = &self.bar {
+            bar.inc(progress.sources[0].files.len() as u64);
+            bar.set_message(format!(
+                "batch {}, {} rows",
+                progress.batch_id, progress.num_input_rows
+            ));
+        } else {
+            self.printer.info(&format!(
+                "batch {}: {} rows from {} -> v{} ({} ms)",
+                progress.batch_id,
+                progress.num_input_rows,
+                progress.sources[0].files.join(", "),
+                progress.table_version,
+                progress.duration_ms.trigger_execution
+            ));
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| self.printer.warn(message)),
+            None => self.printer.warn(message),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! What makes a stream a stream: its checkpoint (write-ahead plans, done markers), its
+//! triggers, its progress records, and the failpoints the crash tests stop it at.
+
+pub mod checkpoint;
+pub mod failpoint;
+pub mod progress;
+pub mod trigger;

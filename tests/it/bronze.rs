@@ -1,0 +1,642 @@
+//! `medallion bronze`: exactly once through crashes, kills and races; incremental; bad input
+//! kept in quarantine with its reason.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use deltalake::arrow::array::{Array, RecordBatch};
+use rand::{Rng, SeedableRng};
+
+use crate::common::Workspace;
+
+const BRONZE: &str = "fact_heartrate_bronze";
+const QUARANTINE: &str = "fact_heartrate_bronze_quarantine";
+
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Write a lab-format tracker file of `n` rows; values depend on the file's name.
+fn write_tracker(ws: &Workspace, name: &str, n: usize) {
+    let seed = name.bytes().map(u64::from).sum::<u64>();
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "device_id": format!("{}", seed % 40 + 1),
+                "heartrate": format!("{}.{:04}", 60 + (seed + i as u64) % 40, i),
+                "mrn": format!("{}", 10_000_000 + seed),
+                "time": format!("{}.5", 1_578_000_000 + seed * 100_000 + i as u64 * 900),
+            })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&rows).unwrap();
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    let tmp = ws.tracker().join(format!(".{name}.writing"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, ws.tracker().join(name)).unwrap();
+}
+
+/// Every source row, read by the test on its own: (file, device_id, heartrate, mrn, time).
+fn source_rows(ws: &Workspace) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(ws.tracker()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with('.') || name.ends_with(".tmp") {
+            continue;
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path).unwrap())
+        else {
+            continue;
+        };
+        for e in value.as_array().into_iter().flatten() {
+            let get = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            rows.push((
+                name.clone(),
+                get("device_id"),
+                get("heartrate"),
+                get("mrn"),
+                get("time"),
+            ));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Every bronze row as the same tuple.
+fn bronze_rows(ws: &Workspace) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for batch in ws.rows(BRONZE) {
+        let col = |name: &str| medallion::delta::strings(&batch, name).unwrap();
+        let (file, dev, hr, mrn, time) = (
+            col("_source_file"),
+            col("device_id"),
+            col("heartrate"),
+            col("mrn"),
+            col("time"),
+        );
+        let opt = |a: &deltalake::arrow::array::StringArray, i: usize| {
+            (!a.is_null(i)).then(|| a.value(i).to_string())
+        };
+        for i in 0..batch.num_rows() {
+            let name = Path::new(file.value(i))
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            rows.push((name, opt(&dev, i), opt(&hr, i), opt(&mrn, i), opt(&time, i)));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn assert_exactly_once(ws: &Workspace) {
+    let (source, bronze) = (source_rows(ws), bronze_rows(ws));
+    assert_eq!(source.len(), bronze.len(), "row counts differ");
+    assert!(
+        source == bronze,
+        "bronze does not hold each source row exactly once"
+    );
+}
+
+fn count_column(batches: &[RecordBatch], name: &str) -> BTreeMap<i64, usize> {
+    let mut counts = BTreeMap::new();
+    for b in batches {
+        let col = medallion::delta::int64s(b, name).unwrap();
+        for v in col.iter().flatten() {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn ingests_each_file_once_one_commit_per_batch_and_only_new_files_later() {
+    let ws = Workspace::new();
+    for i in 1..=4 {
+        write_tracker(&ws, &format!("{i:02}.json"), 10 + i);
+    }
+    let out = ws.run_ok(&["bronze"]);
+    assert!(
+        out.contains("bronze: 4 batches, 4 files, 50 rows, 0 quarantined"),
+        "{out}"
+    );
+    assert_exactly_once(&ws);
+    // Version 0 creates the table; one commit per batch.
+    assert_eq!(ws.version(BRONZE), Some(4));
+    let batches = count_column(&ws.rows(BRONZE), "_batch_id");
+    assert_eq!(batches.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3]);
+
+    // Nothing new: no version.
+    let out = ws.run_ok(&["bronze"]);
+    assert!(out.contains("0 batches"), "{out}");
+    assert_eq!(ws.version(BRONZE), Some(4));
+
+    // A new file: only it.
+    write_tracker(&ws, "05.json", 7);
+    let out = ws.run_ok(&["bronze", "--max-files-per-trigger", "0"]);
+    assert!(out.contains("1 batches, 1 files, 7 rows"), "{out}");
+    assert_eq!(ws.version(BRONZE), Some(5));
+    assert_exactly_once(&ws);
+
+    // Progress records, one per batch, with Spark's names.
+    let progress = std::fs::read_to_string(
+        ws.warehouse()
+            .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/progress.jsonl"),
+    )
+    .unwrap();
+    let records: Vec<serde_json::Value> = progress
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[4]["batchId"], 4);
+    assert_eq!(records[4]["numInputRows"], 7);
+    assert_eq!(records[4]["sink"]["numOutputRows"], 7);
+    assert_eq!(records[4]["sources"][0]["files"][0], "05.json");
+    for key in [
+        "id",
+        "runId",
+        "name",
+        "timestamp",
+        "inputRowsPerSecond",
+        "processedRowsPerSecond",
+    ] {
+        assert!(records[4].get(key).is_some(), "{key} missing");
+    }
+    assert!(records[4]["durationMs"]["triggerExecution"].is_u64());
+}
+
+#[test]
+fn unbounded_batches_take_every_file_in_one_commit() {
+    let ws = Workspace::new();
+    for i in 1..=6 {
+        write_tracker(&ws, &format!("{i:02}.json"), 3);
+    }
+    let out = ws.run_ok(&["--json", "bronze", "--max-files-per-trigger", "0"]);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{out}");
+    assert_eq!(records[0]["numInputRows"], 18);
+    assert_eq!(ws.version(BRONZE), Some(1));
+    assert_exactly_once(&ws);
+}
+
+#[test]
+fn trigger_once_runs_one_batch() {
+    let ws = Workspace::new();
+    for i in 1..=3 {
+        write_tracker(&ws, &format!("{i:02}.json"), 2);
+    }
+    ws.run_ok(&["bronze", "--trigger", "once"]);
+    assert_eq!(ws.version(BRONZE), Some(1));
+    ws.run_ok(&["bronze"]);
+    assert_eq!(ws.version(BRONZE), Some(3));
+    assert_exactly_once(&ws);
+}
+
+#[test]
+fn every_failpoint_then_a_rerun_gives_exactly_once() {
+    for point in [
+        "bronze-plan-before-rename",
+        "bronze-after-plan",
+        "bronze-before-commit",
+        "bronze-between-commits",
+        "bronze-after-commit",
+    ] {
+        let ws = Workspace::new();
+        for i in 1..=3 {
+            write_tracker(&ws, &format!("{i:02}.json"), 5);
+        }
+        // A bad file in the first batch, so the quarantine commit is crossed too.
+        std::fs::write(ws.tracker().join("00.json"), "[{\"mrn\": \"1\"}, 7]").unwrap();
+        let out = ws
+            .medallion()
+            .env("MEDALLION_FAILPOINT", point)
+            .args(["bronze"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{point}: the failpoint did not stop the run"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("failpoint {point}")));
+
+        let out = ws.run_ok(&["--json", "bronze"]);
+        let records: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let batches: Vec<i64> = records
+            .iter()
+            .map(|r| r["batchId"].as_i64().unwrap())
+            .collect();
+        assert_eq!(batches, [0, 1, 2, 3], "{point}: batches after the restart");
+
+        // The files' rows exactly once; the bad element once in quarantine.
+        let mut source = source_rows(&ws);
+        source.retain(|r| r.0 != "00.json");
+        let mut bronze = bronze_rows(&ws);
+        let from_bad: Vec<Row> = bronze.extract_if(.., |r| r.0 == "00.json").collect();
+        assert_eq!(from_bad.len(), 1, "{point}");
+        assert_eq!(source, bronze, "{point}");
+        let quarantined = count_column(&ws.rows(QUARANTINE), "batch_id");
+        assert_eq!(
+            quarantined.values().sum::<usize>(),
+            1,
+            "{point}: {quarantined:?}"
+        );
+        // One bronze commit per batch: v0 creates the table.
+        assert_eq!(ws.version(BRONZE), Some(4), "{point}");
+    }
+}
+
+#[test]
+fn random_kills_lose_nothing_and_duplicate_nothing() {
+    let ws = Workspace::new();
+    for i in 0..50 {
+        write_tracker(&ws, &format!("{i:02}.json"), 4);
+    }
+    // `make soak` runs 500 rounds.
+    let rounds: usize = std::env::var("MEDALLION_KILL_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261128);
+    for _ in 0..rounds {
+        let mut child = ws
+            .medallion()
+            .arg("-q")
+            .arg("bronze")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..700)));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+    }
+    ws.run_ok(&["bronze"]);
+    assert_exactly_once(&ws);
+    let batches = count_column(&ws.rows(BRONZE), "_batch_id");
+    let version = ws.version(BRONZE).unwrap();
+    assert_eq!(
+        batches.len() as u64,
+        version,
+        "one commit per batch, nothing else"
+    );
+}
+
+#[test]
+fn two_streams_at_once_ingest_each_row_once() {
+    let ws = Workspace::new();
+    for i in 0..20 {
+        write_tracker(&ws, &format!("{i:02}.json"), 3);
+    }
+    let spawn = || {
+        ws.medallion()
+            .args(["-q", "bronze"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for out in &outs {
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("another") || err.contains("second"),
+                "a failed run must name the conflict: {err}"
+            );
+        }
+    }
+    assert!(
+        outs.iter().any(|o| o.status.success()),
+        "one stream must win"
+    );
+    ws.run_ok(&["bronze"]);
+    assert_exactly_once(&ws);
+}
+
+#[test]
+fn a_lost_checkpoint_does_not_reingest() {
+    let ws = Workspace::new();
+    for i in 1..=3 {
+        write_tracker(&ws, &format!("{i:02}.json"), 4);
+    }
+    ws.run_ok(&["bronze"]);
+    let version = ws.version(BRONZE);
+    std::fs::remove_dir_all(
+        ws.warehouse()
+            .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint"),
+    )
+    .unwrap();
+    let out = ws.medallion().arg("bronze").output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checkpoint") && err.contains("rebuilt"),
+        "{err}"
+    );
+    assert_eq!(ws.version(BRONZE), version, "nothing re-ingested");
+
+    write_tracker(&ws, "04.json", 2);
+    ws.run_ok(&["bronze"]);
+    assert_exactly_once(&ws);
+    let batches = count_column(&ws.rows(BRONZE), "_batch_id");
+    assert_eq!(
+        batches.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "batch ids go on"
+    );
+}
+
+#[test]
+fn a_file_under_a_temporary_name_waits_for_its_rename() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    write_tracker(&ws, "02.json", 3);
+    let tmp = ws.tracker().join("02.json.tmp");
+    std::fs::rename(ws.tracker().join("02.json"), &tmp).unwrap();
+    ws.run_ok(&["bronze"]);
+    assert_eq!(bronze_rows(&ws).len(), 3);
+    std::fs::rename(&tmp, ws.tracker().join("02.json")).unwrap();
+    ws.run_ok(&["bronze"]);
+    ws.run_ok(&["bronze"]);
+    assert_exactly_once(&ws);
+}
+
+#[test]
+fn a_replaced_table_is_refused_not_silently_skipped() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    ws.run_ok(&["bronze"]);
+    let table = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze");
+    std::fs::remove_dir_all(table.join("_delta_log")).unwrap();
+    let err = ws.run_err(&["bronze"], 1);
+    assert!(err.contains("Remove the checkpoint folder"), "{err}");
+}
+
+/// Each kind of bad (or unusual) input gets its documented outcome, and nothing is lost: rows in
+/// bronze + rows quarantined = rows in the source.
+#[test]
+fn bad_input_is_quarantined_with_its_reason_and_counts_add_up() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    let good =
+        r#"{"device_id": "1", "heartrate": "70.5", "mrn": "10000001", "time": "1578000000.5"}"#;
+    let files: Vec<(&str, Vec<u8>)> =
+        vec![
+        ("truncated.json", format!("[\n{good},\n{{\"device_id\": \"2\", \"hea").into_bytes()),
+        ("empty_array.json", b"[]".to_vec()),
+        ("empty.json", Vec::new()),
+        ("not_json.json", b"hello, world".to_vec()),
+        ("invalid_utf8.json", b"[{\"mrn\": \"1\xff\"}]".to_vec()),
+        ("bom.json", [b"\xEF\xBB\xBF".as_slice(), format!("[{good}, {good}]").as_bytes()].concat()),
+        ("number_element.json", format!("[\n{good},\n42,\n{good}\n]").into_bytes()),
+        ("missing_keys.json", br#"[{"mrn": "10000009"}]"#.to_vec()),
+        ("extra_keys.json", br#"[{"mrn": "1", "battery": "80%", "fw": {"v": 2}}]"#.to_vec()),
+        (
+            "numbers.json",
+            br#"[{"device_id": 3, "heartrate": 71.50, "mrn": 10000003, "time": 1578000000.25}]"#
+                .to_vec(),
+        ),
+        ("lines.ndjson", format!("{good}\n\n{good}\n[1]\n").into_bytes()),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(ws.tracker().join(name), bytes).unwrap();
+    }
+    let out = ws
+        .medallion()
+        .args(["bronze", "--max-files-per-trigger", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "truncated.json",
+        "empty.json",
+        "not_json.json",
+        "invalid_utf8.json",
+    ] {
+        assert!(stderr.contains(name), "no warning names {name}: {stderr}");
+    }
+    assert!(
+        stderr.contains("number_element.json:3: the element is a number"),
+        "{stderr}"
+    );
+
+    // What bronze holds, per file.
+    let mut per_file: BTreeMap<String, usize> = BTreeMap::new();
+    for row in bronze_rows(&ws) {
+        *per_file.entry(row.0).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = [
+        ("bom.json", 2),
+        ("extra_keys.json", 1),
+        ("lines.ndjson", 2),
+        ("missing_keys.json", 1),
+        ("number_element.json", 2),
+        ("numbers.json", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(per_file, expected);
+
+    // Numbers keep their text; unknown keys are rescued; missing keys are null.
+    let rows = bronze_rows(&ws);
+    assert!(rows.contains(&(
+        "numbers.json".into(),
+        Some("3".into()),
+        Some("71.50".into()),
+        Some("10000003".into()),
+        Some("1578000000.25".into())
+    )));
+    assert!(rows.contains(&(
+        "missing_keys.json".into(),
+        None,
+        None,
+        Some("10000009".into()),
+        None
+    )));
+    let rescued: Vec<String> = ws
+        .rows(BRONZE)
+        .iter()
+        .flat_map(|b| {
+            let c = medallion::delta::strings(b, "_rescued_data").unwrap();
+            c.iter().flatten().map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(rescued, [r#"{"battery":"80%","fw":{"v": 2}}"#]);
+
+    // What quarantine holds: (file, line, error prefix).
+    let mut quarantined = Vec::new();
+    for b in ws.rows(QUARANTINE) {
+        let file = medallion::delta::strings(&b, "source_file").unwrap();
+        let line = medallion::delta::int64s(&b, "line").unwrap();
+        let error = medallion::delta::strings(&b, "error").unwrap();
+        for i in 0..b.num_rows() {
+            let name = Path::new(file.value(i))
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let line = (!line.is_null(i)).then(|| line.value(i));
+            let words: String = error
+                .value(i)
+                .split(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(":");
+            quarantined.push((name, line, words));
+        }
+    }
+    quarantined.sort();
+    let q = |f: &str, l: Option<i64>, e: &str| (f.to_string(), l, e.to_string());
+    assert_eq!(
+        quarantined,
+        [
+            q("empty.json", None, "file not ingested: the file is empty"),
+            q(
+                "invalid_utf8.json",
+                Some(1),
+                "file not ingested: invalid UTF-8 at byte 11"
+            ),
+            q(
+                "lines.ndjson",
+                Some(4),
+                "the element is an array, expected an object"
+            ),
+            q("not_json.json", Some(1), "file not ingested: not JSON"),
+            q(
+                "number_element.json",
+                Some(3),
+                "the element is a number, expected an object"
+            ),
+            q(
+                "truncated.json",
+                Some(3),
+                "file not ingested: truncated JSON"
+            ),
+        ]
+    );
+    // Counts add up: the 11 elements of the readable files are 9 bronze rows and 2 rejected
+    // elements; each of the 4 unreadable files is one quarantine row holding the reason.
+    let file_level = quarantined
+        .iter()
+        .filter(|q| q.2.starts_with("file not ingested"))
+        .count();
+    assert_eq!(
+        (rows.len(), quarantined.len() - file_level, file_level),
+        (9, 2, 4)
+    );
+}
+
+#[test]
+fn bad_files_fail_stops_before_the_commit() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    ws.run_ok(&["bronze"]);
+    std::fs::write(ws.tracker().join("02.json"), "[{\"mrn\": \"1\"},").unwrap();
+    let err = ws.run_err(&["bronze", "--bad-files", "fail"], 1);
+    assert!(
+        err.contains("02.json:1: file not ingested: truncated JSON"),
+        "{err}"
+    );
+    assert_eq!(ws.version(BRONZE), Some(1));
+    assert_eq!(ws.version(QUARANTINE), None);
+    // Fixed, the file goes in on the next run.
+    std::fs::write(ws.tracker().join("02.json"), "[{\"mrn\": \"1\"}]").unwrap();
+    ws.run_ok(&["bronze", "--bad-files", "fail"]);
+    assert_eq!(ws.version(BRONZE), Some(2));
+    assert_eq!(bronze_rows(&ws).len(), 4);
+}
+
+#[test]
+fn a_50_mb_file_is_ingested_whole() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    let row = r#"    {
+        "device_id": "12",
+        "heartrate": "81.2296475916",
+        "mrn": "40580129",
+        "time": "1578301316.998366"
+    }"#;
+    let n = 50 * 1024 * 1024 / (row.len() + 2) + 1;
+    let mut text = String::with_capacity(n * (row.len() + 2) + 4);
+    text.push_str("[\n");
+    for i in 0..n {
+        if i > 0 {
+            text.push_str(",\n");
+        }
+        text.push_str(row);
+    }
+    text.push_str("\n]");
+    assert!(text.len() >= 50 * 1024 * 1024);
+    std::fs::write(ws.tracker().join("big.json"), text).unwrap();
+    let out = ws.run_ok(&["--json", "bronze"]);
+    let record: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(record["numInputRows"], n as u64);
+    let rows: usize = ws.rows(BRONZE).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, n);
+}
+
+#[test]
+fn every_trigger_runs_until_sigterm_and_exits_cleanly() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 2);
+    let child = ws
+        .medallion()
+        .args(["--json", "bronze", "--trigger", "every=100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let wait_rows = |n: usize| {
+        while ws.version(BRONZE).is_none() || bronze_rows(&ws).len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stream did not ingest"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_rows(2);
+    write_tracker(&ws, "02.json", 3);
+    wait_rows(5);
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert_exactly_once(&ws);
+}

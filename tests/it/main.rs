@@ -1,0 +1,6 @@
+//! Integration tests: the real `medallion` binary on temporary warehouses, one file per topic.
+
+mod bronze;
+mod common;
+mod generate;
+mod patients;
