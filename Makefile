@@ -11,7 +11,7 @@ WAREHOUSE ?= warehouse
 DATA ?= lab_data
 MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
 
-.PHONY: help build data patients bronze pipeline test soak lint fmt clean clean-data
+.PHONY: help build data patients bronze silver gold pipeline test soak lint fmt clean clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,7 +32,14 @@ patients: build ## Load the patient CSV into dim_patients
 bronze: build ## Stream new tracker files into fact_heartrate_bronze (exactly once)
 	$(MEDALLION) bronze
 
-pipeline: data patients bronze ## Build, generate the data if absent, and run every layer
+silver: build ## Refresh fact_heartrate_silver from new bronze rows (MERGE)
+	$(MEDALLION) silver
+
+gold: build ## Refresh fact_heartrate_gold and fact_heartrate_daily from silver changes (MERGE)
+	$(MEDALLION) gold
+
+pipeline: data build ## Build, generate the data if absent, run every layer, print gold
+	$(MEDALLION) pipeline
 
 test: lint ## Lint, then run every test (unit and integration)
 	$(CARGO) test --all-targets

@@ -17,6 +17,9 @@ use crate::stream::trigger::Trigger;
   medallion generate                 write the lab's data under ./lab_data
   medallion patients                 load the patient dimension into Delta
   medallion bronze                   stream the tracker files into bronze, exactly once
+  medallion silver                   type, clean and join the new bronze rows
+  medallion gold                     refresh the per-patient aggregates
+  medallion pipeline                 all of the above, then print gold
   medallion --json patients          the same, with a JSON report on stdout"
 )]
 pub struct Cli {
@@ -84,6 +87,46 @@ pub enum Command {
 Unreadable files and elements go to fact_heartrate_bronze_quarantine with the reason.
 The stream's checkpoint is <warehouse>/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/.")]
     Bronze(BronzeArgs),
+
+    /// Refresh `fact_heartrate_silver` from bronze's new rows: typed, cleaned, joined with the
+    /// patients, MERGEd on (device_id, mrn, datetime).
+    #[command(after_help = "Examples:
+  medallion silver
+  medallion silver --timezone America/New_York     render date/time in New York time
+
+Rows that cannot be typed go to fact_heartrate_silver_quarantine with the reason; readings of a
+patient not in dim_patients wait in fact_heartrate_silver_waiting and join when it arrives.")]
+    Silver(SilverArgs),
+
+    /// Refresh `fact_heartrate_gold` (per patient) and `fact_heartrate_daily` (per patient and
+    /// UTC day) from silver's changes, by MERGE.
+    #[command(after_help = "Examples:
+  medallion gold
+  medallion --json gold")]
+    Gold,
+
+    /// Run every layer (patients, bronze, silver, gold), then print gold by average rate.
+    #[command(after_help = "Examples:
+  medallion pipeline
+  medallion pipeline --timezone America/New_York
+  medallion --json pipeline                         the whole report as JSON")]
+    Pipeline(PipelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SilverArgs {
+    /// IANA time zone of the `date` and `time` strings (the instant itself is UTC).
+    #[arg(long, default_value = "UTC", value_parser = crate::transform::parse_timezone)]
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub bronze: BronzeArgs,
+
+    #[command(flatten)]
+    pub silver: SilverArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,9 +7,11 @@
 //! - [`error`]: the one error type; every variant names the file, table or version concerned.
 //! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders.
 //! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
-//! - [`layers`]: one job per table (`patients`, `bronze`), each returning a report.
+//! - [`layers`]: one job per table (`patients`, `bronze`, `silver`, `gold`) and the whole
+//!   `pipeline`, each returning a report.
 //! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and failpoints.
 //! - [`delta`]: opening, creating and reading tables; the stream's cheap append commits.
+//! - [`transform`]: silver's pure conversions (text to types, instants to the lab's strings).
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 
@@ -21,6 +23,7 @@ pub mod layers;
 pub mod output;
 pub mod source;
 pub mod stream;
+pub mod transform;
 pub mod warehouse;
 
 mod run;

@@ -1,11 +1,12 @@
 //! Dispatch: turn a parsed command line into a call of the library and print what it returns.
 //! No logic of its own beyond wiring flags to options.
 
-use crate::cli::{Cli, Command, GenerateArgs};
+use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs};
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, GenerateReport};
 use crate::layers::bronze::{self, BronzeOptions, Observer};
-use crate::layers::patients;
+use crate::layers::silver::{self, SilverOptions};
+use crate::layers::{gold, patients, pipeline};
 use crate::output::{Printer, Report};
 use crate::stream::progress::Progress;
 use crate::warehouse::{DataDir, Warehouse};
@@ -30,23 +31,60 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bronze(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            let options = BronzeOptions {
-                max_files_per_trigger: (args.max_files_per_trigger > 0)
-                    .then_some(args.max_files_per_trigger),
-                trigger: args.trigger,
-                bad_files: args.bad_files,
-                ..BronzeOptions::default()
-            };
             let mut observer = BronzeOutput::new(printer);
-            let report = bronze::run(&warehouse, &data, &options, &mut observer).await;
+            let report =
+                bronze::run(&warehouse, &data, &bronze_options(&args), &mut observer).await;
             observer.finish();
             let report = report?;
             if !printer.json {
                 printer.report(&report);
             }
         }
+        Command::Silver(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let options = SilverOptions {
+                timezone: args.timezone,
+            };
+            printer.report(&silver::run(&warehouse, &options).await?);
+        }
+        Command::Gold => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            printer.report(&gold::run(&warehouse).await?);
+        }
+        Command::Pipeline(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let silver_options = SilverOptions {
+                timezone: args.silver.timezone,
+            };
+            // Progress records would mix with the report on stdout: keep them in the
+            // checkpoint's progress.jsonl.
+            let mut observer = BronzeOutput::new(Printer {
+                json: false,
+                ..printer
+            });
+            let report = pipeline::run(
+                &warehouse,
+                &data,
+                &bronze_options(&args.bronze),
+                &silver_options,
+                &mut observer,
+            )
+            .await;
+            observer.finish();
+            printer.report(&report?);
+        }
     }
     Ok(())
+}
+
+fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
+    BronzeOptions {
+        max_files_per_trigger: (args.max_files_per_trigger > 0)
+            .then_some(args.max_files_per_trigger),
+        trigger: args.trigger,
+        bad_files: args.bad_files,
+        ..BronzeOptions::default()
+    }
 }
 
 fn run_generate(data: &DataDir, args: &GenerateArgs) -> Result<GenerateReport> {

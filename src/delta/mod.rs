@@ -187,3 +187,20 @@ fn cast_column(
         source: e,
     })
 }
+
+/// A batch with exactly `schema`'s columns, in its order and types (tables read back may use
+/// other string encodings, such as `Utf8View`).
+pub fn conform(
+    batch: &RecordBatch,
+    schema: &deltalake::arrow::datatypes::SchemaRef,
+) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| cast_column(batch, f.name(), f.data_type()))
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Arrow {
+        context: "conform a batch to its table's schema".into(),
+        source: e,
+    })
+}

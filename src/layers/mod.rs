@@ -2,4 +2,7 @@
 //! and returns a report of what it did.
 
 pub mod bronze;
+pub mod gold;
 pub mod patients;
+pub mod pipeline;
+pub mod silver;

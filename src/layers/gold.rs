@@ -1,0 +1,338 @@
+//! `gold`: per-patient aggregates (`fact_heartrate_gold`) and per-patient daily aggregates
+//! (`fact_heartrate_daily`), refreshed by MERGE from silver's changes.
+//!
+//! Incremental: each gold commit records (application transaction) the silver version it
+//! consumed. A refresh reads silver's change data feed after that version, recomputes the
+//! aggregates of the patients it names (from silver, so every reading counts), and MERGEs them:
+//! only rows whose values changed are updated. With nothing new in silver it writes nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col};
+use deltalake::delta_datafusion::DeltaCdfTableProvider;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use serde::Serialize;
+
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::output::Report;
+use crate::stream::failpoint::failpoint;
+use crate::warehouse::{Warehouse, tables};
+
+/// The application id of gold's transactions for the silver version it consumed.
+pub const FROM_SILVER: &str = "gold<-fact_heartrate_silver";
+
+/// What a `gold` refresh did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GoldReport {
+    pub table: String,
+    pub silver_from: Option<u64>,
+    pub silver_to: u64,
+    /// Patients whose aggregates were recomputed.
+    pub patients: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub daily_inserted: u64,
+    pub daily_updated: u64,
+    pub version_before: Option<u64>,
+    pub version_after: Option<u64>,
+    pub duration_ms: u64,
+}
+
+impl Report for GoldReport {
+    fn summary(&self) -> String {
+        let from = self
+            .silver_from
+            .map_or("the start".to_string(), |v| format!("v{v}"));
+        let version = match (self.version_before, self.version_after) {
+            (Some(a), Some(b)) if a == b => format!("still v{a}"),
+            (Some(a), Some(b)) => format!("v{a} -> v{b}"),
+            (None, Some(b)) => format!("created, v{b}"),
+            _ => "not created".to_string(),
+        };
+        format!(
+            "gold: silver {from} -> v{}, {} patients recomputed, {} inserted, {} updated \
+             (daily: {} inserted, {} updated); {} {} ({} ms)",
+            self.silver_to,
+            self.patients,
+            self.inserted,
+            self.updated,
+            self.daily_inserted,
+            self.daily_updated,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The Arrow schema of `fact_heartrate_gold`.
+pub fn gold_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("patient_name", DataType::Utf8, true),
+        Field::new("avg_heartrate", DataType::Int64, true),
+        Field::new("count", DataType::Int64, false),
+        Field::new("mrn", DataType::Int64, false),
+        Field::new("min_heartrate", DataType::Float64, true),
+        Field::new("max_heartrate", DataType::Float64, true),
+        Field::new("first_reading", timestamp(), true),
+        Field::new("last_reading", timestamp(), true),
+    ]))
+}
+
+/// The Arrow schema of `fact_heartrate_daily`.
+pub fn daily_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("mrn", DataType::Int64, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("avg_heartrate", DataType::Float64, true),
+        Field::new("min_heartrate", DataType::Float64, true),
+        Field::new("max_heartrate", DataType::Float64, true),
+        Field::new("count", DataType::Int64, false),
+    ]))
+}
+
+const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, \
+     CAST(CEIL(AVG(heartrate)) AS BIGINT) AS avg_heartrate, COUNT(*) AS count, mrn, \
+     MIN(heartrate) AS min_heartrate, MAX(heartrate) AS max_heartrate, \
+     MIN(datetime) AS first_reading, MAX(datetime) AS last_reading \
+     FROM silver WHERE {filter} GROUP BY mrn";
+
+const DAILY_SQL: &str = "SELECT mrn, CAST(datetime AS DATE) AS date, \
+     AVG(heartrate) AS avg_heartrate, MIN(heartrate) AS min_heartrate, \
+     MAX(heartrate) AS max_heartrate, COUNT(*) AS count \
+     FROM silver WHERE {filter} GROUP BY mrn, CAST(datetime AS DATE)";
+
+/// Refresh gold and daily from silver's changes.
+pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
+    let start = Instant::now();
+    let silver_id = TableId::new(warehouse, tables::SILVER);
+    let silver = delta::open(&silver_id)
+        .await?
+        .ok_or_else(|| silver_id.not_found(" (run `medallion silver` first)"))?;
+    let id = TableId::new(warehouse, tables::GOLD);
+    let daily_id = TableId::new(warehouse, tables::DAILY);
+    let gold = delta::open(&id).await?;
+    let daily = delta::open(&daily_id).await?;
+    let silver_to = silver.version().unwrap_or(0);
+    let consumed = |t: &Option<DeltaTable>, id: &TableId| {
+        let id = id.clone();
+        let table = t.clone();
+        async move {
+            match table {
+                Some(t) => delta::app_version(&id, &t, FROM_SILVER).await,
+                None => Ok(None),
+            }
+        }
+    };
+    let gold_from = consumed(&gold, &id).await?;
+    let daily_from = consumed(&daily, &daily_id).await?;
+    let mut report = GoldReport {
+        table: id.name.clone(),
+        silver_from: gold_from.map(|v| v as u64),
+        silver_to,
+        version_before: gold.as_ref().and_then(DeltaTable::version),
+        version_after: gold.as_ref().and_then(DeltaTable::version),
+        ..GoldReport::default()
+    };
+    let to = silver_to as i64;
+    if gold_from == Some(to) && daily_from == Some(to) {
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    // Which patients changed: all of them the first time, else those in silver's change feed.
+    let ctx = SessionContext::new();
+    ctx.register_table("silver", delta::provider(&silver_id, &silver, &ctx).await?)
+        .map_err(silver_id.query_err("read"))?;
+    let from = gold_from.min(daily_from);
+    let filter = match from {
+        None => "true".to_string(),
+        Some(from) => {
+            let mrns =
+                changed_patients(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?;
+            report.patients = mrns.len() as u64;
+            if mrns.is_empty() {
+                "false".to_string()
+            } else {
+                let list: Vec<String> = mrns.iter().map(i64::to_string).collect();
+                format!("mrn IN ({})", list.join(", "))
+            }
+        }
+    };
+    let txn = Transaction::new(FROM_SILVER, to);
+
+    // Gold, then daily; each table records what it consumed and is skipped if it has it.
+    if gold_from != Some(to) {
+        let source = ctx
+            .sql(&GOLD_SQL.replace("{filter}", &filter))
+            .await
+            .map_err(silver_id.query_err("aggregate"))?;
+        if from.is_none() {
+            report.patients = source
+                .clone()
+                .count()
+                .await
+                .map_err(silver_id.query_err("aggregate"))? as u64;
+        }
+        let table = match gold {
+            Some(t) => t,
+            None => {
+                delta::create(
+                    &id,
+                    &gold_schema(),
+                    &[],
+                    "Per-patient heart-rate aggregates",
+                )
+                .await?
+            }
+        };
+        let (table, inserted, updated) =
+            merge_aggregates(&id, table, source, &["mrn"], &gold_schema(), &txn).await?;
+        report.inserted = inserted;
+        report.updated = updated;
+        report.version_after = table.version();
+    }
+    failpoint("gold-between-commits");
+    if daily_from != Some(to) {
+        let source = ctx
+            .sql(&DAILY_SQL.replace("{filter}", &filter))
+            .await
+            .map_err(silver_id.query_err("aggregate by day"))?;
+        let table = match daily {
+            Some(t) => t,
+            None => {
+                delta::create(
+                    &daily_id,
+                    &daily_schema(),
+                    &[],
+                    "Per-patient, per-UTC-day heart-rate aggregates",
+                )
+                .await?
+            }
+        };
+        let (_, inserted, updated) = merge_aggregates(
+            &daily_id,
+            table,
+            source,
+            &["mrn", "date"],
+            &daily_schema(),
+            &txn,
+        )
+        .await?;
+        report.daily_inserted = inserted;
+        report.daily_updated = updated;
+    }
+    failpoint("gold-after-commit");
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The patients named by silver's changes in versions `from..=to`.
+async fn changed_patients(
+    id: &TableId,
+    silver: &DeltaTable,
+    ctx: &SessionContext,
+    from: u64,
+    to: u64,
+) -> Result<BTreeSet<i64>> {
+    if from > to {
+        return Ok(BTreeSet::new());
+    }
+    let cdf = silver
+        .clone()
+        .scan_cdf()
+        .with_starting_version(from)
+        .with_ending_version(to);
+    let provider = DeltaCdfTableProvider::try_new(cdf).map_err(id.err("read the change feed"))?;
+    ctx.register_table("silver_changes", Arc::new(provider))
+        .map_err(id.query_err("read the change feed"))?;
+    let batches = ctx
+        .sql("SELECT DISTINCT mrn FROM silver_changes")
+        .await
+        .map_err(id.query_err("read the change feed"))?
+        .collect()
+        .await
+        .map_err(id.query_err("read the change feed"))?;
+    let mut mrns = BTreeSet::new();
+    for batch in &batches {
+        mrns.extend(delta::int64s(batch, "mrn")?.iter().flatten());
+    }
+    Ok(mrns)
+}
+
+/// MERGE aggregates on their key: insert new keys, update rows whose values changed. The
+/// commit records the silver version consumed; when nothing changed an empty commit does.
+async fn merge_aggregates(
+    id: &TableId,
+    table: DeltaTable,
+    source: DataFrame,
+    key: &[&str],
+    schema: &SchemaRef,
+    txn: &Transaction,
+) -> Result<(DeltaTable, u64, u64)> {
+    let props = CommitProperties::default().with_application_transaction(txn.clone());
+    let matches = key
+        .iter()
+        .map(|k| col(format!("target.{k}")).eq(col(format!("source.{k}"))))
+        .reduce(Expr::and)
+        .expect("a key has columns");
+    let values: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| !key.contains(n))
+        .collect();
+    let changed = values
+        .iter()
+        .map(|c| col(format!("target.{c}")).not_eq(col(format!("source.{c}"))))
+        .reduce(Expr::or)
+        .expect("aggregates have values");
+    let before = table.version();
+    let (table, metrics) = table
+        .merge(source, matches)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_commit_properties(props.clone())
+        .when_matched_update(|u| {
+            values.iter().fold(u.predicate(changed), |u, c| {
+                u.update(*c, col(format!("source.{c}")))
+            })
+        })
+        .and_then(|m| {
+            m.when_not_matched_insert(|i| {
+                schema.fields().iter().fold(i, |i, f| {
+                    i.set(f.name(), col(format!("source.{}", f.name())))
+                })
+            })
+        })
+        .map_err(id.err("merge"))?
+        .await
+        .map_err(id.err("merge"))?;
+    let table = if table.version() == before {
+        table
+            .write(Vec::<RecordBatch>::new())
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(props)
+            .await
+            .map_err(id.err("record the consumed version"))?
+    } else {
+        table
+    };
+    Ok((
+        table,
+        metrics.num_target_rows_inserted as u64,
+        metrics.num_target_rows_updated as u64,
+    ))
+}

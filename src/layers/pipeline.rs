@@ -1,0 +1,105 @@
+//! `pipeline`: every layer in order (patients → bronze → silver → gold), then the gold table as
+//! the lab's last cell printed it (`patient_name, avg_heartrate, count` by `avg_heartrate`).
+
+use std::time::Instant;
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::util::pretty::pretty_format_batches;
+use deltalake::datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::layers::bronze::{self, BronzeOptions, BronzeReport, Observer};
+use crate::layers::gold::{self, GoldReport};
+use crate::layers::patients::{self, PatientsReport};
+use crate::layers::silver::{self, SilverOptions, SilverReport};
+use crate::output::Report;
+use crate::warehouse::{DataDir, Warehouse, tables};
+
+/// What a pipeline run did, layer by layer, and the gold table it ended with.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    pub patients: PatientsReport,
+    pub bronze: BronzeReport,
+    pub silver: SilverReport,
+    pub gold: GoldReport,
+    /// `(patient_name, avg_heartrate, count)` ordered by `avg_heartrate`.
+    pub gold_rows: Vec<(String, i64, i64)>,
+    #[serde(skip)]
+    pub gold_table: String,
+    pub duration_ms: u64,
+}
+
+impl Report for PipelineReport {
+    fn summary(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\npipeline: {} ms",
+            self.gold_table,
+            self.patients.summary(),
+            self.bronze.summary(),
+            self.silver.summary(),
+            self.gold.summary(),
+            "",
+            self.duration_ms
+        )
+        .replace("\n\n", "\n")
+    }
+}
+
+/// Run every layer, then read gold.
+pub async fn run(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    bronze_options: &BronzeOptions,
+    silver_options: &SilverOptions,
+    observer: &mut dyn Observer,
+) -> Result<PipelineReport> {
+    let start = Instant::now();
+    let patients = patients::run(warehouse, data).await?;
+    let bronze = bronze::run(warehouse, data, bronze_options, observer).await?;
+    let silver = silver::run(warehouse, silver_options).await?;
+    let gold = gold::run(warehouse).await?;
+    let batches = gold_by_rate(warehouse).await?;
+    let gold_table = pretty_format_batches(&batches)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let mut gold_rows = Vec::new();
+    for batch in &batches {
+        let names = delta::strings(batch, "patient_name")?;
+        let rates = delta::int64s(batch, "avg_heartrate")?;
+        let counts = delta::int64s(batch, "count")?;
+        for i in 0..batch.num_rows() {
+            gold_rows.push((names.value(i).to_string(), rates.value(i), counts.value(i)));
+        }
+    }
+    Ok(PipelineReport {
+        patients,
+        bronze,
+        silver,
+        gold,
+        gold_rows,
+        gold_table,
+        duration_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+/// The lab's last cell: gold's name, average and count, by average.
+async fn gold_by_rate(warehouse: &Warehouse) -> Result<Vec<RecordBatch>> {
+    let id = TableId::new(warehouse, tables::GOLD);
+    let Some(table) = delta::open(&id).await? else {
+        return Ok(Vec::new());
+    };
+    let ctx = SessionContext::new();
+    ctx.register_table("gold", delta::provider(&id, &table, &ctx).await?)
+        .map_err(id.query_err("read"))?;
+    ctx.sql(
+        "SELECT patient_name, avg_heartrate, count FROM gold \
+         ORDER BY avg_heartrate, patient_name",
+    )
+    .await
+    .map_err(id.query_err("read"))?
+    .collect()
+    .await
+    .map_err(id.query_err("read"))
+}

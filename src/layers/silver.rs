@@ -1,0 +1,657 @@
+//! `silver`: new bronze rows, typed, cleaned and joined with the patient dimension, MERGEd into
+//! `fact_heartrate_silver` on (`device_id`, `mrn`, `datetime`).
+//!
+//! Incremental: silver's commits carry application transactions naming the bronze version and
+//! the `dim_patients` version they consumed. A refresh reads only the files bronze added after
+//! that version (bronze is append-only, so its log lists them), and one with nothing new writes
+//! nothing. Nothing is dropped: a row that cannot be typed goes to
+//! `fact_heartrate_silver_quarantine` with its reason; a reading whose patient is not in the
+//! dimension waits in `fact_heartrate_silver_waiting` and joins when the patient arrives; a
+//! renamed patient's rows are updated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono_tz::Tz;
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{
+    Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::datafusion::prelude::{SessionContext, col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::logstore::get_actions;
+use deltalake::protocol::SaveMode;
+use serde::Serialize;
+
+use crate::delta::{self, TableId};
+use crate::error::{Error, Result};
+use crate::output::Report;
+use crate::source::json::bronze_schema;
+use crate::stream::failpoint::failpoint;
+use crate::transform::{date_and_time, parse_epoch_micros, parse_float, parse_id};
+use crate::warehouse::{Warehouse, tables};
+
+/// The application id of silver's transactions for the bronze version it consumed.
+pub const FROM_BRONZE: &str = "silver<-fact_heartrate_bronze";
+/// The application id of silver's transactions for the dimension version it consumed.
+pub const FROM_PATIENTS: &str = "silver<-dim_patients";
+
+#[derive(Debug, Clone)]
+pub struct SilverOptions {
+    /// The zone the `date` and `time` strings are rendered in.
+    pub timezone: Tz,
+}
+
+impl Default for SilverOptions {
+    fn default() -> Self {
+        Self { timezone: Tz::UTC }
+    }
+}
+
+/// What a `silver` refresh did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SilverReport {
+    pub table: String,
+    /// The bronze version consumed before this refresh (None: nothing yet).
+    pub bronze_from: Option<u64>,
+    pub bronze_to: u64,
+    pub patients_version: u64,
+    /// New bronze rows read.
+    pub rows_read: u64,
+    /// Rows that had been waiting for their patient, tried again.
+    pub waiting_before: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub renamed: u64,
+    pub quarantined: u64,
+    /// Rows still waiting for their patient after this refresh.
+    pub waiting: u64,
+    pub version_before: Option<u64>,
+    pub version_after: Option<u64>,
+    pub duration_ms: u64,
+}
+
+impl Report for SilverReport {
+    fn summary(&self) -> String {
+        let from = self
+            .bronze_from
+            .map_or("the start".to_string(), |v| format!("v{v}"));
+        let version = match (self.version_before, self.version_after) {
+            (Some(a), Some(b)) if a == b => format!("still v{a}"),
+            (Some(a), Some(b)) => format!("v{a} -> v{b}"),
+            (None, Some(b)) => format!("created, v{b}"),
+            _ => "not created".to_string(),
+        };
+        format!(
+            "silver: bronze {from} -> v{}, {} rows read, {} inserted, {} updated, {} renamed, \
+             {} quarantined, {} waiting for their patient; {} {} ({} ms)",
+            self.bronze_to,
+            self.rows_read,
+            self.inserted,
+            self.updated,
+            self.renamed,
+            self.quarantined,
+            self.waiting,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+/// The Arrow schema of `fact_heartrate_silver`.
+pub fn silver_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("device_id", DataType::Int32, false),
+        Field::new("mrn", DataType::Int64, false),
+        Field::new("datetime", timestamp(), false),
+        Field::new("date", DataType::Utf8, false),
+        Field::new("time", DataType::Utf8, false),
+        Field::new("heartrate", DataType::Float64, false),
+        Field::new("patient_name", DataType::Utf8, false),
+    ]))
+}
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The schema of `fact_heartrate_silver_quarantine`: the bronze row, and why it was refused.
+pub fn quarantine_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = bronze_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("error", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// A typed reading, before the join.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub device_id: i32,
+    pub mrn: i64,
+    pub datetime: i64,
+    pub heartrate: f64,
+}
+
+/// Type one bronze row; `Err` says why it cannot be.
+pub fn type_row(
+    device_id: Option<&str>,
+    heartrate: Option<&str>,
+    mrn: Option<&str>,
+    time: Option<&str>,
+) -> std::result::Result<Reading, String> {
+    let (d, h, m, t) = (
+        need("device_id", device_id)?,
+        need("heartrate", heartrate)?,
+        need("mrn", mrn)?,
+        need("time", time)?,
+    );
+    Ok(Reading {
+        device_id: parse_id(d)
+            .ok_or_else(|| format!("device_id {d:?} is not a positive 32-bit integer"))?,
+        mrn: parse_id(m).ok_or_else(|| format!("mrn {m:?} is not a positive integer"))?,
+        datetime: parse_epoch_micros(t)
+            .ok_or_else(|| format!("time {t:?} is not epoch seconds between 1970 and 9999"))?,
+        heartrate: parse_float(h).ok_or_else(|| format!("heartrate {h:?} is not a number"))?,
+    })
+}
+
+fn need<'a>(name: &str, value: Option<&'a str>) -> std::result::Result<&'a str, String> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("{name} is missing"))
+}
+
+fn value(array: &StringArray, i: usize) -> Option<&str> {
+    (!array.is_null(i)).then(|| array.value(i))
+}
+
+/// Refresh silver from bronze's new rows and the dimension's changes.
+pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
+    let start = Instant::now();
+    let bronze_id = TableId::new(warehouse, tables::BRONZE);
+    let bronze = delta::open(&bronze_id)
+        .await?
+        .ok_or_else(|| bronze_id.not_found(" (run `medallion bronze` first)"))?;
+    let dim_id = TableId::new(warehouse, tables::DIM_PATIENTS);
+    let dim = delta::open(&dim_id)
+        .await?
+        .ok_or_else(|| dim_id.not_found(" (run `medallion patients` first)"))?;
+    let id = TableId::new(warehouse, tables::SILVER);
+    let silver = delta::open(&id).await?;
+
+    let bronze_to = bronze.version().unwrap_or(0);
+    let patients_version = dim.version().unwrap_or(0);
+    let (bronze_from, dim_from) = match &silver {
+        Some(t) => (
+            delta::app_version(&id, t, FROM_BRONZE).await?,
+            delta::app_version(&id, t, FROM_PATIENTS).await?,
+        ),
+        None => (None, None),
+    };
+    let mut report = SilverReport {
+        table: id.name.clone(),
+        bronze_from: bronze_from.map(|v| v as u64),
+        bronze_to,
+        patients_version,
+        version_before: silver.as_ref().and_then(DeltaTable::version),
+        version_after: silver.as_ref().and_then(DeltaTable::version),
+        ..SilverReport::default()
+    };
+    if bronze_from == Some(bronze_to as i64) && dim_from == Some(patients_version as i64) {
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    // The rows to (re)consider: bronze's new rows, then those waiting for their patient.
+    let new_rows = match bronze_from {
+        Some(from) if from as u64 >= bronze_to => Vec::new(),
+        Some(from) => {
+            let adds = added_files(&bronze_id, &bronze, from as u64 + 1, bronze_to).await?;
+            read_files(&bronze_id, &bronze, adds).await?
+        }
+        None => delta::read_all(&bronze_id, &bronze).await?,
+    };
+    report.rows_read = new_rows.iter().map(|b| b.num_rows() as u64).sum();
+    let waiting_id = TableId::new(warehouse, tables::SILVER_WAITING);
+    let waiting_table = delta::open(&waiting_id).await?;
+    let waiting_rows = match &waiting_table {
+        Some(t) => delta::read_all(&waiting_id, t).await?,
+        None => Vec::new(),
+    };
+    report.waiting_before = waiting_rows.iter().map(|b| b.num_rows() as u64).sum();
+    let names = patient_names(&dim_id, &dim).await?;
+
+    // Type, join, keep apart what cannot be used.
+    let mut joined: BTreeMap<(i32, i64, i64), (f64, String)> = BTreeMap::new();
+    let mut still_waiting: Vec<RecordBatch> = Vec::new();
+    let mut refused: Vec<(RecordBatch, Vec<String>)> = Vec::new();
+    for (batch, is_new) in new_rows
+        .iter()
+        .map(|b| (b, true))
+        .chain(waiting_rows.iter().map(|b| (b, false)))
+    {
+        let batch = delta::conform(batch, &bronze_schema())?;
+        let text = |i: usize| batch.column(i).as_string::<i32>().clone();
+        let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
+        let mut wait_rows = Vec::new();
+        let mut bad_rows = Vec::new();
+        let mut bad_reasons = Vec::new();
+        for i in 0..batch.num_rows() {
+            match type_row(
+                value(&device, i),
+                value(&rate, i),
+                value(&mrn, i),
+                value(&time, i),
+            ) {
+                Ok(r) => match names.get(&r.mrn) {
+                    // Later rows win: bronze order, then the waiting ones (which are older
+                    // deliveries, so a new delivery's value must not be overwritten by them).
+                    Some(name) => {
+                        let key = (r.device_id, r.mrn, r.datetime);
+                        if is_new || !joined.contains_key(&key) {
+                            joined.insert(key, (r.heartrate, name.clone()));
+                        }
+                    }
+                    None => wait_rows.push(i as u32),
+                },
+                Err(reason) if is_new => {
+                    bad_rows.push(i as u32);
+                    bad_reasons.push(reason);
+                }
+                Err(_) => {} // a waiting row was typed once already; cannot happen
+            }
+        }
+        still_waiting.push(take_rows(&batch, &wait_rows)?);
+        if !bad_rows.is_empty() {
+            refused.push((take_rows(&batch, &bad_rows)?, bad_reasons));
+        }
+    }
+    report.waiting = still_waiting.iter().map(|b| b.num_rows() as u64).sum();
+    report.quarantined = refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
+
+    let txns = vec![
+        Transaction::new(FROM_BRONZE, bronze_to as i64),
+        Transaction::new(FROM_PATIENTS, patients_version as i64),
+    ];
+
+    // 1. Refused rows, once per bronze version.
+    if !refused.is_empty() {
+        let q_id = TableId::new(warehouse, tables::SILVER_QUARANTINE);
+        let batches = refused
+            .into_iter()
+            .map(|(b, reasons)| with_error(&b, reasons))
+            .collect::<Result<Vec<_>>>()?;
+        append_once(&q_id, &quarantine_schema(), batches, &txns[0]).await?;
+    }
+    // 2. The rows still waiting, replacing the previous set, once per bronze version.
+    if report.waiting > 0 || report.waiting_before > 0 {
+        let table =
+            match waiting_table {
+                Some(t) => t,
+                None => delta::create(
+                    &waiting_id,
+                    &bronze_schema(),
+                    &[],
+                    "Bronze rows whose patient is not in dim_patients yet; silver joins them later",
+                )
+                .await?,
+            };
+        if delta::app_version(&waiting_id, &table, FROM_BRONZE).await? != Some(bronze_to as i64) {
+            table
+                .write(still_waiting.into_iter().filter(|b| b.num_rows() > 0))
+                .with_save_mode(SaveMode::Overwrite)
+                .with_commit_properties(
+                    CommitProperties::default().with_application_transaction(txns[0].clone()),
+                )
+                .await
+                .map_err(waiting_id.err("replace the waiting rows"))?;
+        }
+    }
+    failpoint("silver-before-commit");
+
+    // 3. Renamed patients, then the new rows; the last commit records what was consumed.
+    let mut silver = match silver {
+        Some(t) => t,
+        None => {
+            delta::create(
+                &id,
+                &silver_schema(),
+                &[("delta.enableChangeDataFeed", "true")],
+                "Heart-rate readings, typed and joined with the patient's name",
+            )
+            .await?
+        }
+    };
+    if let Some(from) = dim_from
+        && from != patients_version as i64
+    {
+        let before = delta::open_version(&dim_id, from as u64).await?;
+        let old = patient_names(&dim_id, &before).await?;
+        let renamed: Vec<(i64, String)> = names
+            .iter()
+            .filter(|(mrn, name)| old.get(mrn).is_some_and(|o| o != *name))
+            .map(|(mrn, name)| (*mrn, name.clone()))
+            .collect();
+        if !renamed.is_empty() {
+            let (table, updated) = rename(&id, silver, &renamed).await?;
+            silver = table;
+            report.renamed = updated;
+        }
+    }
+    let source = readings_batch(&joined, options.timezone);
+    let before = silver.version();
+    let props = CommitProperties::default().with_application_transactions(txns.clone());
+    if source.num_rows() > 0 {
+        let (table, inserted, updated) = merge_readings(&id, silver, source, props.clone()).await?;
+        silver = table;
+        report.inserted = inserted;
+        report.updated = updated;
+    }
+    if silver.version() == before {
+        // Nothing changed in silver, but the versions consumed must be recorded, or the next
+        // refresh would read (and quarantine) the same bronze rows again.
+        silver = silver
+            .write(Vec::new())
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(props)
+            .await
+            .map_err(id.err("record the consumed versions"))?;
+    }
+    failpoint("silver-after-commit");
+    report.version_after = silver.version();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The files bronze's commits `from..=to` added (bronze is append-only: nothing is removed).
+async fn added_files(id: &TableId, table: &DeltaTable, from: u64, to: u64) -> Result<Vec<Add>> {
+    let log = table.log_store();
+    let mut adds = Vec::new();
+    for version in from..=to {
+        let bytes = log
+            .read_commit_entry(version)
+            .await
+            .map_err(id.err("read the log"))?
+            .ok_or_else(|| Error::Conflict {
+                table: id.name.clone(),
+                message: format!(
+                    "commit {version} is no longer in the log (expired): silver cannot read \
+                     bronze incrementally from there; recreate silver to read bronze whole"
+                ),
+            })?;
+        for action in get_actions(version, &bytes).map_err(id.err("read the log"))? {
+            if let Action::Add(add) = action {
+                adds.push(add);
+            }
+        }
+    }
+    Ok(adds)
+}
+
+async fn read_files(id: &TableId, table: &DeltaTable, adds: Vec<Add>) -> Result<Vec<RecordBatch>> {
+    if adds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ctx = SessionContext::new();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(id.err("read"))?;
+    let provider = table
+        .table_provider()
+        .with_adds(adds)
+        .await
+        .map_err(id.query_err("read new files"))?;
+    ctx.read_table(provider)
+        .map_err(id.query_err("read new files"))?
+        .collect()
+        .await
+        .map_err(id.query_err("read new files"))
+}
+
+/// mrn -> name of a version of the dimension.
+async fn patient_names(id: &TableId, table: &DeltaTable) -> Result<HashMap<i64, String>> {
+    let mut names = HashMap::new();
+    for batch in delta::read_all(id, table).await? {
+        let mrn = delta::int64s(&batch, "mrn")?;
+        let name = delta::strings(&batch, "name")?;
+        for (mrn, name) in mrn.iter().zip(name.iter()) {
+            if let (Some(mrn), Some(name)) = (mrn, name) {
+                names.insert(mrn, name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+    let indices = deltalake::arrow::array::UInt32Array::from(rows.to_vec());
+    deltalake::arrow::compute::take_record_batch(batch, &indices).map_err(|e| Error::Arrow {
+        context: "select rows".into(),
+        source: e,
+    })
+}
+
+fn with_error(batch: &RecordBatch, reasons: Vec<String>) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(reasons)));
+    RecordBatch::try_new(quarantine_schema(), columns).map_err(|e| Error::Arrow {
+        context: "quarantine rows".into(),
+        source: e,
+    })
+}
+
+/// The joined readings as a batch of silver rows.
+fn readings_batch(rows: &BTreeMap<(i32, i64, i64), (f64, String)>, tz: Tz) -> RecordBatch {
+    let mut dates = Vec::with_capacity(rows.len());
+    let mut times = Vec::with_capacity(rows.len());
+    for (_, _, datetime) in rows.keys() {
+        let (d, t) = date_and_time(*datetime, tz);
+        dates.push(d);
+        times.push(t);
+    }
+    RecordBatch::try_new(
+        silver_schema(),
+        vec![
+            Arc::new(Int32Array::from_iter_values(rows.keys().map(|k| k.0))),
+            Arc::new(Int64Array::from_iter_values(rows.keys().map(|k| k.1))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(rows.keys().map(|k| k.2))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(dates)),
+            Arc::new(StringArray::from(times)),
+            Arc::new(Float64Array::from_iter_values(rows.values().map(|v| v.0))),
+            Arc::new(StringArray::from_iter_values(
+                rows.values().map(|v| v.1.as_str()),
+            )),
+        ],
+    )
+    .expect("columns match the schema")
+}
+
+fn ts(micros: i64) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into()))
+}
+
+/// MERGE readings into silver: insert new keys, update a key whose values changed.
+async fn merge_readings(
+    id: &TableId,
+    silver: DeltaTable,
+    source: RecordBatch,
+    props: CommitProperties,
+) -> Result<(DeltaTable, u64, u64)> {
+    let times = source
+        .column(2)
+        .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+    let (min, max) = (
+        deltalake::arrow::compute::min(times).unwrap_or(0),
+        deltalake::arrow::compute::max(times).unwrap_or(0),
+    );
+    let ctx = SessionContext::new();
+    let frame = ctx.read_batch(source).map_err(id.query_err("merge"))?;
+    // The time range lets the merge skip files that cannot match.
+    let predicate = col("target.datetime")
+        .gt_eq(lit(ts(min)))
+        .and(col("target.datetime").lt_eq(lit(ts(max))))
+        .and(col("target.device_id").eq(col("source.device_id")))
+        .and(col("target.mrn").eq(col("source.mrn")))
+        .and(col("target.datetime").eq(col("source.datetime")));
+    let changed = col("target.heartrate")
+        .not_eq(col("source.heartrate"))
+        .or(col("target.patient_name").not_eq(col("source.patient_name")))
+        .or(col("target.date").not_eq(col("source.date")))
+        .or(col("target.time").not_eq(col("source.time")));
+    let (table, metrics) = silver
+        .merge(frame, predicate)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_commit_properties(props)
+        .when_matched_update(|u| {
+            u.predicate(changed)
+                .update("heartrate", col("source.heartrate"))
+                .update("patient_name", col("source.patient_name"))
+                .update("date", col("source.date"))
+                .update("time", col("source.time"))
+        })
+        .and_then(|m| {
+            m.when_not_matched_insert(|i| {
+                [
+                    "device_id",
+                    "mrn",
+                    "datetime",
+                    "date",
+                    "time",
+                    "heartrate",
+                    "patient_name",
+                ]
+                .into_iter()
+                .fold(i, |i, c| i.set(c, col(format!("source.{c}"))))
+            })
+        })
+        .map_err(id.err("merge"))?
+        .await
+        .map_err(id.err("merge"))?;
+    Ok((
+        table,
+        metrics.num_target_rows_inserted as u64,
+        metrics.num_target_rows_updated as u64,
+    ))
+}
+
+/// Update the name on every silver row of renamed patients.
+async fn rename(
+    id: &TableId,
+    silver: DeltaTable,
+    renamed: &[(i64, String)],
+) -> Result<(DeltaTable, u64)> {
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("mrn", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(renamed.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(
+                renamed.iter().map(|r| r.1.as_str()),
+            )),
+        ],
+    )
+    .expect("columns match");
+    let ctx = SessionContext::new();
+    let frame = ctx.read_batch(batch).map_err(id.query_err("rename"))?;
+    let (table, metrics) = silver
+        .merge(frame, col("target.mrn").eq(col("source.mrn")))
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .when_matched_update(|u| {
+            u.predicate(col("target.patient_name").not_eq(col("source.name")))
+                .update("patient_name", col("source.name"))
+        })
+        .map_err(id.err("rename"))?
+        .await
+        .map_err(id.err("rename"))?;
+    Ok((table, metrics.num_target_rows_updated as u64))
+}
+
+/// Append rows to an append-only side table (created if needed), once per transaction.
+async fn append_once(
+    id: &TableId,
+    schema: &Schema,
+    batches: Vec<RecordBatch>,
+    txn: &Transaction,
+) -> Result<()> {
+    let table = match delta::open(id).await? {
+        Some(t) => t,
+        None => {
+            delta::create(
+                id,
+                schema,
+                &[("delta.appendOnly", "true")],
+                "Rows silver refused, with the reason",
+            )
+            .await?
+        }
+    };
+    if delta::app_version(id, &table, &txn.app_id).await? >= Some(txn.version) {
+        return Ok(());
+    }
+    table
+        .write(batches)
+        .with_commit_properties(
+            CommitProperties::default().with_application_transaction(txn.clone()),
+        )
+        .await
+        .map_err(id.err("append"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_typed_or_refused_with_a_reason() {
+        assert_eq!(
+            type_row(
+                Some("23"),
+                Some("96.5"),
+                Some("40580129"),
+                Some("1578301316.998366")
+            ),
+            Ok(Reading {
+                device_id: 23,
+                mrn: 40_580_129,
+                datetime: 1_578_301_316_998_366,
+                heartrate: 96.5
+            })
+        );
+        let cases = [
+            (
+                (Some("x"), Some("1"), Some("1"), Some("1")),
+                "device_id \"x\" is not",
+            ),
+            (
+                (Some("1"), Some("fast"), Some("1"), Some("1")),
+                "heartrate \"fast\" is not",
+            ),
+            ((Some("1"), Some("1"), None, Some("1")), "mrn is missing"),
+            (
+                (Some("1"), Some("1"), Some("1"), Some("yesterday")),
+                "time \"yesterday\" is not",
+            ),
+        ];
+        for ((d, h, m, t), expected) in cases {
+            let reason = type_row(d, h, m, t).unwrap_err();
+            assert!(reason.starts_with(expected), "{reason}");
+        }
+    }
+}
