@@ -11,8 +11,9 @@ use deltalake::datafusion::catalog::TableProvider;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
@@ -102,6 +103,33 @@ pub async fn app_version(id: &TableId, table: &DeltaTable, app_id: &str) -> Resu
         .transaction_version(table.log_store().as_ref(), app_id)
         .await
         .map_err(id.err("read application transactions"))
+}
+
+/// A commit that adds no data and only records application transactions (which upstream
+/// versions a job consumed), so that the next run does not read them again.
+pub async fn record_transactions(
+    id: &TableId,
+    mut table: DeltaTable,
+    props: CommitProperties,
+) -> Result<DeltaTable> {
+    let snapshot = table.snapshot().map_err(id.err("load"))?;
+    CommitBuilder::from(props)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await
+        .map_err(id.err("record the consumed versions"))?;
+    table
+        .update_state()
+        .await
+        .map_err(id.err("record the consumed versions"))?;
+    Ok(table)
 }
 
 /// Create a table with the given columns and `delta.*` properties; version 0 holds no rows.

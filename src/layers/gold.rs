@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col};
 use deltalake::delta_datafusion::DeltaCdfTableProvider;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
 use serde::Serialize;
 
 use crate::delta::{self, TableId};
@@ -321,12 +319,7 @@ async fn merge_aggregates(
         .await
         .map_err(id.err("merge"))?;
     let table = if table.version() == before {
-        table
-            .write(Vec::<RecordBatch>::new())
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(props)
-            .await
-            .map_err(id.err("record the consumed version"))?
+        delta::record_transactions(id, table, props).await?
     } else {
         table
     };

@@ -305,12 +305,29 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
                 )
                 .await?,
             };
-        if delta::app_version(&waiting_id, &table, FROM_BRONZE).await? != Some(bronze_to as i64) {
+        // The set depends on both inputs: a patient arriving changes it as much as new rows.
+        let has = |v: Option<i64>, want: u64| v == Some(want as i64);
+        let done = has(
+            delta::app_version(&waiting_id, &table, FROM_BRONZE).await?,
+            bronze_to,
+        ) && has(
+            delta::app_version(&waiting_id, &table, FROM_PATIENTS).await?,
+            patients_version,
+        );
+        if !done {
+            let mut batches: Vec<RecordBatch> = still_waiting
+                .into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .collect();
+            if batches.is_empty() {
+                // Overwrite with nothing: the write needs a batch to know the schema.
+                batches.push(RecordBatch::new_empty(bronze_schema()));
+            }
             table
-                .write(still_waiting.into_iter().filter(|b| b.num_rows() > 0))
+                .write(batches)
                 .with_save_mode(SaveMode::Overwrite)
                 .with_commit_properties(
-                    CommitProperties::default().with_application_transaction(txns[0].clone()),
+                    CommitProperties::default().with_application_transactions(txns.clone()),
                 )
                 .await
                 .map_err(waiting_id.err("replace the waiting rows"))?;
@@ -359,12 +376,7 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     if silver.version() == before {
         // Nothing changed in silver, but the versions consumed must be recorded, or the next
         // refresh would read (and quarantine) the same bronze rows again.
-        silver = silver
-            .write(Vec::new())
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(props)
-            .await
-            .map_err(id.err("record the consumed versions"))?;
+        silver = delta::record_transactions(&id, silver, props).await?;
     }
     failpoint("silver-after-commit");
     report.version_after = silver.version();

@@ -4,3 +4,4 @@ mod bronze;
 mod common;
 mod generate;
 mod patients;
+mod silver_gold;

@@ -1,0 +1,432 @@
+//! `medallion silver`, `gold` and `pipeline`: exact results on hand-written fixtures, late
+//! patients, renames, re-deliveries, quarantine, no commits on reruns, crash safety, and
+//! incremental runs equal to a one-shot computation done here independently.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use deltalake::arrow::array::{Array, RecordBatch};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::DataType;
+use rand::{Rng, SeedableRng};
+
+use crate::common::Workspace;
+
+const SILVER: &str = "fact_heartrate_silver";
+const GOLD: &str = "fact_heartrate_gold";
+const DAILY: &str = "fact_heartrate_daily";
+
+fn reading(device: &str, rate: &str, mrn: &str, time: &str) -> String {
+    format!(
+        r#"{{"device_id": "{device}", "heartrate": "{rate}", "mrn": "{mrn}", "time": "{time}"}}"#
+    )
+}
+
+/// Two patients, six readings: one across New York's DST change, one negative fault, one that
+/// cannot be typed, one of a patient not in the dimension yet.
+fn fixture() -> Workspace {
+    let ws = Workspace::new();
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n10000001,Ada Lovelace\n20000002,\"Smith, J.\"\n",
+    );
+    let rows = [
+        reading("1", "70.5", "10000001", "1601510459"),
+        reading("1", "71.25", "10000001", "1601511359.5"),
+        reading("2", "-100.0", "20000002", "1604212200"),
+        reading("2", "90", "20000002", "1604213100"),
+        reading("2", "fast", "20000002", "1604214000"),
+        reading("3", "80", "30000003", "1604214000"),
+    ];
+    ws.write(
+        "healthcare/streaming/tracker/01.json",
+        &format!("[\n{}\n]", rows.join(",\n")),
+    );
+    ws
+}
+
+fn lines(ws: &Workspace, table: &str) -> Vec<String> {
+    ws.sorted_rows(table)
+}
+
+#[test]
+fn the_fixture_gives_exact_silver_gold_and_daily_rows() {
+    let ws = fixture();
+    let out = ws.run_ok(&["pipeline"]);
+    assert!(
+        out.contains("1 quarantined, 1 waiting for their patient"),
+        "{out}"
+    );
+    assert_eq!(
+        lines(&ws, SILVER),
+        [
+            "+-----------+----------+--------------------------+------------+-----------------+-----------+--------------+",
+            "| device_id | mrn      | datetime                 | date       | time            | heartrate | patient_name |",
+            "+-----------+----------+--------------------------+------------+-----------------+-----------+--------------+",
+            "| 1         | 10000001 | 2020-10-01T00:00:59Z     | 10/01/2020 | 12:00:59 AM UTC | 70.5      | Ada Lovelace |",
+            "| 1         | 10000001 | 2020-10-01T00:15:59.500Z | 10/01/2020 | 12:15:59 AM UTC | 71.25     | Ada Lovelace |",
+            "| 2         | 20000002 | 2020-11-01T06:30:00Z     | 11/01/2020 | 06:30:00 AM UTC | -100.0    | Smith, J.    |",
+            "| 2         | 20000002 | 2020-11-01T06:45:00Z     | 11/01/2020 | 06:45:00 AM UTC | 90.0      | Smith, J.    |",
+            "+-----------+----------+--------------------------+------------+-----------------+-----------+--------------+",
+        ]
+    );
+    assert_eq!(
+        lines(&ws, GOLD),
+        [
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
+            "| patient_name | avg_heartrate | count | mrn      | min_heartrate | max_heartrate | first_reading        | last_reading             |",
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
+            "| Ada Lovelace | 71            | 2     | 10000001 | 70.5          | 71.25         | 2020-10-01T00:00:59Z | 2020-10-01T00:15:59.500Z |",
+            "| Smith, J.    | -5            | 2     | 20000002 | -100.0        | 90.0          | 2020-11-01T06:30:00Z | 2020-11-01T06:45:00Z     |",
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
+        ]
+    );
+    assert_eq!(
+        lines(&ws, DAILY),
+        [
+            "+----------+------------+---------------+---------------+---------------+-------+",
+            "| mrn      | date       | avg_heartrate | min_heartrate | max_heartrate | count |",
+            "+----------+------------+---------------+---------------+---------------+-------+",
+            "| 10000001 | 2020-10-01 | 70.875        | 70.5          | 71.25         | 2     |",
+            "| 20000002 | 2020-11-01 | -5.0          | -100.0        | 90.0          | 2     |",
+            "+----------+------------+---------------+---------------+---------------+-------+",
+        ]
+    );
+    let quarantine = lines(&ws, "fact_heartrate_silver_quarantine").join("\n");
+    assert!(
+        quarantine.contains("heartrate \"fast\" is not a number"),
+        "{quarantine}"
+    );
+    let waiting = lines(&ws, "fact_heartrate_silver_waiting").join("\n");
+    assert!(waiting.contains("30000003"), "{waiting}");
+
+    // Nothing new: no commit anywhere.
+    let versions = [SILVER, GOLD, DAILY].map(|t| ws.version(t));
+    ws.run_ok(&["pipeline"]);
+    assert_eq!([SILVER, GOLD, DAILY].map(|t| ws.version(t)), versions);
+}
+
+#[test]
+fn dates_and_times_render_in_the_asked_time_zone() {
+    let ws = fixture();
+    ws.run_ok(&["pipeline", "--timezone", "America/New_York"]);
+    let silver = lines(&ws, SILVER).join("\n");
+    assert!(
+        silver.contains("| 09/30/2020 | 08:00:59 PM EDT |"),
+        "{silver}"
+    );
+    assert!(
+        silver.contains("| 11/01/2020 | 01:30:00 AM EST |"),
+        "{silver}"
+    );
+    let err = ws.run_err(&["silver", "--timezone", "Mars/Olympus"], 2);
+    assert!(err.contains("unknown time zone"), "{err}");
+}
+
+#[test]
+fn late_patients_join_renames_propagate_and_redeliveries_update() {
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+
+    // The late patient arrives: its waiting reading joins.
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n10000001,Ada Lovelace\n20000002,\"Smith, J.\"\n30000003,Late Comer\n",
+    );
+    let out = ws.run_ok(&["pipeline"]);
+    assert!(
+        out.contains("1 inserted") && out.contains("0 waiting"),
+        "{out}"
+    );
+    assert_eq!(
+        ws.rows("fact_heartrate_silver_waiting")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        0
+    );
+    assert!(
+        lines(&ws, GOLD)
+            .iter()
+            .any(|l| l.contains("| Late Comer   | 80 ")),
+        "{:?}",
+        lines(&ws, GOLD)
+    );
+
+    // A rename updates silver and gold.
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n10000001,Ada King\n20000002,\"Smith, J.\"\n30000003,Late Comer\n",
+    );
+    let out = ws.run_ok(&["pipeline"]);
+    assert!(out.contains("2 renamed"), "{out}");
+    assert!(
+        lines(&ws, SILVER)
+            .iter()
+            .filter(|l| l.contains("Ada King"))
+            .count()
+            == 2
+    );
+    assert!(
+        lines(&ws, GOLD)
+            .iter()
+            .any(|l| l.starts_with("| Ada King "))
+    );
+
+    // A reading delivered again with another value: updated, not duplicated.
+    ws.write(
+        "healthcare/streaming/tracker/02.json",
+        &format!("[{}]", reading("1", "75.5", "10000001", "1601510459")),
+    );
+    let out = ws.run_ok(&["pipeline"]);
+    assert!(out.contains("0 inserted, 1 updated"), "{out}");
+    let gold = lines(&ws, GOLD).join("\n");
+    // ceil((75.5 + 71.25) / 2) = ceil(73.375)
+    assert!(
+        gold.contains("| Ada King     | 74            | 2     |"),
+        "{gold}"
+    );
+    assert_eq!(lines(&ws, SILVER).len(), 4 + 5);
+}
+
+#[test]
+fn a_crash_anywhere_in_silver_or_gold_then_a_rerun_gives_the_same_tables() {
+    let reference = fixture();
+    reference.run_ok(&["pipeline"]);
+    let tables = [SILVER, GOLD, DAILY];
+    let expected: Vec<Vec<String>> = tables.iter().map(|t| lines(&reference, t)).collect();
+    let points = [
+        "silver-before-commit",
+        "silver-after-commit",
+        "gold-between-commits",
+        "gold-after-commit",
+    ];
+    for point in points {
+        let ws = fixture();
+        let out = ws
+            .medallion()
+            .env("MEDALLION_FAILPOINT", point)
+            .arg("pipeline")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point} did not stop the run");
+        ws.run_ok(&["pipeline"]);
+        let got: Vec<Vec<String>> = tables.iter().map(|t| lines(&ws, t)).collect();
+        assert_eq!(got, expected, "{point}");
+        // The refused row is quarantined once, not once per attempt.
+        let quarantined: usize = ws
+            .rows("fact_heartrate_silver_quarantine")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(quarantined, 1, "{point}");
+        let versions = tables.map(|t| ws.version(t));
+        ws.run_ok(&["pipeline"]);
+        assert_eq!(
+            tables.map(|t| ws.version(t)),
+            versions,
+            "{point}: a rerun committed"
+        );
+    }
+}
+
+// ---- incremental equals full -------------------------------------------------------------
+
+fn column<T: Array + Clone + 'static>(batch: &RecordBatch, name: &str, to: &DataType) -> T {
+    let array = cast(batch.column_by_name(name).unwrap(), to).unwrap();
+    array.as_any().downcast_ref::<T>().unwrap().clone()
+}
+
+type SilverKey = (i64, i64, i64);
+
+/// Silver, gold and daily computed here from the source files, by plain Rust.
+struct Expected {
+    silver: BTreeMap<SilverKey, (u64, String)>,
+    gold: BTreeMap<i64, (String, i64, i64, u64, u64)>,
+    daily: BTreeMap<(i64, String), (i64, u64, u64)>,
+}
+
+fn micros(time: &str) -> i64 {
+    let (s, f) = time.split_once('.').unwrap_or((time, ""));
+    let mut frac = f.to_string();
+    frac.truncate(6);
+    while frac.len() < 6 {
+        frac.push('0');
+    }
+    s.parse::<i64>().unwrap() * 1_000_000 + frac.parse::<i64>().unwrap()
+}
+
+fn expected(ws: &Workspace) -> Expected {
+    let csv = std::fs::read_to_string(ws.patients_csv()).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let names: BTreeMap<i64, String> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[1].to_string())
+        })
+        .collect();
+    let mut silver = BTreeMap::new();
+    for entry in std::fs::read_dir(ws.tracker()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for e in value.as_array().unwrap() {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            let (device, mrn): (i64, i64) =
+                (s("device_id").parse().unwrap(), s("mrn").parse().unwrap());
+            let rate: f64 = s("heartrate").parse().unwrap();
+            silver.insert(
+                (device, mrn, micros(&s("time"))),
+                (rate.to_bits(), names[&mrn].clone()),
+            );
+        }
+    }
+    let mut per_patient: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    let mut per_day: BTreeMap<(i64, String), Vec<f64>> = BTreeMap::new();
+    for ((_, mrn, t), (bits, _)) in &silver {
+        let rate = f64::from_bits(*bits);
+        per_patient.entry(*mrn).or_default().push(rate);
+        let day = chrono::DateTime::from_timestamp_micros(*t)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        per_day.entry((*mrn, day)).or_default().push(rate);
+    }
+    let stats = |v: &Vec<f64>| {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (
+            v.iter().sum::<f64>() / v.len() as f64,
+            min.to_bits(),
+            max.to_bits(),
+        )
+    };
+    Expected {
+        gold: per_patient
+            .iter()
+            .map(|(mrn, v)| {
+                let (avg, min, max) = stats(v);
+                (
+                    *mrn,
+                    (
+                        names[mrn].clone(),
+                        avg.ceil() as i64,
+                        v.len() as i64,
+                        min,
+                        max,
+                    ),
+                )
+            })
+            .collect(),
+        daily: per_day
+            .iter()
+            .map(|(k, v)| {
+                let (_, min, max) = stats(v);
+                (k.clone(), (v.len() as i64, min, max))
+            })
+            .collect(),
+        silver,
+    }
+}
+
+fn assert_matches_expected(ws: &Workspace, label: &str) {
+    use deltalake::arrow::array::{Float64Array, Int64Array, StringArray};
+    let want = expected(ws);
+    let mut silver = BTreeMap::new();
+    for b in ws.rows(SILVER) {
+        let d: Int64Array = column(&b, "device_id", &DataType::Int64);
+        let m: Int64Array = column(&b, "mrn", &DataType::Int64);
+        let t: Int64Array = column(&b, "datetime", &DataType::Int64);
+        let h: Float64Array = column(&b, "heartrate", &DataType::Float64);
+        let n: StringArray = column(&b, "patient_name", &DataType::Utf8);
+        for i in 0..b.num_rows() {
+            silver.insert(
+                (d.value(i), m.value(i), t.value(i)),
+                (h.value(i).to_bits(), n.value(i).to_string()),
+            );
+        }
+    }
+    assert!(
+        silver == want.silver,
+        "{label}: silver differs ({} vs {} rows)",
+        silver.len(),
+        want.silver.len()
+    );
+    let mut gold = BTreeMap::new();
+    for b in ws.rows(GOLD) {
+        let n: StringArray = column(&b, "patient_name", &DataType::Utf8);
+        let a: Int64Array = column(&b, "avg_heartrate", &DataType::Int64);
+        let c: Int64Array = column(&b, "count", &DataType::Int64);
+        let m: Int64Array = column(&b, "mrn", &DataType::Int64);
+        let lo: Float64Array = column(&b, "min_heartrate", &DataType::Float64);
+        let hi: Float64Array = column(&b, "max_heartrate", &DataType::Float64);
+        for i in 0..b.num_rows() {
+            gold.insert(
+                m.value(i),
+                (
+                    n.value(i).to_string(),
+                    a.value(i),
+                    c.value(i),
+                    lo.value(i).to_bits(),
+                    hi.value(i).to_bits(),
+                ),
+            );
+        }
+    }
+    assert_eq!(gold, want.gold, "{label}: gold differs");
+    let mut daily = BTreeMap::new();
+    for b in ws.rows(DAILY) {
+        let m: Int64Array = column(&b, "mrn", &DataType::Int64);
+        let day: StringArray = column(&b, "date", &DataType::Utf8);
+        let c: Int64Array = column(&b, "count", &DataType::Int64);
+        let lo: Float64Array = column(&b, "min_heartrate", &DataType::Float64);
+        let hi: Float64Array = column(&b, "max_heartrate", &DataType::Float64);
+        for i in 0..b.num_rows() {
+            daily.insert(
+                (m.value(i), day.value(i).to_string()),
+                (c.value(i), lo.value(i).to_bits(), hi.value(i).to_bits()),
+            );
+        }
+    }
+    assert_eq!(daily, want.daily, "{label}: daily differs");
+}
+
+#[test]
+fn incremental_deliveries_equal_a_one_shot_computation() {
+    let staging = Workspace::new();
+    staging.run_ok(&[
+        "generate",
+        "--patients",
+        "6",
+        "--months",
+        "5",
+        "--seed",
+        "11",
+    ]);
+    let mut files: Vec<_> = std::fs::read_dir(staging.tracker())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    std::fs::create_dir_all(ws.patients_csv().parent().unwrap()).unwrap();
+    std::fs::copy(staging.patients_csv(), ws.patients_csv()).unwrap();
+    // k deliveries of random sizes.
+    let k = rng.random_range(2..=4);
+    let mut cuts: BTreeSet<usize> = BTreeSet::new();
+    while cuts.len() < k - 1 {
+        cuts.insert(rng.random_range(1..files.len()));
+    }
+    let mut start = 0;
+    for end in cuts.into_iter().chain([files.len()]) {
+        for f in &files[start..end] {
+            std::fs::copy(f, ws.tracker().join(f.file_name().unwrap())).unwrap();
+        }
+        start = end;
+        ws.run_ok(&["pipeline"]);
+        assert_matches_expected(&ws, &format!("after {end} of {} files", files.len()));
+    }
+}
