@@ -150,7 +150,9 @@ pub async fn run(
     report.stream_id = checkpoint.stream_id().to_string();
 
     let mut stream = Stream {
-        source_dir: data.tracker_dir(),
+        // Absolute, so lineage (`_source_file`, progress records) names files unambiguously.
+        source_dir: std::path::absolute(data.tracker_dir())
+            .map_err(Error::io("resolve", data.tracker_dir()))?,
         quarantine: TableId::new(warehouse, tables::BRONZE_QUARANTINE),
         log: AppendLog::open(id.clone(), &table, checkpoint.stream_id()).await?,
         run_id: uuid::Uuid::new_v4().to_string(),
