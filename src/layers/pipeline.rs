@@ -33,17 +33,18 @@ pub struct PipelineReport {
 
 impl Report for PipelineReport {
     fn summary(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\npipeline: {} ms",
-            self.gold_table,
+        [
+            self.gold_table.clone(),
             self.patients.summary(),
             self.bronze.summary(),
             self.silver.summary(),
             self.gold.summary(),
-            "",
-            self.duration_ms
-        )
-        .replace("\n\n", "\n")
+            format!("pipeline: {} ms", self.duration_ms),
+        ]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
     }
 }
 
