@@ -11,7 +11,7 @@ WAREHOUSE ?= warehouse
 DATA ?= lab_data
 MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
 
-.PHONY: help build data patients bronze silver gold pipeline test soak lint fmt clean clean-data
+.PHONY: help build data patients bronze silver gold pipeline test bench soak lint fmt clean clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ pipeline: data build ## Build, generate the data if absent, run every layer, pri
 
 test: lint ## Lint, then run every test (unit and integration)
 	$(CARGO) test --all-targets
+
+bench: ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100) and micro benchmarks
+	$(CARGO) build --release --bin medallion --example micro
+	MEDALLION_BIN=$(TARGET_DIR)/release/medallion python3 bench/run
+	$(TARGET_DIR)/release/examples/micro
 
 soak: ## The random-kill test with 500 rounds instead of 20
 	MEDALLION_KILL_ROUNDS=500 $(CARGO) test --test it random_kills -- --nocapture
