@@ -34,6 +34,8 @@ pub struct AppendLog {
     app_id: String,
     /// The last batch id the application committed, as of `version`.
     app_version: Option<i64>,
+    /// Problems that did not stop a commit (a checkpoint that could not be written).
+    warnings: Vec<String>,
 }
 
 /// One commit's content.
@@ -61,6 +63,7 @@ impl AppendLog {
             app_id: app_id.to_string(),
             app_version,
             id,
+            warnings: Vec::new(),
         })
     }
 
@@ -99,6 +102,7 @@ impl AppendLog {
             query_id: self.app_id.clone(),
             epoch_id: batch_id,
         };
+        let known = self.version;
         loop {
             self.refuse_committed(batch_id)?;
             info.insert("readVersion".into(), Value::from(self.version));
@@ -122,8 +126,13 @@ impl AppendLog {
                 Ok(()) => {
                     self.version = version;
                     self.app_version = Some(batch_id);
-                    if version.is_multiple_of(CHECKPOINT_INTERVAL) {
-                        self.checkpoint(version).await?;
+                    // Every time the log crosses a multiple of the interval (others' commits
+                    // may have taken us past one). A checkpoint only speeds up readers: if it
+                    // cannot be written, the commit still stands.
+                    if version / CHECKPOINT_INTERVAL > known / CHECKPOINT_INTERVAL
+                        && let Err(e) = self.checkpoint(version).await
+                    {
+                        self.warnings.push(e.chain());
                     }
                     return Ok(version);
                 }
@@ -132,6 +141,11 @@ impl AppendLog {
                 Err(e) => return Err(self.tx_err(e)),
             }
         }
+    }
+
+    /// Problems since the last call that did not stop a commit.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn refuse_committed(&self, batch_id: i64) -> Result<()> {

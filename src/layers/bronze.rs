@@ -23,6 +23,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::delta::append::{AppendCommit, AppendLog};
@@ -140,9 +141,11 @@ pub async fn run(
     };
 
     let checkpoint_dir = warehouse.checkpoint_dir(tables::BRONZE)?;
-    let had_checkpoint = Checkpoint::exists(&checkpoint_dir);
     let checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
-    if !had_checkpoint && version_before.is_some_and(|v| v > 0) {
+    // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
+    // rebuild was interrupted): take what the table holds as ingested before planning anything.
+    let lost = checkpoint.planned()?.is_empty() && checkpoint.recovered()?.is_none();
+    if lost && version_before.is_some_and(|v| v > 0) {
         let message = rebuild_checkpoint(warehouse, &id, &table, &checkpoint).await?;
         observer.warn(&message);
         report.warnings.push(message);
@@ -162,7 +165,7 @@ pub async fn run(
         options: options.clone(),
     };
     drop(table);
-    stream.check_table_has_done_batches()?;
+    stream.check_table_has_done_batches().await?;
 
     // Finish the batch an earlier run planned and did not mark done.
     let planned = stream.checkpoint.planned()?;
@@ -261,12 +264,23 @@ struct QuarantineRow {
 impl Stream {
     /// A checkpoint whose done batches are missing from the table (the table was deleted or
     /// replaced) would skip their files for ever: refuse, and say what to do.
-    fn check_table_has_done_batches(&self) -> Result<()> {
+    async fn check_table_has_done_batches(&self) -> Result<()> {
         let planned = self.checkpoint.planned()?;
         let Some(last_done) = planned.iter().rev().find(|b| self.checkpoint.is_done(**b)) else {
             return Ok(());
         };
-        if self.log.app_version().is_none_or(|v| v < *last_done) {
+        let behind = |v: Option<i64>| v.is_none_or(|v| v < *last_done);
+        if behind(self.log.app_version()) {
+            // Another stream may have committed it since this one loaded the table: look again.
+            let latest = match delta::open(&self.id).await? {
+                Some(table) => {
+                    delta::app_version(&self.id, &table, self.checkpoint.stream_id()).await?
+                }
+                None => None,
+            };
+            if !behind(latest) {
+                return Ok(());
+            }
             return Err(Error::Checkpoint {
                 path: self.checkpoint.dir().to_path_buf(),
                 message: format!(
@@ -352,6 +366,10 @@ impl Stream {
                 })
                 .await?;
             durations.add_batch = commit_start.elapsed().as_millis() as u64;
+            for warning in self.log.take_warnings() {
+                observer.warn(&warning);
+                report.warnings.push(warning);
+            }
             failpoint(points::AFTER_COMMIT);
             (data.rows, data.quarantine.len() as u64)
         };
@@ -618,6 +636,18 @@ async fn rebuild_checkpoint(
 ) -> Result<String> {
     let mut files = HashSet::new();
     let mut next_batch_id = 0;
+    // The batches bronze committed, from its commits' lineage (a batch of bad files only has
+    // no rows, but has its commit).
+    let mut committed = HashSet::new();
+    let mut history = table.history(None);
+    while let Some(info) = history.next().await {
+        let info = info.map_err(id.err("read the history"))?;
+        if let Some(batch) = info.info.get("batchId").and_then(serde_json::Value::as_i64) {
+            committed.insert(batch);
+            next_batch_id = next_batch_id.max(batch + 1);
+        }
+    }
+    drop(history);
     let quarantine_id = TableId::new(warehouse, tables::BRONZE_QUARANTINE);
     let quarantine = delta::open(&quarantine_id).await?;
     let sources = [
@@ -629,13 +659,12 @@ async fn rebuild_checkpoint(
             "batch_id",
         ),
     ];
-    for (table_id, table, file_column, batch_column) in sources {
+    for (index, (table_id, table, file_column, batch_column)) in sources.into_iter().enumerate() {
         let Some(table) = table else { continue };
         let ctx = SessionContext::new();
         ctx.register_table("t", delta::provider(table_id, table, &ctx).await?)
             .map_err(table_id.query_err("read lineage"))?;
-        let sql =
-            format!("SELECT DISTINCT {file_column} AS f, MAX({batch_column}) OVER () AS b FROM t");
+        let sql = format!("SELECT DISTINCT {file_column} AS f, {batch_column} AS b FROM t");
         let frame = ctx
             .sql(&sql)
             .await
@@ -646,11 +675,15 @@ async fn rebuild_checkpoint(
             .map_err(table_id.query_err("read lineage"))?;
         for batch in batches {
             let names = delta::strings(&batch, "f")?;
-            let maxes = delta::int64s(&batch, "b")?;
-            for (name, max) in names.iter().zip(maxes.iter()) {
-                if let (Some(name), Some(max)) = (name, max) {
-                    files.insert(file_name(name));
-                    next_batch_id = next_batch_id.max(max + 1);
+            let batch_ids = delta::int64s(&batch, "b")?;
+            for (name, batch_id) in names.iter().zip(batch_ids.iter()) {
+                if let (Some(name), Some(batch_id)) = (name, batch_id) {
+                    next_batch_id = next_batch_id.max(batch_id + 1);
+                    // A file known only to the quarantine table counts as ingested only if
+                    // its batch reached bronze: else its good rows are not in bronze yet.
+                    if index == 0 || committed.contains(&batch_id) {
+                        files.insert(file_name(name));
+                    }
                 }
             }
         }

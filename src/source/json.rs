@@ -269,15 +269,15 @@ fn parse_object(raw: &str) -> Result<Element<'_>, String> {
     while b[i] != b'}' {
         let key_end = string_end(b, i);
         let key_raw = &raw[i..key_end];
-        let key = unescape(key_raw);
+        let key = unescape(key_raw)?;
         i = skip_ws(b, key_end) + 1; // past ':'
         i = skip_ws(b, i);
         let value_end = value_end(b, i);
         let value = &raw[i..value_end];
         match SOURCE_COLUMNS.iter().position(|c| *c == key) {
             Some(index) => {
-                element.values[index] = scalar_text(value)
-                    .map_err(|kind| format!("{key} holds {kind}, expected a string or a number"))?;
+                element.values[index] =
+                    scalar_text(value).map_err(|reason| format!("{key} {reason}"))?;
             }
             None => element.rescued.push(format!("{key_raw}:{value}")),
         }
@@ -357,24 +357,29 @@ fn value_end(b: &[u8], mut i: usize) -> usize {
 }
 
 /// A JSON string's content (`raw` includes the quotes).
-fn unescape(raw: &str) -> Cow<'_, str> {
+/// Fails on what JSON validation lets through but a string cannot hold: a lone UTF-16
+/// surrogate escape such as `"\ud800"`.
+fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
     let inner = &raw[1..raw.len() - 1];
     if inner.contains('\\') {
-        Cow::Owned(serde_json::from_str::<String>(raw).expect("a valid JSON string"))
+        serde_json::from_str::<String>(raw)
+            .map(Cow::Owned)
+            .map_err(|e| format!("string {raw} cannot be decoded: {e}"))
     } else {
-        Cow::Borrowed(inner)
+        Ok(Cow::Borrowed(inner))
     }
 }
 
-/// A value as bronze keeps it: a string's content, a number's text, or null.
-fn scalar_text(raw: &str) -> Result<Option<Cow<'_, str>>, &'static str> {
+/// A value as bronze keeps it: a string's content, a number's text, or null. `Err` says what
+/// it holds instead.
+fn scalar_text(raw: &str) -> Result<Option<Cow<'_, str>>, String> {
     match raw.as_bytes()[0] {
-        b'"' => Ok(Some(unescape(raw))),
+        b'"' => unescape(raw).map(Some),
         b'-' | b'0'..=b'9' => Ok(Some(Cow::Borrowed(raw))),
         b'n' => Ok(None),
-        b't' | b'f' => Err("a boolean"),
-        b'[' => Err("a list"),
-        _ => Err("an object"),
+        b't' | b'f' => Err("holds a boolean, expected a string or a number".into()),
+        b'[' => Err("holds a list, expected a string or a number".into()),
+        _ => Err("holds an object, expected a string or a number".into()),
     }
 }
 
@@ -511,6 +516,25 @@ mod tests {
                 (4, "mrn holds a boolean, expected a string or a number"),
             ]
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_rejected_not_a_panic() {
+        // Valid JSON to serde's validation, but no string can hold it.
+        for text in [
+            &br#"[{"mrn": "\ud800"}, {"mrn": "1"}]"#[..],
+            br#"[{"\udc00": 1}, {"mrn": "1"}]"#,
+        ] {
+            let (outcome, _) = read(text);
+            let outcome = outcome.unwrap();
+            assert_eq!(outcome.rows, 1);
+            assert_eq!(outcome.rejects.len(), 1);
+            assert!(
+                outcome.rejects[0].message.contains("cannot be decoded"),
+                "{:?}",
+                outcome.rejects
+            );
+        }
     }
 
     #[test]

@@ -250,10 +250,21 @@ fn create_new(path: &Path, bytes: &[u8], failpoint_name: Option<&str>) -> Result
         return link_new(&kept, path);
     }
     match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            sync_dir(dir)?;
+            Ok(true)
+        }
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(Error::io("rename into", path)(e.error)),
     }
+}
+
+/// Make a rename in `dir` durable: without it, a power cut can forget a file whose contents
+/// were synced.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("sync", dir))
 }
 
 fn link_new(tmp: &Path, path: &Path) -> Result<bool> {
@@ -263,6 +274,9 @@ fn link_new(tmp: &Path, path: &Path) -> Result<bool> {
         Err(e) => return Err(Error::io("rename into", path)(e)),
     };
     std::fs::remove_file(tmp).map_err(Error::io("remove", tmp))?;
+    if created {
+        sync_dir(path.parent().expect("checkpoint files sit in a folder"))?;
+    }
     Ok(created)
 }
 

@@ -640,3 +640,54 @@ fn every_trigger_runs_until_sigterm_and_exits_cleanly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
     assert_exactly_once(&ws);
 }
+
+#[test]
+fn regression_a_checkpoint_with_an_id_but_no_plans_is_rebuilt_not_reingested() {
+    // A run killed while rebuilding a lost checkpoint leaves `metadata` and nothing else.
+    let ws = Workspace::new();
+    for i in 1..=3 {
+        write_tracker(&ws, &format!("{i:02}.json"), 4);
+    }
+    ws.run_ok(&["bronze"]);
+    let version = ws.version(BRONZE);
+    let checkpoint = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint");
+    for sub in ["offsets", "commits"] {
+        std::fs::remove_dir_all(checkpoint.join(sub)).unwrap();
+    }
+    ws.run_ok(&["bronze"]);
+    assert_eq!(ws.version(BRONZE), version, "nothing re-ingested");
+    assert_exactly_once(&ws);
+}
+
+#[test]
+fn regression_a_file_only_in_quarantine_is_not_taken_as_ingested_on_rebuild() {
+    // Killed between the quarantine commit and the bronze commit, then the checkpoint is lost:
+    // the file's good rows must still reach bronze.
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    ws.run_ok(&["bronze"]);
+    std::fs::write(
+        ws.tracker().join("02.json"),
+        "[{\"mrn\": \"7\"}, 42, {\"mrn\": \"8\"}]",
+    )
+    .unwrap();
+    let out = ws
+        .medallion()
+        .env("MEDALLION_FAILPOINT", "bronze-between-commits")
+        .arg("bronze")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    std::fs::remove_dir_all(
+        ws.warehouse()
+            .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint"),
+    )
+    .unwrap();
+    ws.run_ok(&["bronze"]);
+    let rows = bronze_rows(&ws);
+    let from_02: Vec<_> = rows.iter().filter(|r| r.0 == "02.json").collect();
+    assert_eq!(from_02.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 5);
+}
