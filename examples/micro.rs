@@ -74,12 +74,17 @@ async fn one_row_adds(id: &TableId) -> Vec<deltalake::kernel::Add> {
 async fn commits(n: usize) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let warehouse = Warehouse::local(dir.path()).expect("warehouse");
-    for (label, ours) in [("bronze append path", true), ("deltalake table.write", false)] {
+    for (label, ours) in [
+        ("bronze append path", true),
+        ("deltalake table.write", false),
+    ] {
         let id = TableId::new(&warehouse, if ours { "ours" } else { "theirs" });
         let mut table = delta::create(&id, &json::bronze_schema(), &[], "bench")
             .await
             .expect("create");
-        let mut log = AppendLog::open(id.clone(), &table, "bench").await.expect("log");
+        let mut log = AppendLog::open(id.clone(), &table, "bench")
+            .await
+            .expect("log");
         let mut times = Vec::with_capacity(n);
         for i in 0..n {
             if ours {
@@ -129,7 +134,10 @@ async fn commits(n: usize) {
                 )
             })
             .collect();
-        println!("commit, {label} (median per window): {}", windows.join(", "));
+        println!(
+            "commit, {label} (median per window): {}",
+            windows.join(", ")
+        );
     }
 }
 

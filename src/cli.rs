@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::inspect::format::Format;
 use crate::layers::bronze::BadFiles;
 use crate::stream::trigger::Trigger;
 
@@ -20,7 +21,9 @@ use crate::stream::trigger::Trigger;
   medallion silver                   type, clean and join the new bronze rows
   medallion gold                     refresh the per-patient aggregates
   medallion pipeline                 all of the above, then print gold
-  medallion --json patients          the same, with a JSON report on stdout"
+  medallion --json patients          the same, with a JSON report on stdout
+  medallion tables                   the tables of the warehouse, their versions and sizes
+  medallion show fact_heartrate_gold --version 1     a table as it was at version 1"
 )]
 pub struct Cli {
     /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`).
@@ -111,6 +114,188 @@ patient not in dim_patients wait in fact_heartrate_silver_waiting and join when 
   medallion pipeline --timezone America/New_York
   medallion --json pipeline                         the whole report as JSON")]
     Pipeline(PipelineArgs),
+
+    /// List the tables of the warehouse: version, rows (from file statistics), files, bytes,
+    /// last commit time.
+    #[command(after_help = "Examples:
+  medallion tables
+  medallion tables --format json              one JSON object per table")]
+    Tables(TablesArgs),
+
+    /// Describe a table: its columns, then location, protocol, properties, version, size, and
+    /// the upstream versions it has consumed (like Spark's DESCRIBE EXTENDED).
+    #[command(after_help = "Examples:
+  medallion describe fact_heartrate_silver      with \"Consumed  fact_heartrate_bronze v12\"
+  medallion describe dim_patients --no-truncate
+  medallion describe fact_heartrate_gold --format csv")]
+    Describe(DescribeArgs),
+
+    /// The commits of a table, newest first: version, time, operation, parameters, metrics,
+    /// application transactions.
+    #[command(after_help = "Examples:
+  medallion history fact_heartrate_bronze
+  medallion history fact_heartrate_gold --limit 3
+  medallion history fact_heartrate_silver --format json | jq .metrics")]
+    History(HistoryArgs),
+
+    /// Rows of a table: now, at a past version, or as they were at a past time.
+    #[command(after_help = "Examples:
+  medallion show fact_heartrate_gold
+  medallion show fact_heartrate_gold --version 1
+  medallion show fact_heartrate_gold --as-of 2024-05-01T12:00:00Z
+  medallion show fact_heartrate_gold --as-of '2024-05-01 12:00:00'      (UTC)
+  medallion show fact_heartrate_silver --where 'heartrate < 0' --order-by 'datetime DESC'
+  medallion show fact_heartrate_daily --limit 0 --format csv > daily.csv   every row
+
+--as-of TIME reads the latest version committed at or before TIME (by the commit timestamps in
+the log). --limit defaults to 20 rows; 0 shows them all.")]
+    Show(ShowArgs),
+
+    /// Run a SQL query (DataFusion) over every table of the warehouse.
+    #[command(after_help = "Examples:
+  medallion sql 'SELECT patient_name, avg_heartrate FROM fact_heartrate_gold ORDER BY 2 DESC'
+  medallion sql 'SELECT count(*) FROM healthcare_dlh.fact_heartrate_silver'
+  medallion sql 'SELECT * FROM \"fact_heartrate_gold@v1\"'             gold at version 1
+  medallion sql 'SELECT n.mrn, o.count AS before, n.count AS after
+                 FROM fact_heartrate_gold n JOIN \"fact_heartrate_gold@v1\" o USING (mrn)'
+
+Every table is registered by its name and as healthcare_dlh.<name>. A past version of a table
+is read as \"<name>@v<N>\" (double-quoted: '@' is not an identifier character).")]
+    Sql(SqlArgs),
+
+    /// Rows added, removed and changed in a table between two versions, matched by key, with
+    /// old and new values side by side.
+    #[command(after_help = "Examples:
+  medallion diff fact_heartrate_gold --from 1                 version 1 against the latest
+  medallion diff fact_heartrate_gold --from 1 --to 2
+  medallion diff fact_heartrate_daily --from 1 --key mrn,date --format json
+
+The key defaults to the table's merge key: dim_patients mrn; fact_heartrate_silver
+device_id,mrn,datetime; fact_heartrate_gold mrn; fact_heartrate_daily mrn,date; other tables
+every column (then rows are only added or removed).")]
+    Diff(DiffArgs),
+
+    /// Restore a past version of a table, as a new commit.
+    #[command(after_help = "Examples:
+  medallion restore fact_heartrate_gold --version 1
+  medallion restore fact_heartrate_silver --version 1 --force
+
+A restore below a version a downstream table has already consumed (e.g. silver below what gold
+read) is refused, with what it would mean for those tables, unless --force.")]
+    Restore(RestoreArgs),
+}
+
+/// How the inspect commands print their results.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format (`--json` also selects json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Print long values whole in text tables (they are cut at 40 characters).
+    #[arg(long)]
+    pub no_truncate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Table name, e.g. fact_heartrate_gold.
+    pub table: String,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Table name, e.g. fact_heartrate_gold.
+    pub table: String,
+
+    /// Only the N most recent commits.
+    #[arg(long)]
+    pub limit: Option<usize>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Table name, e.g. fact_heartrate_gold.
+    pub table: String,
+
+    /// Read this version of the table.
+    #[arg(long, conflicts_with = "as_of")]
+    pub version: Option<u64>,
+
+    /// Read the table as it was at this time: RFC 3339, or YYYY-MM-DD[ HH:MM:SS] in UTC.
+    #[arg(long, value_parser = crate::inspect::show::parse_time)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// At most N rows (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+
+    /// Only rows matching this SQL condition, e.g. 'heartrate < 0'.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Order rows by these columns, as in SQL's ORDER BY, e.g. 'mrn, datetime DESC'.
+    #[arg(long, value_name = "COLS")]
+    pub order_by: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query (DataFusion SQL).
+    pub query: String,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Table name, e.g. fact_heartrate_gold.
+    pub table: String,
+
+    /// The older version.
+    #[arg(long)]
+    pub from: u64,
+
+    /// The newer version (default: the latest).
+    #[arg(long)]
+    pub to: Option<u64>,
+
+    /// Columns that identify a row, comma-separated (default: the table's merge key).
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub key: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Table name, e.g. fact_heartrate_gold.
+    pub table: String,
+
+    /// The version to restore.
+    #[arg(long)]
+    pub version: u64,
+
+    /// Restore even if downstream tables have consumed later versions.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,36 @@ pub enum Error {
         hint: String,
     },
 
+    /// A version beyond a table's latest.
+    #[error("table {table} has no version {version}: its latest version is {latest}")]
+    VersionNotFound {
+        table: String,
+        version: u64,
+        latest: u64,
+    },
+
+    /// A time before the table's first commit.
+    #[error(
+        "table {table} did not exist at {time}: its first version (v{first_version}) was committed at {first_time}"
+    )]
+    TimeBeforeTable {
+        table: String,
+        time: String,
+        first_version: u64,
+        first_time: String,
+    },
+
+    /// A SQL query that DataFusion could not plan or run; the cause is DataFusion's message.
+    #[error("SQL query failed")]
+    Sql {
+        #[source]
+        source: Box<deltalake::datafusion::error::DataFusionError>,
+    },
+
+    /// An operation refused because of what it would do to other tables (`--force` overrides).
+    #[error("table {table}: {message}")]
+    Refused { table: String, message: String },
+
     /// The stream's checkpoint folder holds something this version cannot use.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

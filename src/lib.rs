@@ -12,6 +12,8 @@
 //! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and failpoints.
 //! - [`delta`]: opening, creating and reading tables; the stream's cheap append commits.
 //! - [`transform`]: silver's pure conversions (text to types, instants to the lab's strings).
+//! - [`inspect`]: the read side: tables, describe, history, show (time travel), sql, diff, and
+//!   restore.
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod delta;
 pub mod error;
 pub mod generate;
+pub mod inspect;
 pub mod layers;
 pub mod output;
 pub mod source;

@@ -1,9 +1,14 @@
 //! Dispatch: turn a parsed command line into a call of the library and print what it returns.
 //! No logic of its own beyond wiring flags to options.
 
-use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs};
+use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs, OutputArgs};
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, GenerateReport};
+use crate::inspect::diff::DiffOptions;
+use crate::inspect::format::{Format, Rows};
+use crate::inspect::restore::RestoreOptions;
+use crate::inspect::show::{At, ShowOptions};
+use crate::inspect::{describe, diff, history, restore, show, sql, tables};
 use crate::layers::bronze::{self, BronzeOptions, Observer};
 use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
@@ -73,8 +78,91 @@ pub async fn run(cli: Cli) -> Result<()> {
             observer.finish();
             printer.report(&report?);
         }
+        Command::Tables(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            print_rows(&tables::run(&warehouse).await?, &args.output, printer);
+        }
+        Command::Describe(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let rows = describe::run(&warehouse, &args.table).await?;
+            print_rows(&rows, &args.output, printer);
+        }
+        Command::History(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let rows = history::run(&warehouse, &args.table, args.limit).await?;
+            print_rows(&rows, &args.output, printer);
+        }
+        Command::Show(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let at = match (args.version, args.as_of) {
+                (Some(version), _) => At::Version(version),
+                (None, Some(time)) => At::Time(time),
+                (None, None) => At::Latest,
+            };
+            let options = ShowOptions {
+                at,
+                limit: (args.limit > 0).then_some(args.limit),
+                filter: args.filter,
+                order_by: args.order_by,
+            };
+            let shown = show::run(&warehouse, &args.table, &options).await?;
+            print_rows(&shown.rows, &args.output, printer);
+            if shown.more {
+                note(
+                    printer,
+                    &format!(
+                        "{} v{}: the first {} rows (--limit 0 shows all)",
+                        args.table, shown.version, args.limit
+                    ),
+                );
+            }
+        }
+        Command::Sql(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            print_rows(
+                &sql::run(&warehouse, &args.query).await?,
+                &args.output,
+                printer,
+            );
+        }
+        Command::Diff(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let options = DiffOptions {
+                from: args.from,
+                to: args.to,
+                key: args.key,
+            };
+            let diff = diff::run(&warehouse, &args.table, &options).await?;
+            print_rows(&diff.rows, &args.output, printer);
+            note(printer, &diff.summary());
+        }
+        Command::Restore(args) => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let options = RestoreOptions {
+                version: args.version,
+                force: args.force,
+            };
+            printer.report(&restore::run(&warehouse, &args.table, &options).await?);
+        }
     }
     Ok(())
+}
+
+/// Print an inspect command's rows in the format asked for (`--json` means `--format json`).
+fn print_rows(rows: &Rows, output: &OutputArgs, printer: Printer) {
+    let format = if printer.json {
+        Format::Json
+    } else {
+        output.format
+    };
+    rows.print(format, !output.no_truncate);
+}
+
+/// A note beside the results, on stderr (silenced by `-q`).
+fn note(printer: Printer, message: &str) {
+    if !printer.quiet {
+        eprintln!("{message}");
+    }
 }
 
 fn bronze_options(args: &BronzeArgs) -> BronzeOptions {

@@ -3,5 +3,6 @@
 mod bronze;
 mod common;
 mod generate;
+mod inspect;
 mod patients;
 mod silver_gold;
