@@ -10,8 +10,11 @@ BIN := $(TARGET_DIR)/debug/medallion
 WAREHOUSE ?= warehouse
 DATA ?= lab_data
 MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
+# Other Delta readers for `make interop`, pinned, in an ignored virtual environment.
+VENV := .venv
+INTEROP_PACKAGES := deltalake==1.6.6 polars==2.1.0 duckdb==1.4.4 duckdb-ext-delta==1.4.4.20260205 pyarrow==26.0.1
 
-.PHONY: help build data patients bronze silver gold pipeline test bench soak lint fmt clean clean-data
+.PHONY: help build data patients bronze silver gold pipeline test bench interop soak lint fmt clean clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +51,11 @@ bench: ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100) and
 	$(CARGO) build --release --bin medallion --example micro
 	MEDALLION_BIN=$(TARGET_DIR)/release/medallion python3 bench/run
 	$(TARGET_DIR)/release/examples/micro
+
+interop: build ## Read every table with Python deltalake, Polars and DuckDB; compare with medallion show
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PACKAGES)
+	$(VENV)/bin/python tests/interop/check.py $(BIN)
 
 soak: ## The random-kill test with 500 rounds instead of 20
 	MEDALLION_KILL_ROUNDS=500 $(CARGO) test --test it random_kills -- --nocapture
