@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use deltalake::DeltaTable;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col};
+use deltalake::datafusion::logical_expr::{Operator, binary_expr};
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use deltalake::delta_datafusion::DeltaCdfTableProvider;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -23,6 +24,9 @@ use crate::error::Result;
 use crate::output::Report;
 use crate::stream::failpoint::failpoint;
 use crate::warehouse::{Warehouse, tables};
+
+/// Aggregates of doubles closer than this are the same value computed in another order.
+const FLOAT_TOLERANCE: f64 = 1e-9;
 
 /// The application id of gold's transactions for the silver version it consumed.
 pub const FROM_SILVER: &str = "gold<-fact_heartrate_silver";
@@ -292,9 +296,27 @@ async fn merge_aggregates(
         .map(|f| f.name().as_str())
         .filter(|n| !key.contains(n))
         .collect();
-    let changed = values
+    // A value changed if it differs, NULL included; floating averages are summed in whatever
+    // order partitions finish, so they may differ in the last bit without having changed.
+    let changed = schema
+        .fields()
         .iter()
-        .map(|c| col(format!("target.{c}")).not_eq(col(format!("source.{c}"))))
+        .filter(|f| !key.contains(&f.name().as_str()))
+        .map(|f| {
+            let (t, s) = (
+                col(format!("target.{}", f.name())),
+                col(format!("source.{}", f.name())),
+            );
+            let distinct = binary_expr(t.clone(), Operator::IsDistinctFrom, s.clone());
+            if f.data_type() == &DataType::Float64 {
+                let far = (t.clone() - s.clone())
+                    .gt(lit(FLOAT_TOLERANCE))
+                    .or((s.clone() - t.clone()).gt(lit(FLOAT_TOLERANCE)));
+                far.or(t.is_null().not_eq(s.is_null()))
+            } else {
+                distinct
+            }
+        })
         .reduce(Expr::or)
         .expect("aggregates have values");
     let before = table.version();

@@ -7,7 +7,8 @@
 //! nothing. Nothing is dropped: a row that cannot be typed goes to
 //! `fact_heartrate_silver_quarantine` with its reason; a reading whose patient is not in the
 //! dimension waits in `fact_heartrate_silver_waiting` and joins when the patient arrives; a
-//! renamed patient's rows are updated.
+//! renamed patient's rows are updated. Every write is safe to repeat: a refresh that dies
+//! anywhere is finished by the next one (docs/ARCHITECTURE.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -40,6 +41,10 @@ use crate::warehouse::{Warehouse, tables};
 pub const FROM_BRONZE: &str = "silver<-fact_heartrate_bronze";
 /// The application id of silver's transactions for the dimension version it consumed.
 pub const FROM_PATIENTS: &str = "silver<-dim_patients";
+/// The application id of silver's transactions for the version of the waiting table that goes
+/// with its own: a refresh reads the waiting rows as of that version, so a refresh that died
+/// after replacing them (and before silver's commit) loses none.
+pub const WAITING_VERSION: &str = "silver<-fact_heartrate_silver_waiting";
 
 #[derive(Debug, Clone)]
 pub struct SilverOptions {
@@ -190,12 +195,13 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
 
     let bronze_to = bronze.version().unwrap_or(0);
     let patients_version = dim.version().unwrap_or(0);
-    let (bronze_from, dim_from) = match &silver {
+    let (bronze_from, dim_from, waiting_from) = match &silver {
         Some(t) => (
             delta::app_version(&id, t, FROM_BRONZE).await?,
             delta::app_version(&id, t, FROM_PATIENTS).await?,
+            delta::app_version(&id, t, WAITING_VERSION).await?,
         ),
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut report = SilverReport {
         table: id.name.clone(),
@@ -211,88 +217,130 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
         return Ok(report);
     }
 
-    // The rows to (re)consider: bronze's new rows, then those waiting for their patient.
-    let new_rows = match bronze_from {
-        Some(from) if from as u64 >= bronze_to => Vec::new(),
-        Some(from) => {
-            let adds = added_files(&bronze_id, &bronze, from as u64 + 1, bronze_to).await?;
-            read_files(&bronze_id, &bronze, adds).await?
-        }
-        None => delta::read_all(&bronze_id, &bronze).await?,
-    };
-    report.rows_read = new_rows.iter().map(|b| b.num_rows() as u64).sum();
+    // The rows to (re)consider: those waiting for their patient (as silver last left them),
+    // then bronze's new rows in the order bronze received them, so that a later delivery of a
+    // reading wins. Rows of bronze versions the quarantine table already covers were refused
+    // (or not) by a refresh that died before silver's commit: they are not refused again.
     let waiting_id = TableId::new(warehouse, tables::SILVER_WAITING);
     let waiting_table = delta::open(&waiting_id).await?;
-    let waiting_rows = match &waiting_table {
-        Some(t) => delta::read_all(&waiting_id, t).await?,
-        None => Vec::new(),
+    let waiting_rows = match (&waiting_table, waiting_from) {
+        (Some(_), Some(version)) => {
+            let table = delta::open_version(&waiting_id, version as u64).await?;
+            delta::read_all(&waiting_id, &table).await?
+        }
+        _ => Vec::new(),
     };
     report.waiting_before = waiting_rows.iter().map(|b| b.num_rows() as u64).sum();
+    let q_id = TableId::new(warehouse, tables::SILVER_QUARANTINE);
+    let refused_up_to = match delta::open(&q_id).await? {
+        Some(t) => delta::app_version(&q_id, &t, FROM_BRONZE)
+            .await?
+            .map(|v| v as u64),
+        None => None,
+    };
+    let first = bronze_from.map_or(1, |v| v as u64 + 1);
+    let (seen_rows, new_rows) = if first > bronze_to {
+        (Vec::new(), Vec::new())
+    } else {
+        match added_files(&bronze_id, &bronze, first, bronze_to).await? {
+            Some(adds) => {
+                let (seen, new): (Vec<_>, Vec<_>) = adds
+                    .into_iter()
+                    .partition(|(version, _)| refused_up_to.is_some_and(|q| *version <= q));
+                let strip = |v: Vec<(u64, Add)>| v.into_iter().map(|(_, add)| add).collect();
+                (
+                    read_files(&bronze_id, &bronze, strip(seen)).await?,
+                    read_files(&bronze_id, &bronze, strip(new)).await?,
+                )
+            }
+            // The log no longer holds every commit (expired): a first refresh reads all of it.
+            None if bronze_from.is_none() => {
+                (Vec::new(), delta::read_all(&bronze_id, &bronze).await?)
+            }
+            None => {
+                return Err(Error::Conflict {
+                    table: bronze_id.name.clone(),
+                    message: format!(
+                        "commits after v{} are no longer in the log (expired): silver cannot \
+                         read bronze incrementally from there; recreate silver to read bronze whole",
+                        first - 1
+                    ),
+                });
+            }
+        }
+    };
+    report.rows_read = seen_rows
+        .iter()
+        .chain(&new_rows)
+        .map(|b| b.num_rows() as u64)
+        .sum();
     let names = patient_names(&dim_id, &dim).await?;
 
     // Type, join, keep apart what cannot be used.
     let mut joined: BTreeMap<(i32, i64, i64), (f64, String)> = BTreeMap::new();
     let mut still_waiting: Vec<RecordBatch> = Vec::new();
     let mut refused: Vec<(RecordBatch, Vec<String>)> = Vec::new();
-    for (batch, is_new) in new_rows
-        .iter()
-        .map(|b| (b, true))
-        .chain(waiting_rows.iter().map(|b| (b, false)))
-    {
-        let batch = delta::conform(batch, &bronze_schema())?;
-        let text = |i: usize| batch.column(i).as_string::<i32>().clone();
-        let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
-        let mut wait_rows = Vec::new();
-        let mut bad_rows = Vec::new();
-        let mut bad_reasons = Vec::new();
-        for i in 0..batch.num_rows() {
-            match type_row(
-                value(&device, i),
-                value(&rate, i),
-                value(&mrn, i),
-                value(&time, i),
-            ) {
-                Ok(r) => match names.get(&r.mrn) {
-                    // Later rows win: bronze order, then the waiting ones (which are older
-                    // deliveries, so a new delivery's value must not be overwritten by them).
-                    Some(name) => {
-                        let key = (r.device_id, r.mrn, r.datetime);
-                        if is_new || !joined.contains_key(&key) {
-                            joined.insert(key, (r.heartrate, name.clone()));
+    let inputs = [
+        (waiting_rows, false),
+        (in_bronze_order(seen_rows)?, false),
+        (in_bronze_order(new_rows)?, true),
+    ];
+    for (batches, refuse) in &inputs {
+        for batch in batches {
+            let batch = delta::conform(batch, &bronze_schema())?;
+            let text = |i: usize| batch.column(i).as_string::<i32>().clone();
+            let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
+            let mut wait_rows = Vec::new();
+            let mut bad_rows = Vec::new();
+            let mut bad_reasons = Vec::new();
+            for i in 0..batch.num_rows() {
+                match type_row(
+                    value(&device, i),
+                    value(&rate, i),
+                    value(&mrn, i),
+                    value(&time, i),
+                ) {
+                    Ok(r) => match names.get(&r.mrn) {
+                        Some(name) => {
+                            joined.insert(
+                                (r.device_id, r.mrn, r.datetime),
+                                (r.heartrate, name.clone()),
+                            );
                         }
+                        None => wait_rows.push(i as u32),
+                    },
+                    Err(reason) if *refuse => {
+                        bad_rows.push(i as u32);
+                        bad_reasons.push(reason);
                     }
-                    None => wait_rows.push(i as u32),
-                },
-                Err(reason) if is_new => {
-                    bad_rows.push(i as u32);
-                    bad_reasons.push(reason);
+                    Err(_) => {} // refused already, by an earlier (interrupted) refresh
                 }
-                Err(_) => {} // a waiting row was typed once already; cannot happen
+            }
+            still_waiting.push(take_rows(&batch, &wait_rows)?);
+            if !bad_rows.is_empty() {
+                refused.push((take_rows(&batch, &bad_rows)?, bad_reasons));
             }
         }
-        still_waiting.push(take_rows(&batch, &wait_rows)?);
-        if !bad_rows.is_empty() {
-            refused.push((take_rows(&batch, &bad_rows)?, bad_reasons));
-        }
     }
+    drop(inputs);
     report.waiting = still_waiting.iter().map(|b| b.num_rows() as u64).sum();
     report.quarantined = refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
 
-    let txns = vec![
+    let mut txns = vec![
         Transaction::new(FROM_BRONZE, bronze_to as i64),
         Transaction::new(FROM_PATIENTS, patients_version as i64),
     ];
 
     // 1. Refused rows, once per bronze version.
     if !refused.is_empty() {
-        let q_id = TableId::new(warehouse, tables::SILVER_QUARANTINE);
         let batches = refused
             .into_iter()
             .map(|(b, reasons)| with_error(&b, reasons))
             .collect::<Result<Vec<_>>>()?;
         append_once(&q_id, &quarantine_schema(), batches, &txns[0]).await?;
     }
-    // 2. The rows still waiting, replacing the previous set, once per bronze version.
+    // 2. The rows still waiting replace the previous set; silver's commit records the version.
+    let mut waiting_version = waiting_from;
     if report.waiting > 0 || report.waiting_before > 0 {
         let table =
             match waiting_table {
@@ -305,33 +353,23 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
                 )
                 .await?,
             };
-        // The set depends on both inputs: a patient arriving changes it as much as new rows.
-        let has = |v: Option<i64>, want: u64| v == Some(want as i64);
-        let done = has(
-            delta::app_version(&waiting_id, &table, FROM_BRONZE).await?,
-            bronze_to,
-        ) && has(
-            delta::app_version(&waiting_id, &table, FROM_PATIENTS).await?,
-            patients_version,
-        );
-        if !done {
-            let mut batches: Vec<RecordBatch> = still_waiting
-                .into_iter()
-                .filter(|b| b.num_rows() > 0)
-                .collect();
-            if batches.is_empty() {
-                // Overwrite with nothing: the write needs a batch to know the schema.
-                batches.push(RecordBatch::new_empty(bronze_schema()));
-            }
-            table
-                .write(batches)
-                .with_save_mode(SaveMode::Overwrite)
-                .with_commit_properties(
-                    CommitProperties::default().with_application_transactions(txns.clone()),
-                )
-                .await
-                .map_err(waiting_id.err("replace the waiting rows"))?;
+        let mut batches: Vec<RecordBatch> = still_waiting
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .collect();
+        if batches.is_empty() {
+            // Overwrite with nothing: the write needs a batch to know the schema.
+            batches.push(RecordBatch::new_empty(bronze_schema()));
         }
+        let table = table
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .await
+            .map_err(waiting_id.err("replace the waiting rows"))?;
+        waiting_version = table.version().map(|v| v as i64);
+    }
+    if let Some(version) = waiting_version {
+        txns.push(Transaction::new(WAITING_VERSION, version));
     }
     failpoint("silver-before-commit");
 
@@ -348,16 +386,8 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
             .await?
         }
     };
-    if let Some(from) = dim_from
-        && from != patients_version as i64
-    {
-        let before = delta::open_version(&dim_id, from as u64).await?;
-        let old = patient_names(&dim_id, &before).await?;
-        let renamed: Vec<(i64, String)> = names
-            .iter()
-            .filter(|(mrn, name)| old.get(mrn).is_some_and(|o| o != *name))
-            .map(|(mrn, name)| (*mrn, name.clone()))
-            .collect();
+    if dim_from.is_some_and(|from| from != patients_version as i64) {
+        let renamed = renamed_patients(&id, &silver, &names).await?;
         if !renamed.is_empty() {
             let (table, updated) = rename(&id, silver, &renamed).await?;
             silver = table;
@@ -384,29 +414,82 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     Ok(report)
 }
 
-/// The files bronze's commits `from..=to` added (bronze is append-only: nothing is removed).
-async fn added_files(id: &TableId, table: &DeltaTable, from: u64, to: u64) -> Result<Vec<Add>> {
+/// The data files bronze's commits `from..=to` added, with the version that added each (bronze
+/// is append-only: nothing is removed; files re-added by a compaction carry no new data). None
+/// if a commit is no longer in the log.
+async fn added_files(
+    id: &TableId,
+    table: &DeltaTable,
+    from: u64,
+    to: u64,
+) -> Result<Option<Vec<(u64, Add)>>> {
     let log = table.log_store();
     let mut adds = Vec::new();
     for version in from..=to {
-        let bytes = log
+        let Some(bytes) = log
             .read_commit_entry(version)
             .await
             .map_err(id.err("read the log"))?
-            .ok_or_else(|| Error::Conflict {
-                table: id.name.clone(),
-                message: format!(
-                    "commit {version} is no longer in the log (expired): silver cannot read \
-                     bronze incrementally from there; recreate silver to read bronze whole"
-                ),
-            })?;
+        else {
+            return Ok(None);
+        };
         for action in get_actions(version, &bytes).map_err(id.err("read the log"))? {
-            if let Action::Add(add) = action {
-                adds.push(add);
+            if let Action::Add(add) = action
+                && add.data_change
+            {
+                adds.push((version, add));
             }
         }
     }
-    Ok(adds)
+    Ok(Some(adds))
+}
+
+/// Batches in the order bronze received their rows: by batch id, then source file. (A scan
+/// hands back files in whatever order its partitions finish.)
+fn in_bronze_order(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut keyed = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let batch_id = delta::int64s(&batch, "_batch_id")?.value(0);
+        let file = delta::strings(&batch, "_source_file")?.value(0).to_string();
+        keyed.push(((batch_id, file), batch));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(keyed.into_iter().map(|(_, b)| b).collect())
+}
+
+/// Patients whose name in silver differs from the dimension's: (mrn, new name).
+async fn renamed_patients(
+    id: &TableId,
+    silver: &DeltaTable,
+    names: &HashMap<i64, String>,
+) -> Result<Vec<(i64, String)>> {
+    let ctx = SessionContext::new();
+    ctx.register_table("silver", delta::provider(id, silver, &ctx).await?)
+        .map_err(id.query_err("read names"))?;
+    let batches = ctx
+        .sql("SELECT DISTINCT mrn, patient_name FROM silver")
+        .await
+        .map_err(id.query_err("read names"))?
+        .collect()
+        .await
+        .map_err(id.query_err("read names"))?;
+    let mut renamed = BTreeMap::new();
+    for batch in &batches {
+        let mrns = delta::int64s(batch, "mrn")?;
+        let current = delta::strings(batch, "patient_name")?;
+        for (mrn, name) in mrns.iter().zip(current.iter()) {
+            if let (Some(mrn), Some(name)) = (mrn, name)
+                && let Some(new) = names.get(&mrn)
+                && new != name
+            {
+                renamed.insert(mrn, new.clone());
+            }
+        }
+    }
+    Ok(renamed.into_iter().collect())
 }
 
 async fn read_files(id: &TableId, table: &DeltaTable, adds: Vec<Add>) -> Result<Vec<RecordBatch>> {

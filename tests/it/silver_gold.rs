@@ -430,3 +430,61 @@ fn incremental_deliveries_equal_a_one_shot_computation() {
         assert_matches_expected(&ws, &format!("after {end} of {} files", files.len()));
     }
 }
+
+#[test]
+fn regression_a_late_patient_survives_a_crash_after_the_waiting_set_is_replaced() {
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n10000001,Ada Lovelace\n20000002,\"Smith, J.\"\n30000003,Late Comer\n",
+    );
+    // Dies after the waiting set (now without the late reading) is written, before silver's
+    // commit.
+    let out = ws
+        .medallion()
+        .env("MEDALLION_FAILPOINT", "silver-before-commit")
+        .arg("pipeline")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    ws.run_ok(&["pipeline"]);
+    let silver = lines(&ws, SILVER).join("\n");
+    assert!(
+        silver.contains("| 3         | 30000003 |"),
+        "the late reading was lost:\n{silver}"
+    );
+    assert!(lines(&ws, GOLD).iter().any(|l| l.contains("Late Comer")));
+}
+
+#[test]
+fn regression_refused_rows_are_quarantined_once_when_bronze_moves_on_after_a_crash() {
+    let ws = fixture();
+    let out = ws
+        .medallion()
+        .env("MEDALLION_FAILPOINT", "silver-before-commit")
+        .arg("pipeline")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Bronze moves on before silver runs again.
+    ws.write(
+        "healthcare/streaming/tracker/02.json",
+        &format!("[{}]", reading("1", "72", "10000001", "1601512259")),
+    );
+    ws.run_ok(&["bronze"]);
+    ws.run_ok(&["pipeline"]);
+    let quarantined: usize = ws
+        .rows("fact_heartrate_silver_quarantine")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(quarantined, 1);
+    assert_eq!(lines(&ws, SILVER).len(), 4 + 5);
+    let waiting: usize = ws
+        .rows("fact_heartrate_silver_waiting")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(waiting, 1, "the waiting row is kept once");
+}
