@@ -301,8 +301,9 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct SilverArgs {
     /// IANA time zone of the `date` and `time` strings (the instant itself is UTC).
-    #[arg(long, default_value = "UTC", value_parser = crate::transform::parse_timezone)]
-    pub timezone: chrono_tz::Tz,
+    /// Silver keeps the zone it was created with (default UTC); naming another is refused.
+    #[arg(long, value_parser = crate::transform::parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Args)]

@@ -152,6 +152,8 @@ pub async fn create(
         .with_comment(comment)
         .with_columns(columns.fields().cloned())
         .with_configuration(properties.iter().map(|(k, v)| (*k, Some(*v))))
+        // Our own `medallion.*` properties are not Delta's: let them through.
+        .with_raise_if_key_not_exists(false)
         // A writer that loses the race to create the table must fail (and open the winner's
         // table), not retry and commit a second CREATE on top of it.
         .with_commit_properties(CommitProperties::default().with_max_retries(0))

@@ -46,17 +46,16 @@ pub const FROM_PATIENTS: &str = "silver<-dim_patients";
 /// after replacing them (and before silver's commit) loses none.
 pub const WAITING_VERSION: &str = "silver<-fact_heartrate_silver_waiting";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SilverOptions {
-    /// The zone the `date` and `time` strings are rendered in.
-    pub timezone: Tz,
+    /// The zone the `date` and `time` strings are rendered in. A new silver table takes it
+    /// (default UTC) and keeps it as the table property [`TIMEZONE_PROPERTY`]; an existing one
+    /// refuses another, since its rows would then mix zones.
+    pub timezone: Option<Tz>,
 }
 
-impl Default for SilverOptions {
-    fn default() -> Self {
-        Self { timezone: Tz::UTC }
-    }
-}
+/// The table property holding the zone of silver's `date` and `time` strings.
+pub const TIMEZONE_PROPERTY: &str = "medallion.timezone";
 
 /// What a `silver` refresh did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -203,6 +202,7 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
         ),
         None => (None, None, None),
     };
+    let timezone = table_timezone(&id, silver.as_ref(), options.timezone)?;
     let mut report = SilverReport {
         table: id.name.clone(),
         bronze_from: bronze_from.map(|v| v as u64),
@@ -380,7 +380,10 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
             delta::create(
                 &id,
                 &silver_schema(),
-                &[("delta.enableChangeDataFeed", "true")],
+                &[
+                    ("delta.enableChangeDataFeed", "true"),
+                    (TIMEZONE_PROPERTY, timezone.name()),
+                ],
                 "Heart-rate readings, typed and joined with the patient's name",
             )
             .await?
@@ -394,7 +397,7 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
             report.renamed = updated;
         }
     }
-    let source = readings_batch(&joined, options.timezone);
+    let source = readings_batch(&joined, timezone);
     let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
     if source.num_rows() > 0 {
@@ -412,6 +415,32 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     report.version_after = silver.version();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The zone to render in: the table's own if it has one (another one asked for is refused),
+/// else the one asked for, else UTC.
+fn table_timezone(id: &TableId, silver: Option<&DeltaTable>, asked: Option<Tz>) -> Result<Tz> {
+    let kept = match silver {
+        Some(table) => table
+            .snapshot()
+            .map_err(id.err("load"))?
+            .metadata()
+            .configuration()
+            .get(TIMEZONE_PROPERTY)
+            .cloned(),
+        None => None,
+    };
+    match (kept, asked) {
+        (Some(kept), Some(asked)) if kept != asked.name() => Err(Error::Usage(format!(
+            "{} renders date and time in {kept} (table property {TIMEZONE_PROPERTY}); refreshing \
+             it in {} would mix zones. Leave out --timezone, or recreate {} to change it.",
+            id.name,
+            asked.name(),
+            id.name
+        ))),
+        (Some(kept), _) => crate::transform::parse_timezone(&kept).map_err(Error::Usage),
+        (None, asked) => Ok(asked.unwrap_or(Tz::UTC)),
+    }
 }
 
 /// The data files bronze's commits `from..=to` added, with the version that added each (bronze

@@ -595,7 +595,7 @@ fn tables_and_describe_show_versions_sizes_and_consumed_upstreams() {
             "Min Writer Version,4,",
             "Reader Features,,",
             "Writer Features,,",
-            "Table Properties,[delta.enableChangeDataFeed=true],",
+            "Table Properties,\"[delta.enableChangeDataFeed=true, medallion.timezone=UTC]\",",
             "Consumed,dim_patients v1,txn silver<-dim_patients",
             "Consumed,fact_heartrate_bronze v2,txn silver<-fact_heartrate_bronze",
         ]

@@ -120,6 +120,20 @@ fn dates_and_times_render_in_the_asked_time_zone() {
     );
     let err = ws.run_err(&["silver", "--timezone", "Mars/Olympus"], 2);
     assert!(err.contains("unknown time zone"), "{err}");
+
+    // Silver keeps its zone: another one would mix zones in one table.
+    let err = ws.run_err(&["silver", "--timezone", "UTC"], 2);
+    assert!(err.contains("would mix zones"), "{err}");
+    ws.write(
+        "healthcare/streaming/tracker/02.json",
+        &format!("[{}]", reading("1", "72", "10000001", "1601512259")),
+    );
+    ws.run_ok(&["pipeline"]);
+    let silver = lines(&ws, SILVER).join("\n");
+    assert!(
+        silver.contains("| 09/30/2020 | 08:30:59 PM EDT |"),
+        "{silver}"
+    );
 }
 
 #[test]
