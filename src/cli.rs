@@ -301,6 +301,10 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct SilverArgs {
     /// IANA time zone of the `date` and `time` strings (the instant itself is UTC).
+    /// New bronze rows per silver commit (about: whole bronze commits), bounding memory.
+    #[arg(long, default_value_t = crate::layers::silver::SLICE_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rows_per_commit: u64,
+
     /// Silver keeps the zone it was created with (default UTC); naming another is refused.
     #[arg(long, value_parser = crate::transform::parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,

@@ -48,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Silver(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let options = SilverOptions {
+                max_rows_per_commit: args.max_rows_per_commit,
                 timezone: args.timezone,
             };
             printer.report(&silver::run(&warehouse, &options).await?);
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pipeline(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let silver_options = SilverOptions {
+                max_rows_per_commit: args.silver.max_rows_per_commit,
                 timezone: args.silver.timezone,
             };
             // Progress records would mix with the report on stdout: keep them in the

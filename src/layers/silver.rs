@@ -46,12 +46,24 @@ pub const FROM_PATIENTS: &str = "silver<-dim_patients";
 /// after replacing them (and before silver's commit) loses none.
 pub const WAITING_VERSION: &str = "silver<-fact_heartrate_silver_waiting";
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SilverOptions {
+    /// New bronze rows are taken in slices of about this many rows (whole bronze commits), each
+    /// its own silver commit, so memory is bounded by a slice, not by what bronze received.
+    pub max_rows_per_commit: u64,
     /// The zone the `date` and `time` strings are rendered in. A new silver table takes it
     /// (default UTC) and keeps it as the table property [`TIMEZONE_PROPERTY`]; an existing one
     /// refuses another, since its rows would then mix zones.
     pub timezone: Option<Tz>,
+}
+
+impl Default for SilverOptions {
+    fn default() -> Self {
+        Self {
+            max_rows_per_commit: SLICE_ROWS,
+            timezone: None,
+        }
+    }
 }
 
 /// The table property holding the zone of silver's `date` and `time` strings.
@@ -178,8 +190,37 @@ fn value(array: &StringArray, i: usize) -> Option<&str> {
     (!array.is_null(i)).then(|| array.value(i))
 }
 
-/// Refresh silver from bronze's new rows and the dimension's changes.
+/// The default of [`SilverOptions::max_rows_per_commit`].
+pub const SLICE_ROWS: u64 = 500_000;
+
+/// Refresh silver from bronze's new rows and the dimension's changes, a slice at a time.
 pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
+    let start = Instant::now();
+    let (mut total, mut more) = refresh_once(warehouse, options).await?;
+    while more {
+        let (next, again) = refresh_once(warehouse, options).await?;
+        more = again;
+        total = SilverReport {
+            bronze_from: total.bronze_from,
+            version_before: total.version_before,
+            rows_read: total.rows_read + next.rows_read,
+            waiting_before: total.waiting_before,
+            inserted: total.inserted + next.inserted,
+            updated: total.updated + next.updated,
+            renamed: total.renamed + next.renamed,
+            quarantined: total.quarantined + next.quarantined,
+            ..next
+        };
+    }
+    total.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(total)
+}
+
+/// One refresh, over about `max_rows_per_commit` new bronze rows; says whether bronze has more.
+async fn refresh_once(
+    warehouse: &Warehouse,
+    options: &SilverOptions,
+) -> Result<(SilverReport, bool)> {
     let start = Instant::now();
     let bronze_id = TableId::new(warehouse, tables::BRONZE);
     let bronze = delta::open(&bronze_id)
@@ -192,7 +233,8 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     let id = TableId::new(warehouse, tables::SILVER);
     let silver = delta::open(&id).await?;
 
-    let bronze_to = bronze.version().unwrap_or(0);
+    let latest = bronze.version().unwrap_or(0);
+    let mut bronze_to = latest;
     let patients_version = dim.version().unwrap_or(0);
     let (bronze_from, dim_from, waiting_from) = match &silver {
         Some(t) => (
@@ -214,7 +256,7 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     };
     if bronze_from == Some(bronze_to as i64) && dim_from == Some(patients_version as i64) {
         report.duration_ms = start.elapsed().as_millis() as u64;
-        return Ok(report);
+        return Ok((report, false));
     }
 
     // The rows to (re)consider: those waiting for their patient (as silver last left them),
@@ -243,7 +285,9 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
         (Vec::new(), Vec::new())
     } else {
         match added_files(&bronze_id, &bronze, first, bronze_to).await? {
-            Some(adds) => {
+            Some(mut adds) => {
+                bronze_to = slice_end(&adds, bronze_to, options.max_rows_per_commit);
+                adds.retain(|(version, _)| *version <= bronze_to);
                 let (seen, new): (Vec<_>, Vec<_>) = adds
                     .into_iter()
                     .partition(|(version, _)| refused_up_to.is_some_and(|q| *version <= q));
@@ -269,6 +313,7 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
             }
         }
     };
+    report.bronze_to = bronze_to;
     report.rows_read = seen_rows
         .iter()
         .chain(&new_rows)
@@ -414,7 +459,25 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
     failpoint("silver-after-commit");
     report.version_after = silver.version();
     report.duration_ms = start.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok((report, bronze_to < latest))
+}
+
+/// The last bronze version of the first slice of `adds` (in version order) holding at least
+/// `max_rows` rows, or `latest` if they hold fewer. A slice ends on a commit boundary.
+fn slice_end(adds: &[(u64, Add)], latest: u64, max_rows: u64) -> u64 {
+    let mut rows = 0u64;
+    for (i, (version, add)) in adds.iter().enumerate() {
+        rows += add
+            .get_stats()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.num_records.max(0) as u64);
+        let last_of_version = adds.get(i + 1).is_none_or(|(next, _)| next != version);
+        if rows >= max_rows && last_of_version {
+            return *version;
+        }
+    }
+    latest
 }
 
 /// The zone to render in: the table's own if it has one (another one asked for is refused),

@@ -440,7 +440,8 @@ fn incremental_deliveries_equal_a_one_shot_computation() {
             std::fs::copy(f, ws.tracker().join(f.file_name().unwrap())).unwrap();
         }
         start = end;
-        ws.run_ok(&["pipeline"]);
+        // Small silver slices: several silver commits per refresh.
+        ws.run_ok(&["pipeline", "--max-rows-per-commit", "700"]);
         assert_matches_expected(&ws, &format!("after {end} of {} files", files.len()));
     }
 }
