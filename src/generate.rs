@@ -4,7 +4,6 @@
 //! number of patients and the month, so `--append` can add month after month to a folder.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -249,30 +248,13 @@ fn write_patients_csv(path: &Path, patients: &[Patient]) -> Result<()> {
     let bytes = out
         .into_inner()
         .map_err(|e| csv_err(e.into_error().into()))?;
-    write_atomically(path, &bytes)
+    crate::atomic::write_atomically(path, &bytes)
 }
 
 fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
     let mut text = serde_json::to_string_pretty(manifest).expect("manifest serialises");
     text.push('\n');
-    write_atomically(path, text.as_bytes())
-}
-
-/// Write a file under a temporary name in the same folder, then rename it into place, so a
-/// reader never sees half a file. The temporary name starts with `.`, which readers skip.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("rename into", path)(e.error))?;
-    Ok(())
+    crate::atomic::write_atomically(path, text.as_bytes())
 }
 
 /// One reading, as generated.
@@ -324,7 +306,7 @@ fn write_month(
         text.push_str("\n]");
     }
     let path = tracker.join(format!("{:02}.json", month + 1));
-    write_atomically(&path, text.as_bytes())?;
+    crate::atomic::write_atomically(&path, text.as_bytes())?;
     Ok((path, readings.len()))
 }
 

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (clap derive), parsing only.
 //! - [`run`]: dispatch a parsed command to the job that does it and print its report.
 //! - [`error`]: the one error type; every variant names the file, table or version concerned.
+//! - [`atomic`]: files that appear whole or not at all (temporary name, sync, rename).
 //! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders.
 //! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
 //! - [`layers`]: one job per table (`patients`, `bronze`, `silver`, `gold`) and the whole
@@ -17,6 +18,7 @@
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 
+pub mod atomic;
 pub mod cli;
 pub mod delta;
 pub mod error;

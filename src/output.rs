@@ -50,3 +50,13 @@ impl Printer {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
     }
 }
+
+/// How a job moved a table's version, for summaries: `created, v3`, `v2 -> v3`, `still v3`.
+pub fn version_change(before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (Some(a), Some(b)) if a == b => format!("still v{a}"),
+        (Some(a), Some(b)) => format!("v{a} -> v{b}"),
+        (None, Some(b)) => format!("created, v{b}"),
+        (_, None) => "not created".to_string(),
+    }
+}

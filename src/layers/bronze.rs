@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::delta::append::{AppendCommit, AppendLog};
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::output::Report;
+use crate::output::{Report, version_change};
 use crate::source::discover::{self, Completeness};
 use crate::source::json::{self, FileError, Lineage};
 use crate::stream::checkpoint::{Checkpoint, Done, Plan, Recovered};
@@ -88,11 +88,7 @@ pub struct BronzeReport {
 
 impl Report for BronzeReport {
     fn summary(&self) -> String {
-        let version = match self.version_before {
-            Some(before) if before == self.version_after => format!("still v{before}"),
-            Some(before) => format!("v{before} -> v{}", self.version_after),
-            None => format!("created, v{}", self.version_after),
-        };
+        let version = version_change(self.version_before, Some(self.version_after));
         let recovered = if self.recovered_batches > 0 {
             format!(
                 " ({} finished after an interrupted run)",

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::delta::{self, TableId};
 use crate::error::Result;
-use crate::output::Report;
+use crate::output::{Report, version_change};
 use crate::stream::failpoint::failpoint;
 use crate::warehouse::{Warehouse, tables};
 
@@ -53,12 +53,7 @@ impl Report for GoldReport {
         let from = self
             .silver_from
             .map_or("the start".to_string(), |v| format!("v{v}"));
-        let version = match (self.version_before, self.version_after) {
-            (Some(a), Some(b)) if a == b => format!("still v{a}"),
-            (Some(a), Some(b)) => format!("v{a} -> v{b}"),
-            (None, Some(b)) => format!("created, v{b}"),
-            _ => "not created".to_string(),
-        };
+        let version = version_change(self.version_before, self.version_after);
         format!(
             "gold: silver {from} -> v{}, {} patients recomputed, {} inserted, {} updated \
              (daily: {} inserted, {} updated); {} {} ({} ms)",

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::delta::{self, TableId};
 use crate::error::Result;
-use crate::output::Report;
+use crate::output::{Report, version_change};
 use crate::source::csv::{PatientRow, patients_batch, patients_schema, read_patients};
 use crate::warehouse::{DataDir, Warehouse, tables};
 
@@ -35,11 +35,7 @@ pub struct PatientsReport {
 
 impl Report for PatientsReport {
     fn summary(&self) -> String {
-        let version = match (self.version_before, self.version_after) {
-            (Some(before), after) if before == after => format!("still v{after}"),
-            (Some(before), after) => format!("v{before} -> v{after}"),
-            (None, after) => format!("created at v{after}"),
-        };
+        let version = version_change(self.version_before, Some(self.version_after));
         format!(
             "patients: {} rows read, {} inserted, {} updated, {} unchanged; {} {} ({} ms)",
             self.rows_read,

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::output::Report;
+use crate::output::{Report, version_change};
 use crate::source::json::bronze_schema;
 use crate::stream::failpoint::failpoint;
 use crate::transform::{date_and_time, parse_epoch_micros, parse_float, parse_id};
@@ -97,12 +97,7 @@ impl Report for SilverReport {
         let from = self
             .bronze_from
             .map_or("the start".to_string(), |v| format!("v{v}"));
-        let version = match (self.version_before, self.version_after) {
-            (Some(a), Some(b)) if a == b => format!("still v{a}"),
-            (Some(a), Some(b)) => format!("v{a} -> v{b}"),
-            (None, Some(b)) => format!("created, v{b}"),
-            _ => "not created".to_string(),
-        };
+        let version = version_change(self.version_before, self.version_after);
         format!(
             "silver: bronze {from} -> v{}, {} rows read, {} inserted, {} updated, {} renamed, \
              {} quarantined, {} waiting for their patient; {} {} ({} ms)",

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::source::discover::SourceFile;
-use crate::stream::failpoint::{failpoint, points};
+use crate::stream::failpoint::points;
 
 /// The plan of one micro-batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +79,7 @@ impl Checkpoint {
             let metadata = Metadata {
                 id: uuid::Uuid::new_v4().to_string(),
             };
-            create_new(&path, &to_json(&metadata), None)?;
+            atomic::create_new(&path, &to_json(&metadata), None)?;
         }
         let metadata: Metadata = read_json(&path)?;
         repair_progress(&dir.join("progress.jsonl"))?;
@@ -109,7 +110,7 @@ impl Checkpoint {
     /// it first wins, and this one gets [`Error::Conflict`].
     pub fn write_plan(&self, plan: &Plan) -> Result<()> {
         let path = self.offset_path(plan.batch_id);
-        if create_new(&path, &to_json(plan), Some(points::PLAN_BEFORE_RENAME))? {
+        if atomic::create_new(&path, &to_json(plan), Some(points::PLAN_BEFORE_RENAME))? {
             Ok(())
         } else {
             Err(Error::Conflict {
@@ -129,7 +130,7 @@ impl Checkpoint {
 
     pub fn mark_done(&self, done: &Done) -> Result<()> {
         let path = self.commit_path(done.batch_id);
-        create_new(&path, &to_json(done), None)?;
+        atomic::create_new(&path, &to_json(done), None)?;
         Ok(())
     }
 
@@ -155,7 +156,7 @@ impl Checkpoint {
     }
 
     pub fn write_recovered(&self, recovered: &Recovered) -> Result<()> {
-        create_new(&self.dir.join("recovered"), &to_json(recovered), None)?;
+        atomic::create_new(&self.dir.join("recovered"), &to_json(recovered), None)?;
         Ok(())
     }
 
@@ -229,55 +230,6 @@ fn batch_ids(dir: &Path) -> Result<Vec<i64>> {
     }
     ids.sort_unstable();
     Ok(ids)
-}
-
-/// Write `bytes` to `path` only if it does not exist, atomically: a temporary file in the same
-/// folder, synced, then linked into place without replacing. Returns whether this call created
-/// it. `failpoint` names a point between the write and the rename.
-fn create_new(path: &Path, bytes: &[u8], failpoint_name: Option<&str>) -> Result<bool> {
-    let dir = path.parent().expect("checkpoint files sit in a folder");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
-    if let Some(name) = failpoint_name {
-        // Keep the temporary file, as a crash would.
-        let (_, kept) = tmp.keep().map_err(|e| Error::io("keep", dir)(e.error))?;
-        failpoint(name);
-        return link_new(&kept, path);
-    }
-    match tmp.persist_noclobber(path) {
-        Ok(_) => {
-            sync_dir(dir)?;
-            Ok(true)
-        }
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::io("rename into", path)(e.error)),
-    }
-}
-
-/// Make a rename in `dir` durable: without it, a power cut can forget a file whose contents
-/// were synced.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("sync", dir))
-}
-
-fn link_new(tmp: &Path, path: &Path) -> Result<bool> {
-    let created = match std::fs::hard_link(tmp, path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(Error::io("rename into", path)(e)),
-    };
-    std::fs::remove_file(tmp).map_err(Error::io("remove", tmp))?;
-    if created {
-        sync_dir(path.parent().expect("checkpoint files sit in a folder"))?;
-    }
-    Ok(created)
 }
 
 #[cfg(test)]
