@@ -17,7 +17,7 @@ use std::time::Instant;
 use chrono_tz::Tz;
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{
-    Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
 use crate::source::json::bronze_schema;
 use crate::stream::failpoint::failpoint;
-use crate::transform::{date_and_time, parse_epoch_micros, parse_float, parse_id};
+use crate::transform::{Renderer, parse_epoch_micros, parse_float, parse_id};
 use crate::warehouse::{Warehouse, tables};
 
 /// The application id of silver's transactions for the bronze version it consumed.
@@ -317,7 +317,7 @@ async fn refresh_once(
     let names = patient_names(&dim_id, &dim).await?;
 
     // Type, join, keep apart what cannot be used.
-    let mut joined: BTreeMap<(i32, i64, i64), (f64, String)> = BTreeMap::new();
+    let mut joined: Vec<Joined<'_>> = Vec::new();
     let mut still_waiting: Vec<RecordBatch> = Vec::new();
     let mut refused: Vec<(RecordBatch, Vec<String>)> = Vec::new();
     let inputs = [
@@ -341,12 +341,11 @@ async fn refresh_once(
                     value(&time, i),
                 ) {
                     Ok(r) => match names.get(&r.mrn) {
-                        Some(name) => {
-                            joined.insert(
-                                (r.device_id, r.mrn, r.datetime),
-                                (r.heartrate, name.clone()),
-                            );
-                        }
+                        Some(name) => joined.push(Joined {
+                            key: (r.device_id, r.mrn, r.datetime),
+                            heartrate: r.heartrate,
+                            name,
+                        }),
                         None => wait_rows.push(i as u32),
                     },
                     Err(reason) if *refuse => {
@@ -437,7 +436,7 @@ async fn refresh_once(
             report.renamed = updated;
         }
     }
-    let source = readings_batch(&joined, timezone);
+    let source = readings_batch(&last_per_key(joined), timezone);
     let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
     if source.num_rows() > 0 && !may_hold_any(&id, &silver, &source)? {
@@ -642,32 +641,55 @@ fn with_error(batch: &RecordBatch, reasons: Vec<String>) -> Result<RecordBatch> 
 }
 
 /// The joined readings as a batch of silver rows.
-fn readings_batch(rows: &BTreeMap<(i32, i64, i64), (f64, String)>, tz: Tz) -> RecordBatch {
-    let mut dates = Vec::with_capacity(rows.len());
-    let mut times = Vec::with_capacity(rows.len());
-    for (_, _, datetime) in rows.keys() {
-        let (d, t) = date_and_time(*datetime, tz);
-        dates.push(d);
-        times.push(t);
+fn readings_batch(rows: &[Joined<'_>], tz: Tz) -> RecordBatch {
+    let mut renderer = Renderer::new(tz);
+    let mut dates = StringBuilder::with_capacity(rows.len(), rows.len() * 10);
+    let mut times = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+    for row in rows {
+        let (date, time) = renderer.render(row.key.2);
+        dates.append_value(date);
+        times.append_value(time);
     }
     RecordBatch::try_new(
         silver_schema(),
         vec![
-            Arc::new(Int32Array::from_iter_values(rows.keys().map(|k| k.0))),
-            Arc::new(Int64Array::from_iter_values(rows.keys().map(|k| k.1))),
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.key.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.key.1))),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(rows.keys().map(|k| k.2))
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.key.2))
                     .with_timezone("UTC"),
             ),
-            Arc::new(StringArray::from(dates)),
-            Arc::new(StringArray::from(times)),
-            Arc::new(Float64Array::from_iter_values(rows.values().map(|v| v.0))),
-            Arc::new(StringArray::from_iter_values(
-                rows.values().map(|v| v.1.as_str()),
+            Arc::new(dates.finish()),
+            Arc::new(times.finish()),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.heartrate),
             )),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.name))),
         ],
     )
     .expect("columns match the schema")
+}
+
+/// A typed reading joined with its patient's name, before it goes to silver.
+struct Joined<'a> {
+    /// (device_id, mrn, datetime): silver's key.
+    key: (i32, i64, i64),
+    heartrate: f64,
+    name: &'a str,
+}
+
+/// One row per key, the last one given winning (rows come in delivery order), sorted by key.
+fn last_per_key(mut rows: Vec<Joined<'_>>) -> Vec<Joined<'_>> {
+    // A stable sort keeps delivery order among equal keys; then keep each run's last.
+    rows.sort_by_key(|r| r.key);
+    let mut kept: Vec<Joined<'_>> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match kept.last_mut() {
+            Some(last) if last.key == row.key => *last = row,
+            _ => kept.push(row),
+        }
+    }
+    kept
 }
 
 /// Whether some file of silver may hold a reading of `source`'s time range, by the files'
