@@ -14,18 +14,32 @@ use crate::stream::failpoint::failpoint;
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let tmp = synced_temp_file(dir, bytes)?;
+    let tmp = temp_file(dir, bytes, Durability::PowerCut)?;
     tmp.persist(path)
         .map_err(|e| Error::io("rename into", path)(e.error))?;
     Ok(())
 }
 
+/// Whether a file must survive a power cut (synced, and its folder too) or only a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the process (the rename is atomic); a power cut may lose it.
+    Crash,
+    /// Synced, file and folder: survives a power cut.
+    PowerCut,
+}
+
 /// Write `path` only if it does not exist, without replacing it (a hard link, which fails if
-/// the name is taken), and make the new name durable. Returns whether this call created it.
-/// `failpoint_name` names a point between the write and the rename, for crash tests.
-pub fn create_new(path: &Path, bytes: &[u8], failpoint_name: Option<&str>) -> Result<bool> {
+/// the name is taken). Returns whether this call created it. `failpoint_name` names a point
+/// between the write and the rename, for crash tests.
+pub fn create_new(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+    failpoint_name: Option<&str>,
+) -> Result<bool> {
     let dir = path.parent().expect("a file sits in a folder");
-    let tmp = synced_temp_file(dir, bytes)?;
+    let tmp = temp_file(dir, bytes, durability)?;
     let created = if let Some(name) = failpoint_name {
         // Keep the temporary file, as a crash would.
         let (_, kept) = tmp.keep().map_err(|e| Error::io("keep", dir)(e.error))?;
@@ -38,19 +52,22 @@ pub fn create_new(path: &Path, bytes: &[u8], failpoint_name: Option<&str>) -> Re
             Err(e) => return Err(Error::io("rename into", path)(e.error)),
         }
     };
-    if created {
+    if created && durability == Durability::PowerCut {
         sync_dir(dir)?;
     }
     Ok(created)
 }
 
-fn synced_temp_file(dir: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
+fn temp_file(dir: &Path, bytes: &[u8], durability: Durability) -> Result<NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(Error::io("create a temporary file in", dir))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| match durability {
+            Durability::PowerCut => tmp.as_file().sync_all(),
+            Durability::Crash => Ok(()),
+        })
         .map_err(Error::io("write", tmp.path().to_path_buf()))?;
     Ok(tmp)
 }

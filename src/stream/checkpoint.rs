@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
+use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
 use crate::source::discover::SourceFile;
 use crate::stream::failpoint::points;
@@ -79,7 +79,7 @@ impl Checkpoint {
             let metadata = Metadata {
                 id: uuid::Uuid::new_v4().to_string(),
             };
-            atomic::create_new(&path, &to_json(&metadata), None)?;
+            atomic::create_new(&path, &to_json(&metadata), Durability::PowerCut, None)?;
         }
         let metadata: Metadata = read_json(&path)?;
         repair_progress(&dir.join("progress.jsonl"))?;
@@ -110,7 +110,14 @@ impl Checkpoint {
     /// it first wins, and this one gets [`Error::Conflict`].
     pub fn write_plan(&self, plan: &Plan) -> Result<()> {
         let path = self.offset_path(plan.batch_id);
-        if atomic::create_new(&path, &to_json(plan), Some(points::PLAN_BEFORE_RENAME))? {
+        if atomic::create_new(
+            &path,
+            &to_json(plan),
+            // A plan lost to a power cut while its commit survived would let another plan take
+            // its batch id: plans are synced.
+            Durability::PowerCut,
+            Some(points::PLAN_BEFORE_RENAME),
+        )? {
             Ok(())
         } else {
             Err(Error::Conflict {
@@ -130,7 +137,8 @@ impl Checkpoint {
 
     pub fn mark_done(&self, done: &Done) -> Result<()> {
         let path = self.commit_path(done.batch_id);
-        atomic::create_new(&path, &to_json(done), None)?;
+        // A lost done marker costs only a look at the table's transaction on the next start.
+        atomic::create_new(&path, &to_json(done), Durability::Crash, None)?;
         Ok(())
     }
 
@@ -156,7 +164,12 @@ impl Checkpoint {
     }
 
     pub fn write_recovered(&self, recovered: &Recovered) -> Result<()> {
-        atomic::create_new(&self.dir.join("recovered"), &to_json(recovered), None)?;
+        atomic::create_new(
+            &self.dir.join("recovered"),
+            &to_json(recovered),
+            Durability::PowerCut,
+            None,
+        )?;
         Ok(())
     }
 
