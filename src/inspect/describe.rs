@@ -35,11 +35,7 @@ pub async fn run(warehouse: &Warehouse, name: &str) -> Result<Rows> {
     let metadata = serde_json::to_value(snapshot.metadata()).expect("metadata serialises");
     let protocol = serde_json::to_value(snapshot.protocol()).expect("a protocol serialises");
     let files = snapshot.log_data();
-    let records = files
-        .iter()
-        .map(|f| f.num_records().map(|n| n as u64))
-        .sum::<Option<u64>>();
-    let bytes: i64 = files.iter().map(|f| f.size()).sum();
+    let (records, bytes) = super::file_totals(snapshot);
     let last = super::read_commit(&id, &table, version).await?;
     let features = |key: &str| {
         protocol

@@ -261,3 +261,17 @@ pub async fn consumers(
     }
     Ok(found)
 }
+
+/// Rows and bytes of a version's files, from their `add` actions: rows from the statistics
+/// (before deletion vectors, which these tables do not use), unknown if any file has none.
+pub(crate) fn file_totals(
+    snapshot: &deltalake::table::state::DeltaTableState,
+) -> (Option<u64>, i64) {
+    let files = snapshot.log_data();
+    let records = files
+        .iter()
+        .map(|f| f.num_records().map(|n| n as u64))
+        .sum::<Option<u64>>();
+    let bytes = files.iter().map(|f| f.size()).sum();
+    (records, bytes)
+}

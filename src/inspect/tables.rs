@@ -15,13 +15,7 @@ pub async fn run(warehouse: &Warehouse) -> Result<Rows> {
         let version = super::latest_version(&id, &table)?;
         let snapshot = table.snapshot().map_err(id.err("load"))?;
         let files = snapshot.log_data();
-        // Counts from `add` statistics (before deletion vectors, which these tables do not use);
-        // unknown if any file was written without statistics.
-        let records = files
-            .iter()
-            .map(|f| f.num_records().map(|n| n as u64))
-            .sum::<Option<u64>>();
-        let bytes: i64 = files.iter().map(|f| f.size()).sum();
+        let (records, bytes) = super::file_totals(snapshot);
         let last_commit = super::read_commit(&id, &table, version)
             .await?
             .and_then(|c| c.timestamp());
