@@ -9,9 +9,9 @@ use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::Schema;
 use deltalake::datafusion::catalog::TableProvider;
 use deltalake::datafusion::prelude::{DataFrame, SessionContext};
-use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -171,6 +171,46 @@ pub async fn provider(
         .update_datafusion_session(&ctx.state())
         .map_err(id.err("read"))?;
     table.table_provider().await.map_err(id.query_err("read"))
+}
+
+/// Open a table, or create it (`properties`, `comment`) if it does not exist. Of two processes
+/// creating it at once, the loser opens the winner's table. Says whether this call created it.
+pub async fn open_or_create(
+    id: &TableId,
+    schema: &Schema,
+    properties: &[(&str, &str)],
+    comment: &str,
+) -> Result<(DeltaTable, bool)> {
+    if let Some(table) = open(id).await? {
+        return Ok((table, false));
+    }
+    match create(id, schema, properties, comment).await {
+        Ok(table) => Ok((table, true)),
+        Err(e) => open(id).await?.map(|t| (t, false)).ok_or(e),
+    }
+}
+
+/// Append rows to an append-only side table (created if needed), once per application
+/// transaction: a table that already records `txn` (or a later version of its app) is left
+/// as it is, so a job that crashed after this append can run again.
+pub async fn append_once(
+    id: &TableId,
+    schema: &Schema,
+    comment: &str,
+    batches: Vec<RecordBatch>,
+    txn: Transaction,
+    props: CommitProperties,
+) -> Result<()> {
+    let (table, _) = open_or_create(id, schema, &[("delta.appendOnly", "true")], comment).await?;
+    if app_version(id, &table, &txn.app_id).await? >= Some(txn.version) {
+        return Ok(());
+    }
+    table
+        .write(batches)
+        .with_commit_properties(props.with_application_transaction(txn))
+        .await
+        .map_err(id.err("append"))?;
+    Ok(())
 }
 
 /// A DataFusion frame over the table's current version.

@@ -129,7 +129,14 @@ pub async fn run(
 ) -> Result<BronzeReport> {
     let start = Instant::now();
     let id = TableId::new(warehouse, tables::BRONZE);
-    let (table, version_before) = open_or_create(&id).await?;
+    let (table, created) = delta::open_or_create(
+        &id,
+        &json::bronze_schema(),
+        &[("delta.appendOnly", "true")],
+        "Raw heart-rate readings, as delivered, with lineage; appended by the bronze stream",
+    )
+    .await?;
+    let version_before = if created { None } else { table.version() };
     let mut report = BronzeReport {
         table: id.name.clone(),
         version_before,
@@ -472,20 +479,6 @@ impl Stream {
         quarantined_at: i64,
     ) -> Result<()> {
         let id = &self.quarantine;
-        let table = match delta::open(id).await? {
-            Some(table) => table,
-            None => create_quarantine(id).await?,
-        };
-        let app_id = self.checkpoint.stream_id();
-        let done = table
-            .snapshot()
-            .map_err(id.err("load"))?
-            .transaction_version(table.log_store().as_ref(), app_id)
-            .await
-            .map_err(id.err("read application transactions"))?;
-        if done.is_some_and(|v| v >= batch_id) {
-            return Ok(());
-        }
         let n = rows.len();
         let batch = RecordBatch::try_new(
             quarantine_schema(),
@@ -508,15 +501,16 @@ impl Stream {
             context: format!("table {}: quarantine rows", id.name),
             source: e,
         })?;
-        let props = CommitProperties::default()
-            .with_application_transaction(Transaction::new(app_id, batch_id))
-            .with_metadata([("batchId".to_string(), serde_json::json!(batch_id))]);
-        table
-            .write(vec![batch])
-            .with_commit_properties(props)
-            .await
-            .map_err(id.err("append quarantined rows"))?;
-        Ok(())
+        delta::append_once(
+            id,
+            &quarantine_schema(),
+            "Tracker files and elements the bronze stream could not read, with the reason",
+            vec![batch],
+            Transaction::new(self.checkpoint.stream_id(), batch_id),
+            CommitProperties::default()
+                .with_metadata([("batchId".to_string(), serde_json::json!(batch_id))]),
+        )
+        .await
     }
 
     fn progress(
@@ -572,27 +566,6 @@ impl Stream {
 
 /// Open bronze, or create it (append-only). Two streams creating it at once both end with
 /// the one table.
-async fn open_or_create(id: &TableId) -> Result<(DeltaTable, Option<u64>)> {
-    if let Some(table) = delta::open(id).await? {
-        let version = table.version();
-        return Ok((table, version));
-    }
-    let created = delta::create(
-        id,
-        &json::bronze_schema(),
-        &[("delta.appendOnly", "true")],
-        "Raw heart-rate readings, as delivered, with lineage; appended by the bronze stream",
-    )
-    .await;
-    match created {
-        Ok(table) => Ok((table, None)),
-        Err(e) => match delta::open(id).await? {
-            Some(table) => Ok((table, None)),
-            None => Err(e),
-        },
-    }
-}
-
 pub fn quarantine_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source_file", DataType::Utf8, false),
@@ -606,20 +579,6 @@ pub fn quarantine_schema() -> SchemaRef {
             false,
         ),
     ]))
-}
-
-async fn create_quarantine(id: &TableId) -> Result<DeltaTable> {
-    match delta::create(
-        id,
-        &quarantine_schema(),
-        &[("delta.appendOnly", "true")],
-        "Tracker files and elements the bronze stream could not read, with the reason",
-    )
-    .await
-    {
-        Ok(table) => Ok(table),
-        Err(e) => delta::open(id).await?.ok_or(e),
-    }
 }
 
 /// The checkpoint was lost but the table has data: take the files the table (and its

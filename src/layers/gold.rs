@@ -123,18 +123,8 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     let gold = delta::open(&id).await?;
     let daily = delta::open(&daily_id).await?;
     let silver_to = silver.version().unwrap_or(0);
-    let consumed = |t: &Option<DeltaTable>, id: &TableId| {
-        let id = id.clone();
-        let table = t.clone();
-        async move {
-            match table {
-                Some(t) => delta::app_version(&id, &t, FROM_SILVER).await,
-                None => Ok(None),
-            }
-        }
-    };
-    let gold_from = consumed(&gold, &id).await?;
-    let daily_from = consumed(&daily, &daily_id).await?;
+    let gold_from = consumed(&id, gold.as_ref()).await?;
+    let daily_from = consumed(&daily_id, daily.as_ref()).await?;
     let mut report = GoldReport {
         table: id.name.clone(),
         silver_from: gold_from.map(|v| v as u64),
@@ -176,13 +166,6 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
             .sql(&GOLD_SQL.replace("{filter}", &filter))
             .await
             .map_err(silver_id.query_err("aggregate"))?;
-        if from.is_none() {
-            report.patients = source
-                .clone()
-                .count()
-                .await
-                .map_err(silver_id.query_err("aggregate"))? as u64;
-        }
         let table = match gold {
             Some(t) => t,
             None => {
@@ -195,8 +178,13 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
                 .await?
             }
         };
-        let (table, inserted, updated) =
+        let (table, merged) =
             merge_aggregates(&id, table, source, &["mrn"], &gold_schema(), &txn).await?;
+        if from.is_none() {
+            // The first time every patient is recomputed: as many as the aggregate's rows.
+            report.patients = merged.source_rows;
+        }
+        let (inserted, updated) = (merged.inserted, merged.updated);
         report.inserted = inserted;
         report.updated = updated;
         report.version_after = table.version();
@@ -219,7 +207,7 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
                 .await?
             }
         };
-        let (_, inserted, updated) = merge_aggregates(
+        let (_, merged) = merge_aggregates(
             &daily_id,
             table,
             source,
@@ -228,8 +216,8 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
             &txn,
         )
         .await?;
-        report.daily_inserted = inserted;
-        report.daily_updated = updated;
+        report.daily_inserted = merged.inserted;
+        report.daily_updated = merged.updated;
     }
     failpoint("gold-after-commit");
     report.duration_ms = start.elapsed().as_millis() as u64;
@@ -271,6 +259,21 @@ async fn changed_patients(
 
 /// MERGE aggregates on their key: insert new keys, update rows whose values changed. The
 /// commit records the silver version consumed; when nothing changed an empty commit does.
+/// What one MERGE of aggregates did.
+struct Merged {
+    source_rows: u64,
+    inserted: u64,
+    updated: u64,
+}
+
+/// The silver version a gold table recorded (None: it does not exist or never consumed).
+async fn consumed(id: &TableId, table: Option<&DeltaTable>) -> Result<Option<i64>> {
+    match table {
+        Some(t) => delta::app_version(id, t, FROM_SILVER).await,
+        None => Ok(None),
+    }
+}
+
 async fn merge_aggregates(
     id: &TableId,
     table: DeltaTable,
@@ -278,7 +281,7 @@ async fn merge_aggregates(
     key: &[&str],
     schema: &SchemaRef,
     txn: &Transaction,
-) -> Result<(DeltaTable, u64, u64)> {
+) -> Result<(DeltaTable, Merged)> {
     let props = CommitProperties::default().with_application_transaction(txn.clone());
     let matches = key
         .iter()
@@ -342,7 +345,10 @@ async fn merge_aggregates(
     };
     Ok((
         table,
-        metrics.num_target_rows_inserted as u64,
-        metrics.num_target_rows_updated as u64,
+        Merged {
+            source_rows: metrics.num_source_rows as u64,
+            inserted: metrics.num_target_rows_inserted as u64,
+            updated: metrics.num_target_rows_updated as u64,
+        },
     ))
 }

@@ -376,7 +376,15 @@ async fn refresh_once(
             .into_iter()
             .map(|(b, reasons)| with_error(&b, reasons))
             .collect::<Result<Vec<_>>>()?;
-        append_once(&q_id, &quarantine_schema(), batches, &txns[0]).await?;
+        delta::append_once(
+            &q_id,
+            &quarantine_schema(),
+            "Rows silver refused, with the reason",
+            batches,
+            txns[0].clone(),
+            CommitProperties::default(),
+        )
+        .await?;
     }
     // 2. The rows still waiting replace the previous set; silver's commit records the version.
     let mut waiting_version = waiting_from;
@@ -548,8 +556,10 @@ fn in_bronze_order(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
         if batch.num_rows() == 0 {
             continue;
         }
-        let batch_id = delta::int64s(&batch, "_batch_id")?.value(0);
-        let file = delta::strings(&batch, "_source_file")?.value(0).to_string();
+        // Every row of a batch comes from one file of one batch: its first row says which.
+        let first = batch.slice(0, 1);
+        let batch_id = delta::int64s(&first, "_batch_id")?.value(0);
+        let file = delta::strings(&first, "_source_file")?.value(0).to_string();
         keyed.push(((batch_id, file), batch));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -832,38 +842,6 @@ async fn rename(
         .await
         .map_err(id.err("rename"))?;
     Ok((table, metrics.num_target_rows_updated as u64))
-}
-
-/// Append rows to an append-only side table (created if needed), once per transaction.
-async fn append_once(
-    id: &TableId,
-    schema: &Schema,
-    batches: Vec<RecordBatch>,
-    txn: &Transaction,
-) -> Result<()> {
-    let table = match delta::open(id).await? {
-        Some(t) => t,
-        None => {
-            delta::create(
-                id,
-                schema,
-                &[("delta.appendOnly", "true")],
-                "Rows silver refused, with the reason",
-            )
-            .await?
-        }
-    };
-    if delta::app_version(id, &table, &txn.app_id).await? >= Some(txn.version) {
-        return Ok(());
-    }
-    table
-        .write(batches)
-        .with_commit_properties(
-            CommitProperties::default().with_application_transaction(txn.clone()),
-        )
-        .await
-        .map_err(id.err("append"))?;
-    Ok(())
 }
 
 #[cfg(test)]
