@@ -71,6 +71,11 @@ impl AppendLog {
         self.version
     }
 
+    /// The store the table's files are in.
+    pub fn object_store(&self) -> std::sync::Arc<dyn deltalake::ObjectStore> {
+        self.log_store.object_store(None)
+    }
+
     /// The last batch id committed by this application.
     pub fn app_version(&self) -> Option<i64> {
         self.app_version

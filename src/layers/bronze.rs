@@ -22,7 +22,6 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -30,13 +29,17 @@ use crate::delta::append::{AppendCommit, AppendLog};
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
-use crate::source::discover::{self, Completeness};
-use crate::source::json::{self, FileError, Lineage};
+use crate::source::discover::{self, Completeness, SourceFile};
+use crate::source::json;
 use crate::stream::checkpoint::{Checkpoint, Done, Plan, Recovered};
 use crate::stream::failpoint::{failpoint, points};
 use crate::stream::progress::{Durations, Progress, SinkProgress, SourceProgress};
 use crate::stream::trigger::Trigger;
 use crate::warehouse::{DataDir, Warehouse, tables};
+
+mod ahead;
+
+use ahead::{Ahead, Prepared};
 
 /// What to do with a file or element that cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -176,8 +179,15 @@ pub async fn run(
         && !stream.checkpoint.is_done(last)
     {
         let plan = stream.checkpoint.plan(last)?;
+        // Committed before the crash (only the done marker is missing), or to redo.
+        let prepared = if stream.log.app_version().is_some_and(|v| v >= last) {
+            None
+        } else {
+            let mut ahead = stream.ahead(vec![(last, plan.files.clone())]);
+            Some(ahead.next(last).await?)
+        };
         stream
-            .run_batch(&plan, true, Durations::default(), &mut report, observer)
+            .run_batch(&plan, prepared, true, Durations::default(), &mut report, observer)
             .await?;
         report.recovered_batches += 1;
     }
@@ -192,35 +202,53 @@ pub async fn run(
     let stop = stop_flag(options.trigger);
     let mut seen = stream.checkpoint.seen_files()?;
     let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
-    'triggers: loop {
+    loop {
         let list_start = Instant::now();
         let files = discover::discover(&stream.source_dir, &seen, options.completeness).await?;
         let mut listing_ms = list_start.elapsed().as_millis() as u64;
         if !files.is_empty() {
             observer.discovered(files.len());
         }
-        for chunk in files.chunks(per_batch) {
-            let mut durations = Durations {
-                latest_offset: std::mem::take(&mut listing_ms),
-                ..Durations::default()
-            };
-            let plan = Plan {
-                batch_id: next_batch,
-                timestamp: chrono::Utc::now().timestamp_millis(),
-                files: chunk.to_vec(),
-            };
-            let wal_start = Instant::now();
-            stream.checkpoint.write_plan(&plan)?;
-            durations.wal_commit = wal_start.elapsed().as_millis() as u64;
-            failpoint(points::AFTER_PLAN);
-            seen.extend(plan.files.iter().map(|f| f.name.clone()));
-            stream
-                .run_batch(&plan, false, durations, &mut report, observer)
-                .await?;
-            next_batch += 1;
-            if options.trigger == Trigger::Once || stop.load(Ordering::SeqCst) {
-                break 'triggers;
+        let mut batches: Vec<(i64, Vec<SourceFile>)> = files
+            .chunks(per_batch)
+            .zip(next_batch..)
+            .map(|(chunk, batch_id)| (batch_id, chunk.to_vec()))
+            .collect();
+        if options.trigger == Trigger::Once {
+            batches.truncate(1);
+        }
+        let mut ahead = stream.ahead(batches.clone());
+        let run = async {
+            for (batch_id, files) in batches {
+                let mut durations = Durations {
+                    latest_offset: std::mem::take(&mut listing_ms),
+                    ..Durations::default()
+                };
+                let plan = Plan {
+                    batch_id,
+                    timestamp: chrono::Utc::now().timestamp_millis(),
+                    files,
+                };
+                let wal_start = Instant::now();
+                stream.checkpoint.write_plan(&plan)?;
+                durations.wal_commit = wal_start.elapsed().as_millis() as u64;
+                failpoint(points::AFTER_PLAN);
+                seen.extend(plan.files.iter().map(|f| f.name.clone()));
+                next_batch = batch_id + 1;
+                let prepared = ahead.next(batch_id).await?;
+                stream
+                    .run_batch(&plan, Some(prepared), false, durations, &mut report, observer)
+                    .await?;
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(true);
+                }
             }
+            Ok::<_, Error>(false)
+        };
+        let stopped = run.await;
+        ahead.discard().await;
+        if stopped? {
+            break;
         }
         match options.trigger {
             // Like Spark's: the files there when the run started, then stop.
@@ -248,13 +276,6 @@ struct Stream {
     options: BronzeOptions,
     run_id: String,
     last_trigger: Option<Instant>,
-}
-
-/// What reading a batch's files gave.
-struct BatchData {
-    adds: Vec<deltalake::kernel::Add>,
-    rows: u64,
-    quarantine: Vec<QuarantineRow>,
 }
 
 struct QuarantineRow {
@@ -298,10 +319,23 @@ impl Stream {
         Ok(())
     }
 
-    /// Read, write and commit one planned batch, then mark it done.
+    /// Start reading and writing `batches` ahead of their commits.
+    fn ahead(&self, batches: Vec<(i64, Vec<SourceFile>)>) -> Ahead {
+        Ahead::start(
+            &self.id,
+            self.log.object_store(),
+            self.source_dir.clone(),
+            batches,
+        )
+    }
+
+    /// Commit one planned batch, prepared (read and written as Parquet), then mark it done.
+    /// `prepared` is `None` for a batch committed before a crash: only its done marker is
+    /// missing.
     async fn run_batch(
         &mut self,
         plan: &Plan,
+        prepared: Option<Prepared>,
         recovering: bool,
         mut durations: Durations,
         report: &mut BronzeReport,
@@ -309,72 +343,68 @@ impl Stream {
     ) -> Result<()> {
         let trigger_start = Instant::now();
         let batch_id = plan.batch_id;
-        let already_in = self.log.app_version().is_some_and(|v| v >= batch_id);
-        let (rows, quarantined) = if already_in {
-            // Committed before the crash; only the done marker is missing.
-            (0, 0)
-        } else {
-            let read_start = Instant::now();
-            let ingested_at = chrono::Utc::now().timestamp_micros();
-            let data = self.read_and_write(plan, ingested_at).await?;
-            for row in &data.quarantine {
-                let message = format!(
-                    "{}{}: {} (quarantined in {})",
-                    row.source_file,
-                    row.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                    row.error,
-                    self.quarantine.name
-                );
-                if self.options.bad_files == BadFiles::Fail {
-                    return Err(Error::SourceParse {
-                        path: PathBuf::from(&row.source_file),
-                        line: row.line,
-                        message: format!(
-                            "{} (--bad-files fail: batch {batch_id} not committed)",
-                            row.error
-                        ),
-                    });
+        let (rows, quarantined) = match prepared {
+            None => (0, 0),
+            Some(data) => {
+                for row in &data.quarantine {
+                    let message = format!(
+                        "{}{}: {} (quarantined in {})",
+                        row.source_file,
+                        row.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                        row.error,
+                        self.quarantine.name
+                    );
+                    if self.options.bad_files == BadFiles::Fail {
+                        return Err(Error::SourceParse {
+                            path: PathBuf::from(&row.source_file),
+                            line: row.line,
+                            message: format!(
+                                "{} (--bad-files fail: batch {batch_id} not committed)",
+                                row.error
+                            ),
+                        });
+                    }
+                    observer.warn(&message);
+                    report.warnings.push(message);
                 }
-                observer.warn(&message);
-                report.warnings.push(message);
-            }
-            durations.get_batch = read_start.elapsed().as_millis() as u64;
-            failpoint(points::BEFORE_COMMIT);
+                durations.get_batch = data.millis;
+                failpoint(points::BEFORE_COMMIT);
 
-            let commit_start = Instant::now();
-            if !data.quarantine.is_empty() {
-                self.commit_quarantine(batch_id, &data.quarantine, ingested_at)
+                let commit_start = Instant::now();
+                if !data.quarantine.is_empty() {
+                    self.commit_quarantine(batch_id, &data.quarantine, data.ingested_at)
+                        .await?;
+                }
+                failpoint(points::BETWEEN_COMMITS);
+                let info = [
+                    ("batchId".to_string(), serde_json::json!(batch_id)),
+                    (
+                        "sourceFiles".to_string(),
+                        serde_json::json!(plan.files.iter().map(|f| &f.name).collect::<Vec<_>>()),
+                    ),
+                    (
+                        "source".to_string(),
+                        serde_json::json!(self.source_dir.display().to_string()),
+                    ),
+                ]
+                .into_iter()
+                .collect();
+                self.log
+                    .commit(AppendCommit {
+                        adds: data.adds,
+                        batch_id,
+                        rows: data.rows as usize,
+                        info,
+                    })
                     .await?;
+                durations.add_batch = commit_start.elapsed().as_millis() as u64;
+                for warning in self.log.take_warnings() {
+                    observer.warn(&warning);
+                    report.warnings.push(warning);
+                }
+                failpoint(points::AFTER_COMMIT);
+                (data.rows, data.quarantine.len() as u64)
             }
-            failpoint(points::BETWEEN_COMMITS);
-            let info = [
-                ("batchId".to_string(), serde_json::json!(batch_id)),
-                (
-                    "sourceFiles".to_string(),
-                    serde_json::json!(plan.files.iter().map(|f| &f.name).collect::<Vec<_>>()),
-                ),
-                (
-                    "source".to_string(),
-                    serde_json::json!(self.source_dir.display().to_string()),
-                ),
-            ]
-            .into_iter()
-            .collect();
-            self.log
-                .commit(AppendCommit {
-                    adds: data.adds,
-                    batch_id,
-                    rows: data.rows as usize,
-                    info,
-                })
-                .await?;
-            durations.add_batch = commit_start.elapsed().as_millis() as u64;
-            for warning in self.log.take_warnings() {
-                observer.warn(&warning);
-                report.warnings.push(warning);
-            }
-            failpoint(points::AFTER_COMMIT);
-            (data.rows, data.quarantine.len() as u64)
         };
 
         let done_start = Instant::now();
@@ -395,79 +425,6 @@ impl Stream {
         report.rows += rows;
         report.quarantined_rows += quarantined;
         Ok(())
-    }
-
-    /// Read every planned file and write its rows as Parquet in the table's folder, a batch of
-    /// rows at a time (nothing is visible until the commit names the files); what cannot be
-    /// read becomes quarantine rows.
-    async fn read_and_write(&self, plan: &Plan, ingested_at: i64) -> Result<BatchData> {
-        let mut data = BatchData {
-            adds: Vec::new(),
-            rows: 0,
-            quarantine: Vec::new(),
-        };
-        let write_err = self.id.err("write Parquet");
-        let mut writer =
-            RecordBatchWriter::try_new(self.id.url.as_str(), json::bronze_schema(), None, None)
-                .map_err(write_err)?;
-        let mut wrote = false;
-        for file in &plan.files {
-            let path = discover::path_of(&self.source_dir, file);
-            let source_file = path.display().to_string();
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    data.quarantine.push(QuarantineRow {
-                        source_file,
-                        line: None,
-                        error: "the file was planned for this batch but no longer exists".into(),
-                        raw: String::new(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(Error::io("read", &path)(e)),
-            };
-            let lineage = Lineage {
-                source_file: source_file.clone(),
-                batch_id: plan.batch_id,
-                ingested_at,
-            };
-            let mut batches = Vec::new();
-            match json::read_tracker(&bytes, &lineage, &mut |b| batches.push(b)) {
-                Ok(outcome) => {
-                    data.rows += outcome.rows as u64;
-                    data.quarantine
-                        .extend(outcome.rejects.into_iter().map(|r| QuarantineRow {
-                            source_file: source_file.clone(),
-                            line: Some(r.line),
-                            error: r.message,
-                            raw: r.excerpt,
-                        }));
-                }
-                Err(FileError {
-                    line,
-                    message,
-                    excerpt,
-                }) => data.quarantine.push(QuarantineRow {
-                    source_file,
-                    line,
-                    error: format!("file not ingested: {message}"),
-                    raw: excerpt,
-                }),
-            }
-            drop(bytes);
-            for batch in batches {
-                writer
-                    .write(batch)
-                    .await
-                    .map_err(self.id.err("write Parquet"))?;
-                wrote = true;
-            }
-        }
-        if wrote {
-            data.adds = writer.flush().await.map_err(self.id.err("write Parquet"))?;
-        }
-        Ok(data)
     }
 
     /// Append the batch's quarantine rows, once: the commit carries the stream's transaction,

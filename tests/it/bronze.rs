@@ -573,6 +573,44 @@ fn bad_files_fail_stops_before_the_commit() {
     assert_eq!(bronze_rows(&ws).len(), 4);
 }
 
+/// Parquet files in the table's folder (committed or not).
+fn parquet_files(ws: &Workspace) -> usize {
+    std::fs::read_dir(ws.warehouse().join("healthcare_dlh.db").join(BRONZE))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count()
+}
+
+#[test]
+fn a_stopped_stream_leaves_no_file_written_ahead_of_its_commit() {
+    // Batches are read and written ahead of their commits: when the stream stops on a bad
+    // file, the files written for the batches after it must not stay behind.
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    ws.run_ok(&["bronze"]);
+    assert_eq!(parquet_files(&ws), 1);
+    std::fs::write(ws.tracker().join("02.json"), "[{\"mrn\": \"1\"},").unwrap();
+    for name in ["03.json", "04.json", "05.json", "06.json"] {
+        std::thread::sleep(Duration::from_millis(20)); // distinct mtimes: oldest first
+        write_tracker(&ws, name, 2000);
+    }
+    std::thread::sleep(Duration::from_millis(2100)); // past the settle time
+    ws.run_err(&["bronze", "--bad-files", "fail"], 1);
+    assert_eq!(ws.version(BRONZE), Some(1));
+    assert_eq!(parquet_files(&ws), 1);
+    // The same with the default (quarantine): every batch commits its one file.
+    ws.run_ok(&["bronze"]);
+    assert_eq!(ws.version(BRONZE), Some(6));
+    assert_eq!(parquet_files(&ws), 5); // 02.json has no rows: no file
+    assert_exactly_once(&ws);
+}
+
 #[test]
 fn a_50_mb_file_is_ingested_whole() {
     let ws = Workspace::new();
