@@ -187,7 +187,14 @@ pub async fn run(
             Some(ahead.next(last).await?)
         };
         stream
-            .run_batch(&plan, prepared, true, Durations::default(), &mut report, observer)
+            .run_batch(
+                &plan,
+                prepared,
+                true,
+                Durations::default(),
+                &mut report,
+                observer,
+            )
             .await?;
         report.recovered_batches += 1;
     }
@@ -237,7 +244,14 @@ pub async fn run(
                 next_batch = batch_id + 1;
                 let prepared = ahead.next(batch_id).await?;
                 stream
-                    .run_batch(&plan, Some(prepared), false, durations, &mut report, observer)
+                    .run_batch(
+                        &plan,
+                        Some(prepared),
+                        false,
+                        durations,
+                        &mut report,
+                        observer,
+                    )
                     .await?;
                 if stop.load(Ordering::SeqCst) {
                     return Ok(true);

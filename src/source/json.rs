@@ -85,6 +85,16 @@ pub fn read_tracker(
     lineage: &Lineage,
     sink: &mut dyn FnMut(RecordBatch),
 ) -> Result<FileOutcome, FileError> {
+    read_tracker_with(bytes, lineage, sink, true)
+}
+
+/// [`read_tracker`]; `one_pass`: try [`read_plain_array`] first (off in tests, to compare).
+fn read_tracker_with(
+    bytes: &[u8],
+    lineage: &Lineage,
+    sink: &mut dyn FnMut(RecordBatch),
+    one_pass: bool,
+) -> Result<FileOutcome, FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
@@ -108,6 +118,13 @@ pub fn read_tracker(
             });
         }
         Some(b'[') => {
+            if one_pass && let Some((batches, rows)) = read_plain_array(text, lineage) {
+                batches.into_iter().for_each(sink);
+                return Ok(FileOutcome {
+                    rows,
+                    rejects: Vec::new(),
+                });
+            }
             validate(text)?;
             let mut lines = LineCounter::new(text);
             for (start, end) in array_elements(text.as_bytes()) {
@@ -137,6 +154,173 @@ pub fn read_tracker(
     outcome.rows = rows.total;
     rows.flush(sink);
     Ok(outcome)
+}
+
+/// The lab's shape read in one pass, validating as it goes: an array of flat objects whose
+/// values are strings without escapes, numbers or null. Anything else, valid or not (an escape,
+/// a nested value, a syntax error...), gives `None`, and the general path (validate the whole
+/// text, then cut it into elements) reads the file and says what is wrong: both paths give the
+/// same rows for what this one accepts (tested on random and mutated files).
+fn read_plain_array(text: &str, lineage: &Lineage) -> Option<(Vec<RecordBatch>, usize)> {
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut rows = RowBuilder::new(lineage);
+    let mut batches = Vec::new();
+    c.ws();
+    c.eat(b'[')?;
+    c.ws();
+    if c.peek() == Some(b']') {
+        c.i += 1;
+    } else {
+        loop {
+            plain_object(&mut c, text, &mut rows)?;
+            rows.flush_if_full(&mut |b| batches.push(b));
+            c.ws();
+            match c.next()? {
+                b',' => c.ws(),
+                b']' => break,
+                _ => return None,
+            }
+        }
+    }
+    c.ws();
+    if c.i != text.len() {
+        return None;
+    }
+    let total = rows.total;
+    rows.flush(&mut |b| batches.push(b));
+    Some((batches, total))
+}
+
+/// One flat object, appended as a row.
+fn plain_object(c: &mut Cursor<'_>, text: &str, rows: &mut RowBuilder<'_>) -> Option<()> {
+    c.eat(b'{')?;
+    c.ws();
+    let mut values: [Option<&str>; 4] = [None; 4];
+    let mut rescued: Vec<String> = Vec::new();
+    if c.peek() == Some(b'}') {
+        c.i += 1;
+    } else {
+        loop {
+            let key_start = c.i;
+            let key = c.plain_string(text)?;
+            let key_raw = &text[key_start..c.i];
+            c.ws();
+            c.eat(b':')?;
+            c.ws();
+            let value_start = c.i;
+            let value = match c.peek()? {
+                b'"' => Some(c.plain_string(text)?),
+                b'-' | b'0'..=b'9' => {
+                    c.number()?;
+                    Some(&text[value_start..c.i])
+                }
+                b'n' => {
+                    c.literal(b"null")?;
+                    None
+                }
+                _ => return None,
+            };
+            match key {
+                "device_id" => values[0] = value,
+                "heartrate" => values[1] = value,
+                "mrn" => values[2] = value,
+                "time" => values[3] = value,
+                _ => rescued.push(format!("{key_raw}:{}", &text[value_start..c.i])),
+            }
+            c.ws();
+            match c.next()? {
+                b',' => c.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    let rescued = (!rescued.is_empty()).then(|| format!("{{{}}}", rescued.join(",")));
+    rows.push_row(values, rescued.as_deref());
+    Some(())
+}
+
+/// A position in JSON text, for [`read_plain_array`].
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.i += 1;
+        Some(byte)
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string without escapes or control characters: its content.
+    fn plain_string<'t>(&mut self, text: &'t str) -> Option<&'t str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let len = self.b[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        self.i = start + len;
+        self.eat(b'"')?;
+        Some(&text[start..start + len])
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..]
+            .starts_with(word)
+            .then(|| self.i += word.len())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            (self.digits() > 0).then_some(())?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            (self.digits() > 0).then_some(())?;
+        }
+        Some(())
+    }
 }
 
 /// Check that the whole text is one valid JSON value, without building it.
@@ -179,20 +363,25 @@ impl<'l> RowBuilder<'l> {
     /// Parse one element; append it as a row, or record why it cannot be one.
     fn push_element(&mut self, raw: &str, line: u64, validated: bool, outcome: &mut FileOutcome) {
         match parse_element(raw, validated) {
-            Ok(element) => {
-                for (builder, value) in self.columns.iter_mut().zip(&element.values) {
-                    builder.append_option(value.as_deref());
-                }
-                self.rescued.append_option(element.rescued_json());
-                self.pending += 1;
-                self.total += 1;
-            }
+            Ok(element) => self.push_row(
+                element.values.each_ref().map(|v| v.as_deref()),
+                element.rescued_json().as_deref(),
+            ),
             Err(message) => outcome.rejects.push(Reject {
                 line,
                 message,
                 excerpt: excerpt(raw),
             }),
         }
+    }
+
+    fn push_row(&mut self, values: [Option<&str>; 4], rescued: Option<&str>) {
+        for (builder, value) in self.columns.iter_mut().zip(values) {
+            builder.append_option(value);
+        }
+        self.rescued.append_option(rescued);
+        self.pending += 1;
+        self.total += 1;
     }
 
     fn flush_if_full(&mut self, sink: &mut dyn FnMut(RecordBatch)) {
@@ -564,6 +753,163 @@ mod tests {
         let (outcome, batches) = read(b"[]");
         assert_eq!(outcome.unwrap(), FileOutcome::default());
         assert!(batches.is_empty());
+    }
+
+    /// Both readers on the same bytes: the one-pass reader (when it takes the file) must give
+    /// exactly what validating then cutting gives. Returns whether the one-pass reader took it.
+    fn assert_paths_agree(text: &[u8]) -> bool {
+        let lineage = Lineage {
+            source_file: "x.json".into(),
+            batch_id: 1,
+            ingested_at: 5,
+        };
+        let (mut fast, mut general) = (Vec::new(), Vec::new());
+        let fast_outcome = read_tracker_with(text, &lineage, &mut |b| fast.push(b), true);
+        let general_outcome = read_tracker_with(text, &lineage, &mut |b| general.push(b), false);
+        let shown = String::from_utf8_lossy(text);
+        assert_eq!(fast_outcome, general_outcome, "{shown}");
+        assert_eq!(fast, general, "{shown}");
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| read_plain_array(t.strip_prefix('\u{feff}').unwrap_or(t), &lineage))
+            .is_some()
+    }
+
+    /// A random tracker-like file, mostly valid, with the odd cases the one-pass reader must
+    /// either read exactly or leave to the general path.
+    fn random_file(rng: &mut impl rand::Rng) -> String {
+        const KEYS: [&str; 9] = [
+            "\"device_id\"",
+            "\"heartrate\"",
+            "\"mrn\"",
+            "\"time\"",
+            "\"extra\"",
+            "\"mr\\u006e\"",
+            "\"\"",
+            "\"ünï\"",
+            "\"a\\\"b\"",
+        ];
+        const VALUES: [&str; 24] = [
+            "\"23\"",
+            "\"96.2296475916\"",
+            "\"1578301316.998366\"",
+            "\"\"",
+            "\"tab\\there\"",
+            "\"\\ud800\"",
+            "\"é ü\"",
+            "12",
+            "-0.5",
+            "1e9",
+            "2.5E-3",
+            "0",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "null",
+            "nul",
+            "true",
+            "false",
+            "[1, 2]",
+            "{\"a\": 1}",
+            "\"a\u{1}b\"",
+            "NaN",
+        ];
+        const WS: [&str; 5] = ["", " ", "\n    ", "\r\n", "\t"];
+        fn pick(options: &[&'static str], rng: &mut impl rand::Rng) -> &'static str {
+            options[rng.random_range(0..options.len())]
+        }
+        let mut text = String::from(pick(&WS, rng));
+        text.push('[');
+        let elements = rng.random_range(0..6);
+        for e in 0..elements {
+            if e > 0 {
+                text.push(',');
+            }
+            text.push_str(pick(&WS, rng));
+            match rng.random_range(0..20) {
+                0 => text.push_str(pick(&VALUES, rng)),
+                _ => {
+                    text.push('{');
+                    let members = rng.random_range(0..6);
+                    for m in 0..members {
+                        if m > 0 {
+                            text.push(',');
+                        }
+                        text.push_str(pick(&WS, rng));
+                        // Mostly the lab's keys and plain values.
+                        let key = if rng.random_bool(0.8) {
+                            KEYS[m % 4]
+                        } else {
+                            pick(&KEYS, rng)
+                        };
+                        text.push_str(key);
+                        text.push_str(pick(&WS, rng));
+                        text.push(':');
+                        text.push_str(pick(&WS, rng));
+                        let value = if rng.random_bool(0.7) {
+                            pick(&VALUES[..4], rng)
+                        } else {
+                            pick(&VALUES, rng)
+                        };
+                        text.push_str(value);
+                    }
+                    text.push_str(pick(&WS, rng));
+                    text.push('}');
+                }
+            }
+        }
+        text.push_str(pick(&WS, rng));
+        if rng.random_bool(0.95) {
+            text.push(']');
+        }
+        text.push_str(pick(&WS, rng));
+        text
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_general_one_on_random_files() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            taken += usize::from(assert_paths_agree(random_file(&mut rng).as_bytes()));
+        }
+        // Both kinds of file were met: read in one pass, and left to the general path.
+        assert!((2_000..18_000).contains(&taken), "{taken}");
+    }
+
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_general_one_on_mutated_files() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let valid = r#"[
+    {
+        "device_id": "23",
+        "heartrate": "96.2296475916",
+        "mrn": "40580129",
+        "time": 1578301316.998366
+    },
+    {"device_id": "24", "mrn": null, "extra": -1.5e3, "time": "1578301317"}
+]"#;
+        const BYTES: &[u8] = b"[]{}\":,\\ -.0123456789eEnulltruefalse\n\x01\xc3";
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let mut text = valid.as_bytes().to_vec();
+            for _ in 0..rng.random_range(1..=3) {
+                let at = rng.random_range(0..text.len());
+                let byte = BYTES[rng.random_range(0..BYTES.len())];
+                match rng.random_range(0..3) {
+                    0 => text[at] = byte,
+                    1 => {
+                        text.remove(at);
+                    }
+                    _ => text.insert(at, byte),
+                }
+            }
+            taken += usize::from(assert_paths_agree(&text));
+        }
+        assert!(taken > 1_000, "{taken}");
     }
 
     #[test]

@@ -14,11 +14,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use deltalake::ObjectStore;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Add;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::ObjectStore;
 use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use tokio::sync::mpsc;
 
 use super::QuarantineRow;
@@ -133,7 +133,11 @@ async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
 
 /// Read and parse a batch's files. A file that vanished since it was planned, or cannot be read
 /// as JSON, becomes quarantine rows; only an I/O error fails the batch.
-fn parse_files(source_dir: &std::path::Path, batch_id: i64, files: &[SourceFile]) -> Result<Parsed> {
+fn parse_files(
+    source_dir: &std::path::Path,
+    batch_id: i64,
+    files: &[SourceFile],
+) -> Result<Parsed> {
     let start = Instant::now();
     let ingested_at = chrono::Utc::now().timestamp_micros();
     let mut parsed = Parsed {
