@@ -12,6 +12,7 @@
 //!   `pipeline`, each returning a report.
 //! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and failpoints.
 //! - [`delta`]: opening, creating and reading tables; the stream's cheap append commits.
+//! - [`parallel`]: per-row work spread over the cores, results in order.
 //! - [`transform`]: silver's pure conversions (text to types, instants to the lab's strings).
 //! - [`inspect`]: the read side: tables, describe, history, show (time travel), sql, diff, and
 //!   restore.
@@ -26,6 +27,7 @@ pub mod generate;
 pub mod inspect;
 pub mod layers;
 pub mod output;
+pub mod parallel;
 pub mod source;
 pub mod stream;
 pub mod transform;

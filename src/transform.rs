@@ -73,11 +73,13 @@ pub fn date_and_time(micros: i64, tz: Tz) -> (String, String) {
 
 /// Renders instants as the lab's `date` and `time` strings into buffers it reuses: what
 /// `format("%m/%d/%Y")` and `format("%I:%M:%S %p %Z")` give, without their per-row parsing of
-/// the format and allocation (a million rows a second matter here).
+/// the format, `fmt` machinery and allocation (a million rows a second matter here).
 pub struct Renderer {
     tz: Tz,
     date: String,
     time: String,
+    /// The last offset met and its `%Z` text (the zone's abbreviation, or its offset).
+    zone: Option<(chrono_tz::TzOffset, String)>,
 }
 
 impl Renderer {
@@ -86,13 +88,13 @@ impl Renderer {
             tz,
             date: String::with_capacity(10),
             time: String::with_capacity(24),
+            zone: None,
         }
     }
 
     /// The date and time strings of an instant (epoch microseconds), valid until the next call.
     pub fn render(&mut self, micros: i64) -> (&str, &str) {
         use chrono::{Datelike, Offset, Timelike};
-        use std::fmt::Write;
         let utc = chrono::DateTime::from_timestamp_micros(micros)
             .expect("a timestamp in chrono's range")
             .naive_utc();
@@ -100,27 +102,43 @@ impl Renderer {
         let local = utc + chrono::TimeDelta::seconds(i64::from(offset.fix().local_minus_utc()));
         let hour = local.hour();
         self.date.clear();
+        push_digits(&mut self.date, local.month(), 2);
+        self.date.push('/');
+        push_digits(&mut self.date, local.day(), 2);
+        self.date.push('/');
+        push_digits(&mut self.date, local.year().max(0) as u32, 4);
         self.time.clear();
-        let _ = write!(
-            self.date,
-            "{:02}/{:02}/{:04}",
-            local.month(),
-            local.day(),
-            local.year()
-        );
-        let _ = write!(
-            self.time,
-            "{:02}:{:02}:{:02} {} {offset}",
-            match hour % 12 {
-                0 => 12,
-                h => h,
-            },
-            local.minute(),
-            local.second(),
-            if hour < 12 { "AM" } else { "PM" },
-        );
+        let twelve = match hour % 12 {
+            0 => 12,
+            h => h,
+        };
+        push_digits(&mut self.time, twelve, 2);
+        self.time.push(':');
+        push_digits(&mut self.time, local.minute(), 2);
+        self.time.push(':');
+        push_digits(&mut self.time, local.second(), 2);
+        self.time.push_str(if hour < 12 { " AM " } else { " PM " });
+        if self.zone.as_ref().is_none_or(|(known, _)| *known != offset) {
+            self.zone = Some((offset, offset.to_string()));
+        }
+        if let Some((_, text)) = &self.zone {
+            self.time.push_str(text);
+        }
         (&self.date, &self.time)
     }
+}
+
+/// `value` in decimal, zero-padded to `width` digits (more if it needs them).
+fn push_digits(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut n = value;
+    let mut len = 0;
+    while n > 0 || len < width {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    out.extend(digits[..len].iter().rev().map(|&d| d as char));
 }
 
 /// Parse an IANA time zone name, with a message that says what was wrong.

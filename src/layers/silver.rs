@@ -32,6 +32,7 @@ use serde::Serialize;
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
+use crate::parallel;
 use crate::source::json::bronze_schema;
 use crate::stream::failpoint::failpoint;
 use crate::transform::{Renderer, parse_epoch_micros, parse_float, parse_id};
@@ -325,40 +326,25 @@ async fn refresh_once(
         (in_bronze_order(seen_rows)?, false),
         (in_bronze_order(new_rows)?, true),
     ];
-    for (batches, refuse) in &inputs {
-        for batch in batches {
-            let batch = delta::conform(batch, &bronze_schema())?;
-            let text = |i: usize| batch.column(i).as_string::<i32>().clone();
-            let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
-            let mut wait_rows = Vec::new();
-            let mut bad_rows = Vec::new();
-            let mut bad_reasons = Vec::new();
-            for i in 0..batch.num_rows() {
-                match type_row(
-                    value(&device, i),
-                    value(&rate, i),
-                    value(&mrn, i),
-                    value(&time, i),
-                ) {
-                    Ok(r) => match names.get(&r.mrn) {
-                        Some(name) => joined.push(Joined {
-                            key: (r.device_id, r.mrn, r.datetime),
-                            heartrate: r.heartrate,
-                            name,
-                        }),
-                        None => wait_rows.push(i as u32),
-                    },
-                    Err(reason) if *refuse => {
-                        bad_rows.push(i as u32);
-                        bad_reasons.push(reason);
-                    }
-                    Err(_) => {} // refused already, by an earlier (interrupted) refresh
-                }
-            }
-            still_waiting.push(take_rows(&batch, &wait_rows)?);
-            if !bad_rows.is_empty() {
-                refused.push((take_rows(&batch, &bad_rows)?, bad_reasons));
-            }
+    let items: Vec<(&RecordBatch, bool)> = inputs
+        .iter()
+        .flat_map(|(batches, refuse)| batches.iter().map(move |b| (b, *refuse)))
+        .collect();
+    let typed = parallel::map_shares(
+        &items,
+        |(batch, _)| batch.num_rows(),
+        |share| {
+            share
+                .iter()
+                .map(|(batch, refuse)| type_batch(batch, *refuse, &names))
+                .collect::<Result<Vec<_>>>()
+        },
+    );
+    for share in typed {
+        for typed in share? {
+            joined.extend(typed.joined);
+            still_waiting.push(typed.waiting);
+            refused.extend(typed.refused);
         }
     }
     drop(inputs);
@@ -444,20 +430,22 @@ async fn refresh_once(
             report.renamed = updated;
         }
     }
-    let source = readings_batch(&last_per_key(joined), timezone);
+    let rows = last_per_key(joined);
+    let source = parallel::map_shares(&rows, |_| 1, |share| readings_batch(share, timezone));
+    let source_rows: usize = source.iter().map(RecordBatch::num_rows).sum();
     let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
-    if source.num_rows() > 0 && !may_hold_any(&id, &silver, &source)? {
+    if source_rows > 0 && !may_hold_any(&id, &silver, &source)? {
         // New readings only (the usual case: a delivery of later readings): an append does what
         // the MERGE would, without joining against the table.
-        report.inserted = source.num_rows() as u64;
+        report.inserted = source_rows as u64;
         silver = silver
-            .write(vec![source])
+            .write(source)
             .with_save_mode(SaveMode::Append)
             .with_commit_properties(props.clone())
             .await
             .map_err(id.err("append"))?;
-    } else if source.num_rows() > 0 {
+    } else if source_rows > 0 {
         let (table, inserted, updated) = merge_readings(&id, silver, source, props.clone()).await?;
         silver = table;
         report.inserted = inserted;
@@ -650,6 +638,60 @@ fn with_error(batch: &RecordBatch, reasons: Vec<String>) -> Result<RecordBatch> 
     })
 }
 
+/// A bronze batch typed: its rows joined with their patient, the rows waiting for their patient,
+/// and (when `refuse`) the rows that cannot be typed, with the reason.
+struct TypedBatch<'n> {
+    joined: Vec<Joined<'n>>,
+    waiting: RecordBatch,
+    refused: Option<(RecordBatch, Vec<String>)>,
+}
+
+fn type_batch<'n>(
+    batch: &RecordBatch,
+    refuse: bool,
+    names: &'n HashMap<i64, String>,
+) -> Result<TypedBatch<'n>> {
+    let batch = delta::conform(batch, &bronze_schema())?;
+    let text = |i: usize| batch.column(i).as_string::<i32>().clone();
+    let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
+    let mut joined = Vec::with_capacity(batch.num_rows());
+    let mut wait_rows = Vec::new();
+    let mut bad_rows = Vec::new();
+    let mut bad_reasons = Vec::new();
+    for i in 0..batch.num_rows() {
+        match type_row(
+            value(&device, i),
+            value(&rate, i),
+            value(&mrn, i),
+            value(&time, i),
+        ) {
+            Ok(r) => match names.get(&r.mrn) {
+                Some(name) => joined.push(Joined {
+                    key: (r.device_id, r.mrn, r.datetime),
+                    heartrate: r.heartrate,
+                    name,
+                }),
+                None => wait_rows.push(i as u32),
+            },
+            Err(reason) if refuse => {
+                bad_rows.push(i as u32);
+                bad_reasons.push(reason);
+            }
+            Err(_) => {} // refused already, by an earlier (interrupted) refresh
+        }
+    }
+    let refused = if bad_rows.is_empty() {
+        None
+    } else {
+        Some((take_rows(&batch, &bad_rows)?, bad_reasons))
+    };
+    Ok(TypedBatch {
+        joined,
+        waiting: take_rows(&batch, &wait_rows)?,
+        refused,
+    })
+}
+
 /// The joined readings as a batch of silver rows.
 fn readings_batch(rows: &[Joined<'_>], tz: Tz) -> RecordBatch {
     let mut renderer = Renderer::new(tz);
@@ -705,14 +747,8 @@ fn last_per_key(mut rows: Vec<Joined<'_>>) -> Vec<Joined<'_>> {
 /// Whether some file of silver may hold a reading of `source`'s time range, by the files'
 /// `datetime` statistics (kept to the millisecond by Delta: compared with a second's margin).
 /// A file without statistics may.
-fn may_hold_any(id: &TableId, silver: &DeltaTable, source: &RecordBatch) -> Result<bool> {
-    let times = source
-        .column(2)
-        .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
-    let (Some(min), Some(max)) = (
-        deltalake::arrow::compute::min(times),
-        deltalake::arrow::compute::max(times),
-    ) else {
+fn may_hold_any(id: &TableId, silver: &DeltaTable, source: &[RecordBatch]) -> Result<bool> {
+    let Some((min, max)) = time_range(source) else {
         return Ok(false);
     };
     let files = silver
@@ -740,6 +776,23 @@ fn may_hold_any(id: &TableId, silver: &DeltaTable, source: &RecordBatch) -> Resu
         }))
 }
 
+/// The earliest and latest `datetime` of silver rows.
+fn time_range(batches: &[RecordBatch]) -> Option<(i64, i64)> {
+    let mut range: Option<(i64, i64)> = None;
+    for batch in batches {
+        let times = batch
+            .column(2)
+            .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+        if let (Some(low), Some(high)) = (
+            deltalake::arrow::compute::min(times),
+            deltalake::arrow::compute::max(times),
+        ) {
+            range = Some(range.map_or((low, high), |(l, h)| (l.min(low), h.max(high))));
+        }
+    }
+    range
+}
+
 fn ts(micros: i64) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into()))
 }
@@ -748,18 +801,12 @@ fn ts(micros: i64) -> ScalarValue {
 async fn merge_readings(
     id: &TableId,
     silver: DeltaTable,
-    source: RecordBatch,
+    source: Vec<RecordBatch>,
     props: CommitProperties,
 ) -> Result<(DeltaTable, u64, u64)> {
-    let times = source
-        .column(2)
-        .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
-    let (min, max) = (
-        deltalake::arrow::compute::min(times).unwrap_or(0),
-        deltalake::arrow::compute::max(times).unwrap_or(0),
-    );
+    let (min, max) = time_range(&source).unwrap_or((0, 0));
     let ctx = SessionContext::new();
-    let frame = ctx.read_batch(source).map_err(id.query_err("merge"))?;
+    let frame = ctx.read_batches(source).map_err(id.query_err("merge"))?;
     // The time range lets the merge skip files that cannot match.
     let predicate = col("target.datetime")
         .gt_eq(lit(ts(min)))
