@@ -18,7 +18,7 @@ use chrono_tz::Tz;
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{
     Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    StringViewArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::prelude::{SessionContext, col, lit};
@@ -33,7 +33,7 @@ use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
 use crate::parallel;
-use crate::source::json::bronze_schema;
+use crate::source::json::{SOURCE_COLUMNS, bronze_schema};
 use crate::stream::failpoint::failpoint;
 use crate::transform::{Renderer, parse_epoch_micros, parse_float, parse_id};
 use crate::warehouse::{Warehouse, tables};
@@ -180,10 +180,6 @@ fn need<'a>(name: &str, value: Option<&'a str>) -> std::result::Result<&'a str, 
     value
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| format!("{name} is missing"))
-}
-
-fn value(array: &StringArray, i: usize) -> Option<&str> {
-    (!array.is_null(i)).then(|| array.value(i))
 }
 
 /// The default of [`SilverOptions::max_rows_per_commit`].
@@ -651,20 +647,14 @@ fn type_batch<'n>(
     refuse: bool,
     names: &'n HashMap<i64, String>,
 ) -> Result<TypedBatch<'n>> {
-    let batch = delta::conform(batch, &bronze_schema())?;
-    let text = |i: usize| batch.column(i).as_string::<i32>().clone();
-    let (device, rate, mrn, time) = (text(0), text(1), text(2), text(3));
+    let [device, rate, mrn, time] = SOURCE_COLUMNS.map(|name| Text::of(batch, name));
+    let (device, rate, mrn, time) = (device?, rate?, mrn?, time?);
     let mut joined = Vec::with_capacity(batch.num_rows());
     let mut wait_rows = Vec::new();
     let mut bad_rows = Vec::new();
     let mut bad_reasons = Vec::new();
     for i in 0..batch.num_rows() {
-        match type_row(
-            value(&device, i),
-            value(&rate, i),
-            value(&mrn, i),
-            value(&time, i),
-        ) {
+        match type_row(device.get(i), rate.get(i), mrn.get(i), time.get(i)) {
             Ok(r) => match names.get(&r.mrn) {
                 Some(name) => joined.push(Joined {
                     key: (r.device_id, r.mrn, r.datetime),
@@ -680,16 +670,47 @@ fn type_batch<'n>(
             Err(_) => {} // refused already, by an earlier (interrupted) refresh
         }
     }
+    // Bronze's own types for the rows kept as they are (tables come back as `Utf8View`).
+    let rows = |rows: &[u32]| delta::conform(&take_rows(batch, rows)?, &bronze_schema());
     let refused = if bad_rows.is_empty() {
         None
     } else {
-        Some((take_rows(&batch, &bad_rows)?, bad_reasons))
+        Some((rows(&bad_rows)?, bad_reasons))
     };
     Ok(TypedBatch {
         joined,
-        waiting: take_rows(&batch, &wait_rows)?,
+        waiting: rows(&wait_rows)?,
         refused,
     })
+}
+
+/// A text column of bronze, read as it comes (`Utf8View` from a table, `Utf8` otherwise)
+/// rather than copied into one encoding.
+enum Text {
+    View(StringViewArray),
+    Plain(StringArray),
+}
+
+impl Text {
+    fn of(batch: &RecordBatch, name: &str) -> Result<Self> {
+        match batch.column_by_name(name).map(|c| c.data_type()) {
+            Some(DataType::Utf8View) => Ok(Self::View(
+                batch
+                    .column_by_name(name)
+                    .expect("present")
+                    .as_string_view()
+                    .clone(),
+            )),
+            _ => delta::strings(batch, name).map(Self::Plain),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Self::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Self::Plain(a) => (!a.is_null(i)).then(|| a.value(i)),
+        }
+    }
 }
 
 /// The joined readings as a batch of silver rows.
@@ -732,10 +753,28 @@ struct Joined<'a> {
 
 /// One row per key, the last one given winning (rows come in delivery order), sorted by key.
 fn last_per_key(mut rows: Vec<Joined<'_>>) -> Vec<Joined<'_>> {
-    // A stable sort keeps delivery order among equal keys; then keep each run's last.
-    rows.sort_by_key(|r| r.key);
-    let mut kept: Vec<Joined<'_>> = Vec::with_capacity(rows.len());
-    for row in rows {
+    // A stable sort keeps delivery order among equal keys; then keep each run's last. The two
+    // halves are sorted at once, then merged, the first half's rows first among equal keys.
+    let half = rows.len() / 2;
+    let (first, second) = rows.split_at_mut(half);
+    std::thread::scope(|scope| {
+        scope.spawn(|| first.sort_by_key(|r| r.key));
+        second.sort_by_key(|r| r.key);
+    });
+    let second = rows.split_off(half);
+    let mut merged = Vec::with_capacity(rows.len() + second.len());
+    let (mut a, mut b) = (rows.into_iter().peekable(), second.into_iter().peekable());
+    loop {
+        let take_b = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => y.key < x.key,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (None, None) => break,
+        };
+        merged.extend(if take_b { b.next() } else { a.next() });
+    }
+    let mut kept: Vec<Joined<'_>> = Vec::with_capacity(merged.len());
+    for row in merged {
         match kept.last_mut() {
             Some(last) if last.key == row.key => *last = row,
             _ => kept.push(row),
@@ -894,6 +933,35 @@ async fn rename(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_delivered_row_of_a_key_wins_and_rows_come_out_sorted() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for len in [0, 1, 2, 3, 10, 1001] {
+            // Few distinct keys, so duplicates fall in both halves; heartrate = delivery order.
+            let rows: Vec<Joined<'_>> = (0..len)
+                .map(|i| Joined {
+                    key: (
+                        rng.random_range(1..4),
+                        rng.random_range(1..4),
+                        rng.random_range(0..8),
+                    ),
+                    heartrate: i as f64,
+                    name: "n",
+                })
+                .collect();
+            let mut expected: BTreeMap<(i32, i64, i64), f64> = BTreeMap::new();
+            for row in &rows {
+                expected.insert(row.key, row.heartrate);
+            }
+            let kept: Vec<((i32, i64, i64), f64)> = last_per_key(rows)
+                .into_iter()
+                .map(|r| (r.key, r.heartrate))
+                .collect();
+            assert_eq!(kept, expected.into_iter().collect::<Vec<_>>(), "{len}");
+        }
+    }
 
     #[test]
     fn rows_are_typed_or_refused_with_a_reason() {
