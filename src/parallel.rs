@@ -8,14 +8,30 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-/// `f` on contiguous shares of `items` (one per core, of about `weight` each), in parallel;
-/// the shares' results in order. A share is never empty; no items, no share.
+/// Rows below which a share is not worth a thread (nor, for a writer, a file of its own):
+/// 64 Ki, or `MEDALLION_MIN_SHARE_ROWS` (tests set it low to split small inputs).
+pub fn min_share_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var("MEDALLION_MIN_SHARE_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64 * 1024)
+    })
+}
+
+/// `f` on contiguous shares of `items` of about equal `weight` (rows), in parallel: one share
+/// per core, but no share under `min_weight` unless there is only one; the shares' results in
+/// order. A share is never empty; no items, no share.
 pub fn map_shares<T: Sync, R: Send>(
     items: &[T],
     weight: impl Fn(&T) -> usize,
+    min_weight: usize,
     f: impl Fn(&[T]) -> R + Sync,
 ) -> Vec<R> {
-    let shares = split(items, threads(), weight);
+    let total: usize = items.iter().map(&weight).sum();
+    let n = threads().min(total / min_weight.max(1)).max(1);
+    let shares = split(items, n, weight);
     if shares.len() <= 1 {
         return shares.into_iter().map(&f).collect();
     }
@@ -68,7 +84,10 @@ mod tests {
         assert_eq!(split(&items, 3, |_| 1).concat(), items);
         assert_eq!(split(&items[..1], 4, |_| 1), vec![&items[..1]]);
         assert!(split::<usize>(&[], 2, |_| 1).is_empty());
-        let sums = map_shares(&items, |_| 1, |share| share.iter().sum::<usize>());
+        let sums = map_shares(&items, |_| 1, 1, |share| share.iter().sum::<usize>());
         assert_eq!(sums.iter().sum::<usize>(), 55);
+        assert_eq!(sums.len(), threads().min(10));
+        // Too little work for more than one share.
+        assert_eq!(map_shares(&items, |_| 1, 6, |share| share.len()), vec![10]);
     }
 }

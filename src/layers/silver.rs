@@ -329,6 +329,7 @@ async fn refresh_once(
     let typed = parallel::map_shares(
         &items,
         |(batch, _)| batch.num_rows(),
+        parallel::min_share_rows(),
         |share| {
             share
                 .iter()
@@ -427,7 +428,13 @@ async fn refresh_once(
         }
     }
     let rows = last_per_key(joined);
-    let source = parallel::map_shares(&rows, |_| 1, |share| readings_batch(share, timezone));
+    // One batch per share: each is written as its own file, by its own task.
+    let source = parallel::map_shares(
+        &rows,
+        |_| 1,
+        parallel::min_share_rows(),
+        |share| readings_batch(share, timezone),
+    );
     let source_rows: usize = source.iter().map(RecordBatch::num_rows).sum();
     let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
@@ -435,12 +442,7 @@ async fn refresh_once(
         // New readings only (the usual case: a delivery of later readings): an append does what
         // the MERGE would, without joining against the table.
         report.inserted = source_rows as u64;
-        silver = silver
-            .write(source)
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(props.clone())
-            .await
-            .map_err(id.err("append"))?;
+        silver = delta::append_parallel(&id, silver, source, txns.clone()).await?;
     } else if source_rows > 0 {
         let (table, inserted, updated) = merge_readings(&id, silver, source, props.clone()).await?;
         silver = table;

@@ -440,10 +440,32 @@ fn incremental_deliveries_equal_a_one_shot_computation() {
             std::fs::copy(f, ws.tracker().join(f.file_name().unwrap())).unwrap();
         }
         start = end;
-        // Small silver slices: several silver commits per refresh.
-        ws.run_ok(&["pipeline", "--max-rows-per-commit", "700"]);
+        // Small silver slices: several silver commits per refresh; small shares: silver types,
+        // renders and writes on every core (one file per share) even on this little data.
+        let out = ws
+            .medallion()
+            .args(["pipeline", "--max-rows-per-commit", "700"])
+            .env("MEDALLION_MIN_SHARE_ROWS", "100")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_matches_expected(&ws, &format!("after {end} of {} files", files.len()));
     }
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let history = ws.run_ok(&["--json", "history", "fact_heartrate_silver"]);
+    let most_files = history
+        .lines()
+        .filter_map(|line| {
+            let commit: serde_json::Value = serde_json::from_str(line).unwrap();
+            commit["metrics"]["num_added_files"].as_u64()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most_files, cores.min(7) as u64, "{history}");
 }
 
 #[test]
