@@ -1,9 +1,11 @@
 //! Micro-batches read and written ahead of their commits, so the two cores work at once.
 //!
-//! Three stages run side by side: a thread reads and parses the files of batch N+2, a task
-//! encodes batch N+1 as Parquet in the table's folder, and the stream plans, commits and marks
-//! done batch N. Each stage hands the next one batch at a time (a channel of one), so at most a
-//! few batches are in memory whatever the number of files.
+//! Three stages run side by side: a thread reads and parses source files, a task encodes them
+//! as Parquet, one file per batch, in the table's folder, and the stream plans, commits and
+//! marks done the batches so written. The parser hands the writer one source file at a time and
+//! the writer hands the stream one batch at a time (channels of one), so a batch of many files
+//! is parsed and encoded at once too, and memory holds a few files' rows and one batch's
+//! Parquet, whatever the number of files.
 //!
 //! Nothing here touches the stream's state: a data file is only part of the table once a commit
 //! names it, and the commit still follows the plan in the write-ahead log. A file written for a
@@ -39,14 +41,30 @@ pub struct Prepared {
     pub millis: u64,
 }
 
-/// A batch's files parsed into Arrow, before Parquet.
-struct Parsed {
+/// One source file of a batch, parsed into Arrow, before Parquet.
+struct Piece {
     batch_id: i64,
+    /// The batch's last file.
+    last: bool,
     batches: Vec<RecordBatch>,
     rows: u64,
     quarantine: Vec<QuarantineRow>,
     ingested_at: i64,
     millis: u64,
+}
+
+impl Piece {
+    fn empty(batch_id: i64, ingested_at: i64) -> Self {
+        Self {
+            batch_id,
+            last: false,
+            batches: Vec::new(),
+            rows: 0,
+            quarantine: Vec::new(),
+            ingested_at,
+            millis: 0,
+        }
+    }
 }
 
 /// The batches of one trigger, being prepared in order.
@@ -65,29 +83,59 @@ impl Ahead {
         source_dir: PathBuf,
         batches: Vec<(i64, Vec<SourceFile>)>,
     ) -> Self {
-        let (parsed_tx, mut parsed_rx) = mpsc::channel::<Result<Parsed>>(1);
+        let (pieces_tx, mut pieces) = mpsc::channel::<Result<Piece>>(1);
         std::thread::spawn(move || {
             for (batch_id, files) in batches {
-                let parsed = parse_files(&source_dir, batch_id, &files);
-                let failed = parsed.is_err();
-                if parsed_tx.blocking_send(parsed).is_err() || failed {
-                    return;
+                let ingested_at = chrono::Utc::now().timestamp_micros();
+                // A batch without files (a plan edited by hand) still gets its (empty) piece.
+                let files: Vec<Option<&SourceFile>> = if files.is_empty() {
+                    vec![None]
+                } else {
+                    files.iter().map(Some).collect()
+                };
+                for (index, file) in files.iter().enumerate() {
+                    let last = index + 1 == files.len();
+                    let piece = match file {
+                        Some(file) => parse_file(&source_dir, file, batch_id, ingested_at),
+                        None => Ok(Piece::empty(batch_id, ingested_at)),
+                    }
+                    .map(|piece| Piece { last, ..piece });
+                    let failed = piece.is_err();
+                    if pieces_tx.blocking_send(piece).is_err() || failed {
+                        return;
+                    }
                 }
             }
         });
         let (prepared_tx, prepared) = mpsc::channel::<Result<Prepared>>(1);
         let (id, task_store) = (id.clone(), store.clone());
         let writer = tokio::spawn(async move {
-            while let Some(parsed) = parsed_rx.recv().await {
-                let prepared = match parsed {
-                    Ok(parsed) => write_parquet(&id, parsed).await,
+            let mut batch: Option<BatchWriter> = None;
+            while let Some(piece) = pieces.recv().await {
+                let done = match piece {
+                    Ok(piece) => {
+                        let last = piece.last;
+                        let writer = batch.get_or_insert_with(|| BatchWriter::new(&piece));
+                        match writer.add(&id, piece).await {
+                            Ok(()) if !last => continue,
+                            Ok(()) => match batch.take() {
+                                Some(writer) => writer.finish(&id).await,
+                                None => unreachable!("the batch was just written to"),
+                            },
+                            Err(e) => Err(e),
+                        }
+                    }
                     Err(e) => Err(e),
                 };
-                if let Err(mpsc::error::SendError(unwanted)) = prepared_tx.send(prepared).await {
+                let failed = done.is_err();
+                if let Err(mpsc::error::SendError(unwanted)) = prepared_tx.send(done).await {
                     // The stream stopped waiting: nobody will commit these files.
                     if let Ok(unwanted) = unwanted {
                         delete(task_store.as_ref(), &unwanted.adds).await;
                     }
+                    return;
+                }
+                if failed {
                     return;
                 }
             }
@@ -131,91 +179,111 @@ async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
     }
 }
 
-/// Read and parse a batch's files. A file that vanished since it was planned, or cannot be read
-/// as JSON, becomes quarantine rows; only an I/O error fails the batch.
-fn parse_files(
+/// Read and parse one source file of a batch. A file that vanished since it was planned, or
+/// cannot be read as JSON, becomes quarantine rows; only an I/O error fails the batch.
+fn parse_file(
     source_dir: &std::path::Path,
+    file: &SourceFile,
     batch_id: i64,
-    files: &[SourceFile],
-) -> Result<Parsed> {
+    ingested_at: i64,
+) -> Result<Piece> {
     let start = Instant::now();
-    let ingested_at = chrono::Utc::now().timestamp_micros();
-    let mut parsed = Parsed {
-        batch_id,
-        batches: Vec::new(),
-        rows: 0,
-        quarantine: Vec::new(),
-        ingested_at,
-        millis: 0,
-    };
-    for file in files {
-        let path = discover::path_of(source_dir, file);
-        let source_file = path.display().to_string();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                parsed.quarantine.push(QuarantineRow {
-                    source_file,
-                    line: None,
-                    error: "the file was planned for this batch but no longer exists".into(),
-                    raw: String::new(),
-                });
-                continue;
-            }
-            Err(e) => return Err(Error::io("read", &path)(e)),
-        };
-        let lineage = Lineage {
-            source_file: source_file.clone(),
-            batch_id,
-            ingested_at,
-        };
-        match json::read_tracker(&bytes, &lineage, &mut |b| parsed.batches.push(b)) {
-            Ok(outcome) => {
-                parsed.rows += outcome.rows as u64;
-                parsed
-                    .quarantine
-                    .extend(outcome.rejects.into_iter().map(|r| QuarantineRow {
-                        source_file: source_file.clone(),
-                        line: Some(r.line),
-                        error: r.message,
-                        raw: r.excerpt,
-                    }));
-            }
-            Err(FileError {
-                line,
-                message,
-                excerpt,
-            }) => parsed.quarantine.push(QuarantineRow {
+    let mut piece = Piece::empty(batch_id, ingested_at);
+    let path = discover::path_of(source_dir, file);
+    let source_file = path.display().to_string();
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            piece.quarantine.push(QuarantineRow {
                 source_file,
-                line,
-                error: format!("file not ingested: {message}"),
-                raw: excerpt,
-            }),
+                line: None,
+                error: "the file was planned for this batch but no longer exists".into(),
+                raw: String::new(),
+            });
+            return Ok(piece);
         }
+        Err(e) => return Err(Error::io("read", &path)(e)),
+    };
+    let lineage = Lineage {
+        source_file: source_file.clone(),
+        batch_id,
+        ingested_at,
+    };
+    match json::read_tracker(&bytes, &lineage, &mut |b| piece.batches.push(b)) {
+        Ok(outcome) => {
+            piece.rows = outcome.rows as u64;
+            piece.quarantine = outcome
+                .rejects
+                .into_iter()
+                .map(|r| QuarantineRow {
+                    source_file: source_file.clone(),
+                    line: Some(r.line),
+                    error: r.message,
+                    raw: r.excerpt,
+                })
+                .collect();
+        }
+        Err(FileError {
+            line,
+            message,
+            excerpt,
+        }) => piece.quarantine.push(QuarantineRow {
+            source_file,
+            line,
+            error: format!("file not ingested: {message}"),
+            raw: excerpt,
+        }),
     }
-    parsed.millis = start.elapsed().as_millis() as u64;
-    Ok(parsed)
+    piece.millis = start.elapsed().as_millis() as u64;
+    Ok(piece)
 }
 
-/// Write a parsed batch's rows as Parquet in the table's folder (invisible until committed).
-async fn write_parquet(id: &TableId, parsed: Parsed) -> Result<Prepared> {
-    let start = Instant::now();
-    let mut adds = Vec::new();
-    if !parsed.batches.is_empty() {
-        let mut writer =
-            RecordBatchWriter::try_new(id.url.as_str(), json::bronze_schema(), None, None)
-                .map_err(id.err("write Parquet"))?;
-        for batch in parsed.batches {
+/// A batch being written: its rows go to one Parquet file (invisible until committed).
+struct BatchWriter {
+    writer: Option<RecordBatchWriter>,
+    prepared: Prepared,
+}
+
+impl BatchWriter {
+    fn new(first: &Piece) -> Self {
+        Self {
+            writer: None,
+            prepared: Prepared {
+                batch_id: first.batch_id,
+                adds: Vec::new(),
+                rows: 0,
+                quarantine: Vec::new(),
+                ingested_at: first.ingested_at,
+                millis: 0,
+            },
+        }
+    }
+
+    async fn add(&mut self, id: &TableId, piece: Piece) -> Result<()> {
+        let start = Instant::now();
+        for batch in piece.batches {
+            let writer = match &mut self.writer {
+                Some(writer) => writer,
+                None => self.writer.insert(
+                    RecordBatchWriter::try_new(id.url.as_str(), json::bronze_schema(), None, None)
+                        .map_err(id.err("write Parquet"))?,
+                ),
+            };
             writer.write(batch).await.map_err(id.err("write Parquet"))?;
         }
-        adds = writer.flush().await.map_err(id.err("write Parquet"))?;
+        let prepared = &mut self.prepared;
+        prepared.rows += piece.rows;
+        prepared.quarantine.extend(piece.quarantine);
+        prepared.millis += piece.millis + start.elapsed().as_millis() as u64;
+        Ok(())
     }
-    Ok(Prepared {
-        batch_id: parsed.batch_id,
-        adds,
-        rows: parsed.rows,
-        quarantine: parsed.quarantine,
-        ingested_at: parsed.ingested_at,
-        millis: parsed.millis + start.elapsed().as_millis() as u64,
-    })
+
+    async fn finish(mut self, id: &TableId) -> Result<Prepared> {
+        let start = Instant::now();
+        if let Some(mut writer) = self.writer {
+            self.prepared.adds = writer.flush().await.map_err(id.err("write Parquet"))?;
+        }
+        self.prepared.millis += start.elapsed().as_millis() as u64;
+        Ok(self.prepared)
+    }
 }
