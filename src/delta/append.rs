@@ -36,6 +36,8 @@ pub struct AppendLog {
     app_version: Option<i64>,
     /// Problems that did not stop a commit (a checkpoint that could not be written).
     warnings: Vec<String>,
+    /// The Delta checkpoint being written in the background, if any.
+    checkpointing: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
 /// One commit's content.
@@ -64,6 +66,7 @@ impl AppendLog {
             app_version,
             id,
             warnings: Vec::new(),
+            checkpointing: None,
         })
     }
 
@@ -132,18 +135,33 @@ impl AppendLog {
                     self.version = version;
                     self.app_version = Some(batch_id);
                     // Every time the log crosses a multiple of the interval (others' commits
-                    // may have taken us past one). A checkpoint only speeds up readers: if it
-                    // cannot be written, the commit still stands.
-                    if version / CHECKPOINT_INTERVAL > known / CHECKPOINT_INTERVAL
-                        && let Err(e) = self.checkpoint(version).await
-                    {
-                        self.warnings.push(e.chain());
+                    // may have taken us past one), in the background: the stream goes on
+                    // committing meanwhile. A checkpoint only speeds up readers: if it cannot
+                    // be written, the commit still stands.
+                    if version / CHECKPOINT_INTERVAL > known / CHECKPOINT_INTERVAL {
+                        self.finish().await;
+                        let id = self.id.clone();
+                        self.checkpointing = Some(tokio::spawn(checkpoint(id, version)));
                     }
                     return Ok(version);
                 }
                 // Someone else committed this version: read what they did, then try the next.
                 Err(TransactionError::VersionAlreadyExists(_)) => self.catch_up().await?,
                 Err(e) => return Err(self.tx_err(e)),
+            }
+        }
+    }
+
+    /// Wait for the checkpoint being written, if any (its failure becomes a warning).
+    pub async fn finish(&mut self) {
+        if let Some(task) = self.checkpointing.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.warnings.push(e.chain()),
+                Err(e) => self.warnings.push(format!(
+                    "table {}: writing a checkpoint failed: {e}",
+                    self.id.name
+                )),
             }
         }
     }
@@ -212,18 +230,19 @@ impl AppendLog {
         Ok(())
     }
 
-    async fn checkpoint(&self, version: u64) -> Result<()> {
-        deltalake::checkpoints::create_checkpoint_from_table_url_and_cleanup(
-            self.id.url.clone(),
-            version,
-            Some(false),
-            None,
-        )
-        .await
-        .map_err(self.id.err("write a checkpoint"))
-    }
-
     fn tx_err(&self, e: TransactionError) -> Error {
         self.id.err("commit")(e.into())
     }
+}
+
+/// Write a Delta checkpoint of `version`.
+async fn checkpoint(id: TableId, version: u64) -> Result<()> {
+    deltalake::checkpoints::create_checkpoint_from_table_url_and_cleanup(
+        id.url.clone(),
+        version,
+        Some(false),
+        None,
+    )
+    .await
+    .map_err(id.err("write a checkpoint"))
 }

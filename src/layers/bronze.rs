@@ -275,6 +275,11 @@ pub async fn run(
         }
     }
 
+    stream.log.finish().await;
+    for warning in stream.log.take_warnings() {
+        observer.warn(&warning);
+        report.warnings.push(warning);
+    }
     report.version_after = stream.log.version();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)

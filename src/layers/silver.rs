@@ -276,10 +276,17 @@ async fn refresh_once(
     let (seen_rows, new_rows) = if first > bronze_to {
         (Vec::new(), Vec::new())
     } else {
-        match added_files(&bronze_id, &bronze, first, bronze_to).await? {
-            Some(mut adds) => {
-                bronze_to = slice_end(&adds, bronze_to, options.max_rows_per_commit);
-                adds.retain(|(version, _)| *version <= bronze_to);
+        match added_files(
+            &bronze_id,
+            &bronze,
+            first,
+            bronze_to,
+            options.max_rows_per_commit,
+        )
+        .await?
+        {
+            Some((adds, slice_to)) => {
+                bronze_to = slice_to;
                 let (seen, new): (Vec<_>, Vec<_>) = adds
                     .into_iter()
                     .partition(|(version, _)| refused_up_to.is_some_and(|q| *version <= q));
@@ -460,24 +467,6 @@ async fn refresh_once(
     Ok((report, bronze_to < latest))
 }
 
-/// The last bronze version of the first slice of `adds` (in version order) holding at least
-/// `max_rows` rows, or `latest` if they hold fewer. A slice ends on a commit boundary.
-fn slice_end(adds: &[(u64, Add)], latest: u64, max_rows: u64) -> u64 {
-    let mut rows = 0u64;
-    for (i, (version, add)) in adds.iter().enumerate() {
-        rows += add
-            .get_stats()
-            .ok()
-            .flatten()
-            .map_or(0, |s| s.num_records.max(0) as u64);
-        let last_of_version = adds.get(i + 1).is_none_or(|(next, _)| next != version);
-        if rows >= max_rows && last_of_version {
-            return *version;
-        }
-    }
-    latest
-}
-
 /// The zone to render in: the table's own if it has one (another one asked for is refused),
 /// else the one asked for, else UTC.
 fn table_timezone(id: &TableId, silver: Option<&DeltaTable>, asked: Option<Tz>) -> Result<Tz> {
@@ -504,17 +493,21 @@ fn table_timezone(id: &TableId, silver: Option<&DeltaTable>, asked: Option<Tz>) 
     }
 }
 
-/// The data files bronze's commits `from..=to` added, with the version that added each (bronze
-/// is append-only: nothing is removed; files re-added by a compaction carry no new data). None
-/// if a commit is no longer in the log.
+/// The data files bronze's commits from `from` added (bronze is append-only: nothing is
+/// removed; files re-added by a compaction carry no new data), with the version that added
+/// each, up to the first commit that brings them to `max_rows` rows (by the files' statistics)
+/// or to `to`: the next slice, and its last version (a slice ends on a commit boundary). Only
+/// the slice's commits are read. `None` if the log no longer holds one of them (expired).
 async fn added_files(
     id: &TableId,
     table: &DeltaTable,
     from: u64,
     to: u64,
-) -> Result<Option<Vec<(u64, Add)>>> {
+    max_rows: u64,
+) -> Result<Option<(Vec<(u64, Add)>, u64)>> {
     let log = table.log_store();
     let mut adds = Vec::new();
+    let mut rows = 0u64;
     for version in from..=to {
         let Some(bytes) = log
             .read_commit_entry(version)
@@ -527,11 +520,19 @@ async fn added_files(
             if let Action::Add(add) = action
                 && add.data_change
             {
+                rows += add
+                    .get_stats()
+                    .ok()
+                    .flatten()
+                    .map_or(0, |s| s.num_records.max(0) as u64);
                 adds.push((version, add));
             }
         }
+        if rows >= max_rows {
+            return Ok(Some((adds, version)));
+        }
     }
-    Ok(Some(adds))
+    Ok(Some((adds, to)))
 }
 
 /// Batches in the order bronze received their rows: by batch id, then source file. (A scan

@@ -612,6 +612,31 @@ fn a_stopped_stream_leaves_no_file_written_ahead_of_its_commit() {
 }
 
 #[test]
+fn the_stream_writes_a_delta_checkpoint_every_100_versions() {
+    let ws = Workspace::new();
+    for i in 0..101 {
+        write_tracker(&ws, &format!("{i:03}.json"), 1);
+    }
+    std::thread::sleep(Duration::from_millis(2100)); // past the settle time
+    ws.run_ok(&["bronze"]);
+    assert_eq!(ws.version(BRONZE), Some(101));
+    let log = ws
+        .warehouse()
+        .join("healthcare_dlh.db")
+        .join(BRONZE)
+        .join("_delta_log");
+    // Written in the background while the stream went on; the run waited for it.
+    assert!(
+        log.join("00000000000000000100.checkpoint.parquet")
+            .is_file()
+    );
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 100);
+    assert_exactly_once(&ws);
+}
+
+#[test]
 fn a_50_mb_file_is_ingested_whole() {
     let ws = Workspace::new();
     std::fs::create_dir_all(ws.tracker()).unwrap();
