@@ -143,18 +143,29 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     let ctx = SessionContext::new();
     ctx.register_table("silver", delta::provider(&silver_id, &silver, &ctx).await?)
         .map_err(silver_id.query_err("read"))?;
+    // Gold recomputes the changed patients from all their rows; daily only the UTC days the
+    // changes span (a delivery of new readings: its own days, read from the few silver files
+    // whose time statistics overlap them).
     let from = gold_from.min(daily_from);
-    let filter = match from {
-        None => "true".to_string(),
+    let (filter, daily_filter) = match from {
+        None => ("true".to_string(), "true".to_string()),
         Some(from) => {
-            let mrns =
+            let changed =
                 changed_patients(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?;
-            report.patients = mrns.len() as u64;
-            if mrns.is_empty() {
-                "false".to_string()
-            } else {
-                let list: Vec<String> = mrns.iter().map(i64::to_string).collect();
-                format!("mrn IN ({})", list.join(", "))
+            report.patients = changed.mrns.len() as u64;
+            match changed.days {
+                None => ("false".to_string(), "false".to_string()),
+                Some((first_day, last_day)) => {
+                    let list: Vec<String> = changed.mrns.iter().map(i64::to_string).collect();
+                    let patients = format!("mrn IN ({})", list.join(", "));
+                    let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
+                    let days = format!(
+                        "{patients} AND datetime >= {} AND datetime < {}",
+                        at(first_day * DAY_MICROS),
+                        at((last_day + 1) * DAY_MICROS)
+                    );
+                    (patients, days)
+                }
             }
         }
     };
@@ -192,7 +203,7 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     failpoint("gold-between-commits");
     if daily_from != Some(to) {
         let source = ctx
-            .sql(&DAILY_SQL.replace("{filter}", &filter))
+            .sql(&DAILY_SQL.replace("{filter}", &daily_filter))
             .await
             .map_err(silver_id.query_err("aggregate by day"))?;
         let table = match daily {
@@ -224,16 +235,30 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     Ok(report)
 }
 
-/// The patients named by silver's changes in versions `from..=to`.
+/// What silver's changes in some versions touch.
+struct Changed {
+    mrns: BTreeSet<i64>,
+    /// The first and last UTC day (days since the epoch) of the changed rows; `None`: no change.
+    days: Option<(i64, i64)>,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+const UTC_MICROS: &str = "Timestamp(µs, \"UTC\")";
+
+/// The patients and days named by silver's changes in versions `from..=to`.
 async fn changed_patients(
     id: &TableId,
     silver: &DeltaTable,
     ctx: &SessionContext,
     from: u64,
     to: u64,
-) -> Result<BTreeSet<i64>> {
+) -> Result<Changed> {
+    let mut changed = Changed {
+        mrns: BTreeSet::new(),
+        days: None,
+    };
     if from > to {
-        return Ok(BTreeSet::new());
+        return Ok(changed);
     }
     let cdf = silver
         .clone()
@@ -244,17 +269,32 @@ async fn changed_patients(
     ctx.register_table("silver_changes", Arc::new(provider))
         .map_err(id.query_err("read the change feed"))?;
     let batches = ctx
-        .sql("SELECT DISTINCT mrn FROM silver_changes")
+        .sql(
+            "SELECT mrn, CAST(MIN(datetime) AS BIGINT) AS first, \
+             CAST(MAX(datetime) AS BIGINT) AS last FROM silver_changes GROUP BY mrn",
+        )
         .await
         .map_err(id.query_err("read the change feed"))?
         .collect()
         .await
         .map_err(id.query_err("read the change feed"))?;
-    let mut mrns = BTreeSet::new();
     for batch in &batches {
-        mrns.extend(delta::int64s(batch, "mrn")?.iter().flatten());
+        let mrns = delta::int64s(batch, "mrn")?;
+        let firsts = delta::int64s(batch, "first")?;
+        let lasts = delta::int64s(batch, "last")?;
+        for ((mrn, first), last) in mrns.iter().zip(firsts.iter()).zip(lasts.iter()) {
+            let (Some(mrn), Some(first), Some(last)) = (mrn, first, last) else {
+                continue;
+            };
+            changed.mrns.insert(mrn);
+            let (first, last) = (first.div_euclid(DAY_MICROS), last.div_euclid(DAY_MICROS));
+            changed.days = Some(match changed.days {
+                None => (first, last),
+                Some((a, b)) => (a.min(first), b.max(last)),
+            });
+        }
     }
-    Ok(mrns)
+    Ok(changed)
 }
 
 /// MERGE aggregates on their key: insert new keys, update rows whose values changed. The
