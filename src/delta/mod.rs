@@ -291,6 +291,14 @@ pub fn strings(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::arra
         .map(|a| a.as_string::<i32>().clone())
 }
 
+/// A column as `Float64` values.
+pub fn float64s(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::array::Float64Array> {
+    cast_column(batch, name, &deltalake::arrow::datatypes::DataType::Float64).map(|a| {
+        a.as_primitive::<deltalake::arrow::datatypes::Float64Type>()
+            .clone()
+    })
+}
+
 /// A column as `Int64` values.
 pub fn int64s(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::array::Int64Array> {
     cast_column(batch, name, &deltalake::arrow::datatypes::DataType::Int64).map(|a| {

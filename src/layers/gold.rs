@@ -2,21 +2,27 @@
 //! (`fact_heartrate_daily`), refreshed by MERGE from silver's changes.
 //!
 //! Incremental: each gold commit records (application transaction) the silver version it
-//! consumed. A refresh reads silver's change data feed after that version, recomputes the
-//! aggregates of the patients it names (from silver, so every reading counts), and MERGEs them:
-//! only rows whose values changed are updated. With nothing new in silver it writes nothing.
+//! consumed. A refresh reads silver's change data feed after that version. A patient whose
+//! changes are only new readings gets its gold row from the old one and the new readings (gold
+//! keeps the exact `sum_heartrate` for that); a patient with an updated reading (a
+//! re-delivery, a rename) is recomputed from all its silver rows. Daily recomputes the UTC days
+//! the changes span. Both MERGE: only rows whose values changed are updated. With nothing new in
+//! silver it writes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use deltalake::DeltaTable;
+use deltalake::arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::logical_expr::{Operator, binary_expr};
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use deltalake::delta_datafusion::DeltaCdfTableProvider;
-use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructField, Transaction};
 use serde::Serialize;
 
 use crate::delta::{self, TableId};
@@ -37,8 +43,10 @@ pub struct GoldReport {
     pub table: String,
     pub silver_from: Option<u64>,
     pub silver_to: u64,
-    /// Patients whose aggregates were recomputed.
+    /// Patients whose aggregates were refreshed.
     pub patients: u64,
+    /// Of those, patients refreshed from their new readings alone (no rescan of silver).
+    pub patients_combined: u64,
     pub inserted: u64,
     pub updated: u64,
     pub daily_inserted: u64,
@@ -55,10 +63,11 @@ impl Report for GoldReport {
             .map_or("the start".to_string(), |v| format!("v{v}"));
         let version = version_change(self.version_before, self.version_after);
         format!(
-            "gold: silver {from} -> v{}, {} patients recomputed, {} inserted, {} updated \
-             (daily: {} inserted, {} updated); {} {} ({} ms)",
+            "gold: silver {from} -> v{}, {} patients refreshed ({} from new readings only), \
+             {} inserted, {} updated (daily: {} inserted, {} updated); {} {} ({} ms)",
             self.silver_to,
             self.patients,
+            self.patients_combined,
             self.inserted,
             self.updated,
             self.daily_inserted,
@@ -85,6 +94,8 @@ pub fn gold_schema() -> SchemaRef {
         Field::new("max_heartrate", DataType::Float64, true),
         Field::new("first_reading", timestamp(), true),
         Field::new("last_reading", timestamp(), true),
+        // The exact sum behind `avg_heartrate`: new readings update it without a rescan.
+        Field::new("sum_heartrate", DataType::Float64, true),
     ]))
 }
 
@@ -103,7 +114,8 @@ pub fn daily_schema() -> SchemaRef {
 const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, \
      CAST(CEIL(AVG(heartrate)) AS BIGINT) AS avg_heartrate, COUNT(*) AS count, mrn, \
      MIN(heartrate) AS min_heartrate, MAX(heartrate) AS max_heartrate, \
-     MIN(datetime) AS first_reading, MAX(datetime) AS last_reading \
+     MIN(datetime) AS first_reading, MAX(datetime) AS last_reading, \
+     SUM(heartrate) AS sum_heartrate \
      FROM silver WHERE {filter} GROUP BY mrn";
 
 const DAILY_SQL: &str = "SELECT mrn, CAST(datetime AS DATE) AS date, \
@@ -143,42 +155,36 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     let ctx = SessionContext::new();
     ctx.register_table("silver", delta::provider(&silver_id, &silver, &ctx).await?)
         .map_err(silver_id.query_err("read"))?;
-    // Gold recomputes the changed patients from all their rows; daily only the UTC days the
-    // changes span (a delivery of new readings: its own days, read from the few silver files
-    // whose time statistics overlap them).
+    // Daily recomputes only the UTC days the changes span (a delivery of new readings: its own
+    // days, read from the few silver files whose time statistics overlap them).
     let from = gold_from.min(daily_from);
-    let (filter, daily_filter) = match from {
-        None => ("true".to_string(), "true".to_string()),
+    let changes = match from {
+        None => None,
         Some(from) => {
-            let changed =
-                changed_patients(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?;
-            report.patients = changed.mrns.len() as u64;
-            match changed.days {
-                None => ("false".to_string(), "false".to_string()),
-                Some((first_day, last_day)) => {
-                    let list: Vec<String> = changed.mrns.iter().map(i64::to_string).collect();
-                    let patients = format!("mrn IN ({})", list.join(", "));
-                    let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
-                    let days = format!(
-                        "{patients} AND datetime >= {} AND datetime < {}",
-                        at(first_day * DAY_MICROS),
-                        at((last_day + 1) * DAY_MICROS)
-                    );
-                    (patients, days)
-                }
-            }
+            Some(silver_changes(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?)
         }
+    };
+    let daily_filter = match &changes {
+        None => "true".to_string(),
+        Some(changes) => match changes.days() {
+            None => "false".to_string(),
+            Some((first_day, last_day)) => {
+                let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
+                format!(
+                    "{} AND datetime >= {} AND datetime < {}",
+                    patients_filter(changes.patients.keys()),
+                    at(first_day * DAY_MICROS),
+                    at((last_day + 1) * DAY_MICROS)
+                )
+            }
+        },
     };
     let txn = Transaction::new(FROM_SILVER, to);
 
     // Gold, then daily; each table records what it consumed and is skipped if it has it.
     if gold_from != Some(to) {
-        let source = ctx
-            .sql(&GOLD_SQL.replace("{filter}", &filter))
-            .await
-            .map_err(silver_id.query_err("aggregate"))?;
         let table = match gold {
-            Some(t) => t,
+            Some(t) => with_sum_column(&id, t).await?,
             None => {
                 delta::create(
                     &id,
@@ -189,15 +195,50 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
                 .await?
             }
         };
+        let (source, refreshed) = match &changes {
+            None => (
+                gold_aggregates(&silver_id, &ctx, "true".to_string()).await?,
+                None,
+            ),
+            Some(changes) => {
+                // Combining needs gold's rows as of the first change read.
+                let old = if gold_from == from {
+                    gold_rows(&id, &table).await?
+                } else {
+                    BTreeMap::new()
+                };
+                let mut combined = Vec::new();
+                let mut recompute = BTreeSet::new();
+                for (mrn, change) in &changes.patients {
+                    match (gold_from == from && change.new_rows_only, old.get(mrn)) {
+                        // A new patient: its readings are all new.
+                        (true, None) => combined.push((*mrn, change.stats.clone())),
+                        (true, Some(before)) if before.sum.is_some() => {
+                            combined.push((*mrn, before.combine(&change.stats)));
+                        }
+                        _ => {
+                            recompute.insert(*mrn);
+                        }
+                    }
+                }
+                report.patients_combined = combined.len() as u64;
+                let mut batches = vec![gold_batch(&combined)];
+                if !recompute.is_empty() {
+                    let filter = patients_filter(recompute.iter());
+                    batches.extend(gold_aggregates(&silver_id, &ctx, filter).await?);
+                }
+                (batches, Some(changes.patients.len() as u64))
+            }
+        };
+        let source = ctx
+            .read_batches(source)
+            .map_err(silver_id.query_err("aggregate"))?;
         let (table, merged) =
             merge_aggregates(&id, table, source, &["mrn"], &gold_schema(), &txn).await?;
-        if from.is_none() {
-            // The first time every patient is recomputed: as many as the aggregate's rows.
-            report.patients = merged.source_rows;
-        }
-        let (inserted, updated) = (merged.inserted, merged.updated);
-        report.inserted = inserted;
-        report.updated = updated;
+        // The first time every patient is computed: as many as the aggregate's rows.
+        report.patients = refreshed.unwrap_or(merged.source_rows);
+        report.inserted = merged.inserted;
+        report.updated = merged.updated;
         report.version_after = table.version();
     }
     failpoint("gold-between-commits");
@@ -235,30 +276,91 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     Ok(report)
 }
 
-/// What silver's changes in some versions touch.
-struct Changed {
-    mrns: BTreeSet<i64>,
-    /// The first and last UTC day (days since the epoch) of the changed rows; `None`: no change.
-    days: Option<(i64, i64)>,
-}
-
 const DAY_MICROS: i64 = 86_400_000_000;
 const UTC_MICROS: &str = "Timestamp(µs, \"UTC\")";
 
-/// The patients and days named by silver's changes in versions `from..=to`.
-async fn changed_patients(
+fn patients_filter<'a>(mrns: impl Iterator<Item = &'a i64>) -> String {
+    let list: Vec<String> = mrns.map(i64::to_string).collect();
+    format!("mrn IN ({})", list.join(", "))
+}
+
+/// What silver's changes in some versions hold, per patient.
+struct Changes {
+    patients: BTreeMap<i64, PatientChanges>,
+}
+
+struct PatientChanges {
+    /// Only inserted rows (new readings): no update, no delete.
+    new_rows_only: bool,
+    /// The aggregates of the changed rows (of the new rows, when they are all new).
+    stats: Stats,
+}
+
+impl Changes {
+    /// The first and last UTC day (days since the epoch) of the changed rows; `None`: none.
+    fn days(&self) -> Option<(i64, i64)> {
+        let firsts = self.patients.values().filter_map(|p| p.stats.first);
+        let lasts = self.patients.values().filter_map(|p| p.stats.last);
+        Some((
+            firsts.min()?.div_euclid(DAY_MICROS),
+            lasts.max()?.div_euclid(DAY_MICROS),
+        ))
+    }
+}
+
+/// A patient's aggregates, as gold keeps them.
+#[derive(Debug, Clone, PartialEq)]
+struct Stats {
+    name: Option<String>,
+    count: i64,
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    /// Microseconds since the epoch.
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl Stats {
+    /// The aggregates of both sets of rows.
+    fn combine(&self, new: &Stats) -> Stats {
+        fn pick<T: Copy>(a: Option<T>, b: Option<T>, f: impl Fn(T, T) -> T) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(f(a, b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Stats {
+            name: self.name.clone().max(new.name.clone()),
+            count: self.count + new.count,
+            sum: pick(self.sum, new.sum, |a, b| a + b),
+            min: pick(self.min, new.min, f64::min),
+            max: pick(self.max, new.max, f64::max),
+            first: pick(self.first, new.first, i64::min),
+            last: pick(self.last, new.last, i64::max),
+        }
+    }
+
+    /// `avg_heartrate`: the mean, rounded up, as the lab computes it.
+    fn avg(&self) -> Option<i64> {
+        let sum = self.sum?;
+        (self.count > 0).then(|| (sum / self.count as f64).ceil() as i64)
+    }
+}
+
+/// Per patient, what silver's change data feed holds for versions `from..=to`.
+async fn silver_changes(
     id: &TableId,
     silver: &DeltaTable,
     ctx: &SessionContext,
     from: u64,
     to: u64,
-) -> Result<Changed> {
-    let mut changed = Changed {
-        mrns: BTreeSet::new(),
-        days: None,
+) -> Result<Changes> {
+    let mut changes = Changes {
+        patients: BTreeMap::new(),
     };
     if from > to {
-        return Ok(changed);
+        return Ok(changes);
     }
     let cdf = silver
         .clone()
@@ -270,8 +372,12 @@ async fn changed_patients(
         .map_err(id.query_err("read the change feed"))?;
     let batches = ctx
         .sql(
-            "SELECT mrn, CAST(MIN(datetime) AS BIGINT) AS first, \
-             CAST(MAX(datetime) AS BIGINT) AS last FROM silver_changes GROUP BY mrn",
+            "SELECT mrn, \
+             MAX(CASE WHEN _change_type = 'insert' THEN 0 ELSE 1 END) AS other_changes, \
+             MAX(patient_name) AS name, COUNT(*) AS count, SUM(heartrate) AS sum, \
+             MIN(heartrate) AS min, MAX(heartrate) AS max, \
+             CAST(MIN(datetime) AS BIGINT) AS first, CAST(MAX(datetime) AS BIGINT) AS last \
+             FROM silver_changes GROUP BY mrn",
         )
         .await
         .map_err(id.query_err("read the change feed"))?
@@ -279,22 +385,152 @@ async fn changed_patients(
         .await
         .map_err(id.query_err("read the change feed"))?;
     for batch in &batches {
+        let other = delta::int64s(batch, "other_changes")?;
         let mrns = delta::int64s(batch, "mrn")?;
-        let firsts = delta::int64s(batch, "first")?;
-        let lasts = delta::int64s(batch, "last")?;
-        for ((mrn, first), last) in mrns.iter().zip(firsts.iter()).zip(lasts.iter()) {
-            let (Some(mrn), Some(first), Some(last)) = (mrn, first, last) else {
-                continue;
-            };
-            changed.mrns.insert(mrn);
-            let (first, last) = (first.div_euclid(DAY_MICROS), last.div_euclid(DAY_MICROS));
-            changed.days = Some(match changed.days {
-                None => (first, last),
-                Some((a, b)) => (a.min(first), b.max(last)),
-            });
+        let stats = read_stats(batch, "name", "count", "sum", "min", "max", "first", "last")?;
+        for (i, stats) in stats.into_iter().enumerate() {
+            if mrns.is_valid(i) {
+                changes.patients.insert(
+                    mrns.value(i),
+                    PatientChanges {
+                        new_rows_only: other.is_valid(i) && other.value(i) == 0,
+                        stats,
+                    },
+                );
+            }
         }
     }
-    Ok(changed)
+    Ok(changes)
+}
+
+/// The rows of gold's current version, by mrn.
+async fn gold_rows(id: &TableId, table: &DeltaTable) -> Result<BTreeMap<i64, Stats>> {
+    let mut rows = BTreeMap::new();
+    for batch in delta::read_all(id, table).await? {
+        let mrns = delta::int64s(&batch, "mrn")?;
+        let stats = read_stats(
+            &batch,
+            "patient_name",
+            "count",
+            "sum_heartrate",
+            "min_heartrate",
+            "max_heartrate",
+            "first_reading",
+            "last_reading",
+        )?;
+        for (mrn, stats) in mrns.iter().zip(stats) {
+            if let Some(mrn) = mrn {
+                rows.insert(mrn, stats);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// [`Stats`] from a batch's columns of those names.
+#[allow(clippy::too_many_arguments)]
+fn read_stats(
+    batch: &RecordBatch,
+    name: &str,
+    count: &str,
+    sum: &str,
+    min: &str,
+    max: &str,
+    first: &str,
+    last: &str,
+) -> Result<Vec<Stats>> {
+    let names = delta::strings(batch, name)?;
+    let counts = delta::int64s(batch, count)?;
+    let (sums, mins, maxs) = (
+        delta::float64s(batch, sum)?,
+        delta::float64s(batch, min)?,
+        delta::float64s(batch, max)?,
+    );
+    let (firsts, lasts) = (delta::int64s(batch, first)?, delta::int64s(batch, last)?);
+    Ok((0..batch.num_rows())
+        .map(|i| Stats {
+            name: names.is_valid(i).then(|| names.value(i).to_string()),
+            count: counts.value(i),
+            sum: sums.is_valid(i).then(|| sums.value(i)),
+            min: mins.is_valid(i).then(|| mins.value(i)),
+            max: maxs.is_valid(i).then(|| maxs.value(i)),
+            first: firsts.is_valid(i).then(|| firsts.value(i)),
+            last: lasts.is_valid(i).then(|| lasts.value(i)),
+        })
+        .collect())
+}
+
+/// Gold rows of patients whose aggregates were combined.
+fn gold_batch(rows: &[(i64, Stats)]) -> RecordBatch {
+    let times = |f: fn(&Stats) -> Option<i64>| {
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(rows.iter().map(|(_, s)| f(s)))
+                .with_timezone("UTC"),
+        ) as ArrayRef
+    };
+    RecordBatch::try_new(
+        gold_schema(),
+        vec![
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|(_, s)| s.name.as_deref()),
+            )),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|(_, s)| s.avg()))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(_, s)| s.count),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(mrn, _)| *mrn),
+            )),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|(_, s)| s.min))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|(_, s)| s.max))),
+            times(|s| s.first),
+            times(|s| s.last),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|(_, s)| s.sum))),
+        ],
+    )
+    .expect("columns match the schema")
+}
+
+/// Gold's aggregates of the patients `filter` selects, recomputed from all their silver rows.
+async fn gold_aggregates(
+    silver_id: &TableId,
+    ctx: &SessionContext,
+    filter: String,
+) -> Result<Vec<RecordBatch>> {
+    let batches = ctx
+        .sql(&GOLD_SQL.replace("{filter}", &filter))
+        .await
+        .map_err(silver_id.query_err("aggregate"))?
+        .collect()
+        .await
+        .map_err(silver_id.query_err("aggregate"))?;
+    batches
+        .iter()
+        .map(|b| delta::conform(b, &gold_schema()))
+        .collect()
+}
+
+/// A gold table made before gold kept `sum_heartrate` gets the column (null in its rows, so
+/// those patients are recomputed the next time they change).
+async fn with_sum_column(id: &TableId, table: DeltaTable) -> Result<DeltaTable> {
+    let has_sum = table
+        .snapshot()
+        .map_err(id.err("load"))?
+        .schema()
+        .field("sum_heartrate")
+        .is_some();
+    if has_sum {
+        return Ok(table);
+    }
+    table
+        .add_columns()
+        .with_fields([StructField::new(
+            "sum_heartrate",
+            deltalake::kernel::DataType::DOUBLE,
+            true,
+        )])
+        .await
+        .map_err(id.err("add column sum_heartrate"))
 }
 
 /// MERGE aggregates on their key: insert new keys, update rows whose values changed. The

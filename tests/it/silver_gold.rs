@@ -72,12 +72,12 @@ fn the_fixture_gives_exact_silver_gold_and_daily_rows() {
     assert_eq!(
         lines(&ws, GOLD),
         [
-            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
-            "| patient_name | avg_heartrate | count | mrn      | min_heartrate | max_heartrate | first_reading        | last_reading             |",
-            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
-            "| Ada Lovelace | 71            | 2     | 10000001 | 70.5          | 71.25         | 2020-10-01T00:00:59Z | 2020-10-01T00:15:59.500Z |",
-            "| Smith, J.    | -5            | 2     | 20000002 | -100.0        | 90.0          | 2020-11-01T06:30:00Z | 2020-11-01T06:45:00Z     |",
-            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+",
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+---------------+",
+            "| patient_name | avg_heartrate | count | mrn      | min_heartrate | max_heartrate | first_reading        | last_reading             | sum_heartrate |",
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+---------------+",
+            "| Ada Lovelace | 71            | 2     | 10000001 | 70.5          | 71.25         | 2020-10-01T00:00:59Z | 2020-10-01T00:15:59.500Z | 141.75        |",
+            "| Smith, J.    | -5            | 2     | 20000002 | -100.0        | 90.0          | 2020-11-01T06:30:00Z | 2020-11-01T06:45:00Z     | -10.0         |",
+            "+--------------+---------------+-------+----------+---------------+---------------+----------------------+--------------------------+---------------+",
         ]
     );
     assert_eq!(
@@ -444,7 +444,7 @@ fn incremental_deliveries_equal_a_one_shot_computation() {
         // renders and writes on every core (one file per share) even on this little data.
         let out = ws
             .medallion()
-            .args(["pipeline", "--max-rows-per-commit", "700"])
+            .args(["--json", "pipeline", "--max-rows-per-commit", "700"])
             .env("MEDALLION_MIN_SHARE_ROWS", "100")
             .output()
             .unwrap();
@@ -454,6 +454,16 @@ fn incremental_deliveries_equal_a_one_shot_computation() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_matches_expected(&ws, &format!("after {end} of {} files", files.len()));
+        // Later deliveries are new months: gold combines each patient's row with the new
+        // readings instead of rescanning silver (and still equals the one-shot computation).
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let gold = &report["gold"];
+        if gold["silver_from"].is_null() {
+            assert_eq!(gold["patients_combined"], 0, "{gold}");
+        } else {
+            assert_eq!(gold["patients_combined"], gold["patients"], "{gold}");
+            assert!(gold["patients"].as_u64().unwrap() > 0, "{gold}");
+        }
     }
     let cores = std::thread::available_parallelism().unwrap().get();
     let history = ws.run_ok(&["--json", "history", "fact_heartrate_silver"]);
@@ -524,4 +534,39 @@ fn regression_refused_rows_are_quarantined_once_when_bronze_moves_on_after_a_cra
         .map(|b| b.num_rows())
         .sum();
     assert_eq!(waiting, 1, "the waiting row is kept once");
+}
+
+#[test]
+fn a_gold_table_without_sum_heartrate_gets_the_column_and_exact_rows() {
+    // A gold table made before gold kept its sums: the column is added, the rows computed.
+    use deltalake::arrow::datatypes::{Field, Schema, TimeUnit};
+    let ws = fixture();
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let old = Schema::new(vec![
+        Field::new("patient_name", DataType::Utf8, true),
+        Field::new("avg_heartrate", DataType::Int64, true),
+        Field::new("count", DataType::Int64, false),
+        Field::new("mrn", DataType::Int64, false),
+        Field::new("min_heartrate", DataType::Float64, true),
+        Field::new("max_heartrate", DataType::Float64, true),
+        Field::new("first_reading", ts.clone(), true),
+        Field::new("last_reading", ts, true),
+    ]);
+    let path = ws.warehouse().join("healthcare_dlh.db").join(GOLD);
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(std::path::absolute(&path).unwrap()).unwrap();
+    crate::common::runtime().block_on(async {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+        let schema: deltalake::kernel::StructType = (&old).try_into_kernel().unwrap();
+        deltalake::operations::create::CreateBuilder::new()
+            .with_location(url.as_str())
+            .with_columns(schema.fields().cloned())
+            .await
+            .unwrap();
+    });
+    ws.run_ok(&["pipeline"]);
+    let gold = lines(&ws, GOLD);
+    assert!(gold[1].ends_with("| sum_heartrate |"), "{gold:#?}");
+    assert!(gold[3].contains("| Ada Lovelace | 71 "), "{gold:#?}");
+    assert!(gold[3].ends_with("| 141.75        |"), "{gold:#?}");
 }
