@@ -33,7 +33,7 @@ pub struct Durations {
     pub latest_offset: u64,
     /// Writing the batch's plan to the write-ahead log.
     pub wal_commit: u64,
-    /// Reading the files and writing Parquet.
+    /// Reading the files and writing Parquet (done ahead, overlapping earlier batches).
     pub get_batch: u64,
     /// The Delta commits (quarantine, then bronze).
     pub add_batch: u64,
