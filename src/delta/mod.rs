@@ -110,11 +110,23 @@ pub async fn app_version(id: &TableId, table: &DeltaTable, app_id: &str) -> Resu
 /// versions a job consumed), so that the next run does not read them again.
 pub async fn record_transactions(
     id: &TableId,
-    mut table: DeltaTable,
+    table: DeltaTable,
     props: CommitProperties,
+) -> Result<DeltaTable> {
+    commit_append(id, table, Vec::new(), props, "record the consumed versions").await
+}
+
+/// Commit `actions` as an append (a `WRITE` in mode Append) and load the new version.
+async fn commit_append(
+    id: &TableId,
+    mut table: DeltaTable,
+    actions: Vec<Action>,
+    props: CommitProperties,
+    what: &'static str,
 ) -> Result<DeltaTable> {
     let snapshot = table.snapshot().map_err(id.err("load"))?;
     CommitBuilder::from(props)
+        .with_actions(actions)
         .build(
             Some(snapshot),
             table.log_store(),
@@ -125,11 +137,8 @@ pub async fn record_transactions(
             },
         )
         .await
-        .map_err(id.err("record the consumed versions"))?;
-    table
-        .update_state()
-        .await
-        .map_err(id.err("record the consumed versions"))?;
+        .map_err(id.err(what))?;
+    table.update_state().await.map_err(id.err(what))?;
     Ok(table)
 }
 
@@ -138,7 +147,7 @@ pub async fn record_transactions(
 /// at the new version.
 pub async fn append_parallel(
     id: &TableId,
-    mut table: DeltaTable,
+    table: DeltaTable,
     batches: Vec<RecordBatch>,
     txns: Vec<Transaction>,
 ) -> Result<DeltaTable> {
@@ -170,22 +179,8 @@ pub async fn append_parallel(
             }),
         )])
         .with_application_transactions(txns);
-    let snapshot = table.snapshot().map_err(id.err("load"))?;
-    CommitBuilder::from(props)
-        .with_actions(adds.into_iter().map(Action::Add).collect())
-        .build(
-            Some(snapshot),
-            table.log_store(),
-            DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: None,
-                predicate: None,
-            },
-        )
-        .await
-        .map_err(id.err("append"))?;
-    table.update_state().await.map_err(id.err("append"))?;
-    Ok(table)
+    let actions = adds.into_iter().map(Action::Add).collect();
+    commit_append(id, table, actions, props, "append").await
 }
 
 /// Create a table with the given columns and `delta.*` properties; version 0 holds no rows.
