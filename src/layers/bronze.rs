@@ -173,6 +173,27 @@ pub async fn run(
     drop(table);
     stream.check_table_has_done_batches().await?;
 
+    // The batches, then (also after an error) the Delta checkpoint left writing.
+    let outcome = stream_batches(&mut stream, options, &mut report, observer).await;
+    stream.log.finish().await;
+    for warning in stream.log.take_warnings() {
+        observer.warn(&warning);
+        report.warnings.push(warning);
+    }
+    outcome?;
+    report.version_after = stream.log.version();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Finish the batch an earlier run left unfinished, then run triggers until the trigger says
+/// stop.
+async fn stream_batches(
+    stream: &mut Stream,
+    options: &BronzeOptions,
+    report: &mut BronzeReport,
+    observer: &mut dyn Observer,
+) -> Result<()> {
     // Finish the batch an earlier run planned and did not mark done.
     let planned = stream.checkpoint.planned()?;
     if let Some(&last) = planned.last()
@@ -196,7 +217,7 @@ pub async fn run(
                     started,
                     durations: Durations::default(),
                 },
-                &mut report,
+                report,
                 observer,
             )
             .await?;
@@ -254,7 +275,7 @@ pub async fn run(
                         Some(prepared),
                         false,
                         Timing { started, durations },
-                        &mut report,
+                        report,
                         observer,
                     )
                     .await?;
@@ -280,14 +301,7 @@ pub async fn run(
         }
     }
 
-    stream.log.finish().await;
-    for warning in stream.log.take_warnings() {
-        observer.warn(&warning);
-        report.warnings.push(warning);
-    }
-    report.version_after = stream.log.version();
-    report.duration_ms = start.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(())
 }
 
 /// The state of a running stream.
@@ -388,6 +402,7 @@ impl Stream {
                         self.quarantine.name
                     );
                     if self.options.bad_files == BadFiles::Fail {
+                        ahead::delete(self.log.object_store().as_ref(), &data.adds).await;
                         return Err(Error::SourceParse {
                             path: PathBuf::from(&row.source_file),
                             line: row.line,
@@ -404,9 +419,14 @@ impl Stream {
                 failpoint(points::BEFORE_COMMIT);
 
                 let commit_start = Instant::now();
-                if !data.quarantine.is_empty() {
-                    self.commit_quarantine(batch_id, &data.quarantine, data.ingested_at)
-                        .await?;
+                if !data.quarantine.is_empty()
+                    && let Err(e) = self
+                        .commit_quarantine(batch_id, &data.quarantine, data.ingested_at)
+                        .await
+                {
+                    // Bronze's files of this batch will not be committed by this run.
+                    ahead::delete(self.log.object_store().as_ref(), &data.adds).await;
+                    return Err(e);
                 }
                 failpoint(points::BETWEEN_COMMITS);
                 let info = [

@@ -19,7 +19,7 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::logical_expr::{Operator, binary_expr};
-use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, abs, col, lit};
 use deltalake::delta_datafusion::DeltaCdfTableProvider;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, Transaction};
@@ -31,7 +31,8 @@ use crate::output::{Report, version_change};
 use crate::stream::failpoint::failpoint;
 use crate::warehouse::{Warehouse, tables};
 
-/// Aggregates of doubles closer than this are the same value computed in another order.
+/// Aggregates of doubles closer than this, relative to their size, are the same value computed
+/// in another order.
 const FLOAT_TOLERANCE: f64 = 1e-9;
 
 /// The application id of gold's transactions for the silver version it consumed.
@@ -570,8 +571,9 @@ async fn merge_aggregates(
         .map(|f| f.name().as_str())
         .filter(|n| !key.contains(n))
         .collect();
-    // A value changed if it differs, NULL included; floating averages are summed in whatever
-    // order partitions finish, so they may differ in the last bit without having changed.
+    // A value changed if it differs, NULL included; floating sums and averages are added in
+    // whatever order partitions finish (or combined from an earlier sum), so they may differ in
+    // their last bits, relative to their size, without having changed.
     let changed = schema
         .fields()
         .iter()
@@ -583,9 +585,8 @@ async fn merge_aggregates(
             );
             let distinct = binary_expr(t.clone(), Operator::IsDistinctFrom, s.clone());
             if f.data_type() == &DataType::Float64 {
-                let far = (t.clone() - s.clone())
-                    .gt(lit(FLOAT_TOLERANCE))
-                    .or((s.clone() - t.clone()).gt(lit(FLOAT_TOLERANCE)));
+                let scale = lit(1.0) + abs(t.clone()) + abs(s.clone());
+                let far = abs(t.clone() - s.clone()).gt(lit(FLOAT_TOLERANCE) * scale);
                 far.or(t.is_null().not_eq(s.is_null()))
             } else {
                 distinct

@@ -612,6 +612,20 @@ fn a_stopped_stream_leaves_no_file_written_ahead_of_its_commit() {
 }
 
 #[test]
+fn bad_files_fail_leaves_no_parquet_of_the_refused_batch() {
+    // The batch has a good row (written as Parquet ahead of the commit) and a bad element.
+    let ws = Workspace::new();
+    write_tracker(&ws, "01.json", 3);
+    ws.run_ok(&["bronze"]);
+    std::fs::write(ws.tracker().join("02.json"), "[{\"mrn\": \"1\"}, 42]").unwrap();
+    std::thread::sleep(Duration::from_millis(2100)); // past the settle time
+    let err = ws.run_err(&["bronze", "--bad-files", "fail"], 1);
+    assert!(err.contains("02.json:1"), "{err}");
+    assert_eq!(ws.version(BRONZE), Some(1));
+    assert_eq!(parquet_files(&ws), 1);
+}
+
+#[test]
 fn the_stream_writes_a_delta_checkpoint_every_100_versions() {
     let ws = Workspace::new();
     for i in 0..101 {

@@ -112,6 +112,17 @@ impl Ahead {
         let writer = tokio::spawn(async move {
             let mut batch: Option<BatchWriter> = None;
             while let Some(piece) = pieces.recv().await {
+                if prepared_tx.is_closed() {
+                    // The stream stopped waiting: do not finish the batch for nobody (what a
+                    // large batch already wrote is deleted).
+                    if let Some(Ok(unwanted)) = match batch.take() {
+                        Some(writer) => Some(writer.finish(&id).await),
+                        None => None,
+                    } {
+                        delete(task_store.as_ref(), &unwanted.adds).await;
+                    }
+                    return;
+                }
                 let done = match piece {
                     Ok(piece) => {
                         let last = piece.last;
@@ -170,8 +181,9 @@ impl Ahead {
     }
 }
 
-/// Best effort: a file left behind is an orphan no reader sees.
-async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
+/// Delete data files that will not be committed. Best effort: a file left behind is an orphan
+/// no reader sees.
+pub(super) async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
     for add in adds {
         if let Ok(path) = deltalake::Path::parse(&add.path) {
             let _ = store.delete(&path).await;
