@@ -115,10 +115,9 @@ impl Ahead {
                 if prepared_tx.is_closed() {
                     // The stream stopped waiting: do not finish the batch for nobody (what a
                     // large batch already wrote is deleted).
-                    if let Some(Ok(unwanted)) = match batch.take() {
-                        Some(writer) => Some(writer.finish(&id).await),
-                        None => None,
-                    } {
+                    if let Some(writer) = batch.take()
+                        && let Ok(unwanted) = writer.finish(&id).await
+                    {
                         delete(task_store.as_ref(), &unwanted.adds).await;
                     }
                     return;
@@ -129,10 +128,10 @@ impl Ahead {
                         let writer = batch.get_or_insert_with(|| BatchWriter::new(&piece));
                         match writer.add(&id, piece).await {
                             Ok(()) if !last => continue,
-                            Ok(()) => match batch.take() {
-                                Some(writer) => writer.finish(&id).await,
-                                None => unreachable!("the batch was just written to"),
-                            },
+                            Ok(()) => {
+                                let writer = batch.take().expect("the batch was just written to");
+                                writer.finish(&id).await
+                            }
                             Err(e) => Err(e),
                         }
                     }
