@@ -2,7 +2,12 @@
 //! file per month, in exactly the lab's format (see `lab_data/README.md`). The same seed and
 //! options always give byte-identical files, and each month's file depends only on the seed, the
 //! number of patients and the month, so `--append` can add month after month to a folder.
+//!
+//! The manifest beside the data (`healthcare/.generator.json`) lists every tracker file the
+//! generator wrote: `--force` removes those and nothing else, and a file it did not write is
+//! never overwritten.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +20,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::source::discover::is_candidate_name;
 use crate::warehouse::DataDir;
 
 /// The first month of generated data: January 2020, as in the lab.
@@ -63,14 +69,32 @@ pub struct GenerateReport {
     pub files: Vec<PathBuf>,
     pub rows: u64,
     pub duration_ms: u64,
+    /// Files of the tracker folder the generator did not write, left in place.
+    pub warnings: Vec<String>,
 }
 
-/// The parameters a folder was generated with, kept beside the data for `--append`.
+/// The parameters a folder was generated with, kept beside the data for `--append`, and the
+/// tracker files written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
     options: GenerateOptions,
     /// Months written so far; the next `--append` writes this month index.
     months_written: u32,
+    /// The names of the tracker files the generator wrote: the only ones `--force` removes.
+    /// Absent from a manifest written before the list was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    files: Option<BTreeSet<String>>,
+}
+
+impl Manifest {
+    /// The tracker files this manifest says the generator wrote.
+    fn written(&self) -> BTreeSet<String> {
+        match &self.files {
+            Some(files) => files.clone(),
+            // Before the list was kept, month i was always written as `month_file(i)`.
+            None => (0..self.months_written).map(month_file).collect(),
+        }
+    }
 }
 
 /// One patient of the generated dimension.
@@ -85,49 +109,86 @@ pub struct Patient {
 }
 
 /// Write a fresh data set: the patient CSV and `months × scale` tracker files. Refuses to write
-/// over an existing data set unless `force` is set, which removes its tracker files first.
+/// over an existing data set unless `force` is set, which removes the tracker files an earlier
+/// run wrote first. Files the generator did not write stay (the report names them), and one
+/// under a name it must write is refused.
 pub fn generate(dir: &DataDir, options: &GenerateOptions, force: bool) -> Result<GenerateReport> {
     let start = Instant::now();
     validate(options)?;
     let tracker = dir.tracker_dir();
+    let manifest_path = dir.generator_manifest();
     let existing = tracker_files(&tracker)?;
-    if !existing.is_empty() {
-        if !force {
-            return Err(Error::Usage(format!(
-                "{} already holds {} tracker files: use --append to add the next month, or \
-                 --force to replace them",
-                tracker.display(),
-                existing.len()
-            )));
-        }
-        for file in existing {
-            std::fs::remove_file(&file).map_err(Error::io("remove", &file))?;
-        }
+    if !existing.is_empty() && !force {
+        return Err(Error::Usage(format!(
+            "{} already holds {} tracker files: use --append to add the next month, or \
+             --force to replace them",
+            tracker.display(),
+            existing.len()
+        )));
+    }
+    let total_months = options.months * options.scale;
+    let targets: BTreeSet<String> = (0..total_months).map(month_file).collect();
+    let written = read_manifest(&manifest_path)?.map_or_else(BTreeSet::new, |m| m.written());
+    let present = entry_names(&tracker)?;
+    let (ours, foreign): (BTreeSet<String>, BTreeSet<String>) =
+        present.into_iter().partition(|name| written.contains(name));
+    let colliding: Vec<&str> = foreign
+        .iter()
+        .filter(|name| targets.contains(*name))
+        .map(String::as_str)
+        .collect();
+    if !colliding.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} holds {} that `medallion generate` did not write (they are not listed in {}), \
+             under names it must write: move or remove them, then run again",
+            tracker.display(),
+            colliding.join(", "),
+            manifest_path.display()
+        )));
+    }
+
+    // List what this run writes before writing it, beside what is left of the last run's: a
+    // run stopped half-way leaves every file it wrote listed, so the next --force removes it.
+    let mut manifest = Manifest {
+        options: options.clone(),
+        months_written: 0,
+        files: Some(targets.union(&ours).cloned().collect()),
+    };
+    write_manifest(&manifest_path, &manifest)?;
+    for name in &ours {
+        let file = tracker.join(name);
+        std::fs::remove_file(&file).map_err(Error::io("remove", &file))?;
     }
     std::fs::create_dir_all(&tracker).map_err(Error::io("create", &tracker))?;
     let patients = patients(options);
     write_patients_csv(&dir.patients_csv(), &patients)?;
 
-    let total_months = options.months * options.scale;
     let mut report = GenerateReport {
         data_dir: dir.root().to_path_buf(),
         patients: patients.len(),
         files: Vec::new(),
         rows: 0,
         duration_ms: 0,
+        warnings: foreign
+            .iter()
+            .filter(|name| is_candidate_name(name))
+            .map(|name| {
+                format!(
+                    "{}: not written by `medallion generate`, so it was left in place; bronze \
+                     will ingest it with the generated files",
+                    tracker.join(name).display()
+                )
+            })
+            .collect(),
     };
     for month in 0..total_months {
         let (path, rows) = write_month(&tracker, options, &patients, month)?;
         report.files.push(path);
         report.rows += rows as u64;
     }
-    write_manifest(
-        &dir.generator_manifest(),
-        &Manifest {
-            options: options.clone(),
-            months_written: total_months,
-        },
-    )?;
+    manifest.months_written = total_months;
+    manifest.files = Some(targets);
+    write_manifest(&manifest_path, &manifest)?;
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -147,14 +208,28 @@ pub fn append(dir: &DataDir) -> Result<GenerateReport> {
             Error::io("read", &manifest_path)(e)
         }
     })?;
-    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::SourceParse {
-        path: manifest_path.clone(),
-        line: Some(e.line() as u64),
-        message: e.to_string(),
-    })?;
+    let mut manifest = parse_manifest(&manifest_path, &text)?;
+    let tracker = dir.tracker_dir();
+    let name = month_file(manifest.months_written);
+    let mut written = manifest.written();
+    if !written.contains(&name) {
+        let path = tracker.join(&name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::Usage(format!(
+                "{} exists and was not written by `medallion generate` (it is not listed in \
+                 {}): move or remove it, then run again",
+                path.display(),
+                manifest_path.display()
+            )));
+        }
+        // Listed before it is written, so a run stopped half-way leaves it ours.
+        written.insert(name);
+        manifest.files = Some(written);
+        write_manifest(&manifest_path, &manifest)?;
+    }
     let patients = patients(&manifest.options);
     let (path, rows) = write_month(
-        &dir.tracker_dir(),
+        &tracker,
         &manifest.options,
         &patients,
         manifest.months_written,
@@ -167,6 +242,24 @@ pub fn append(dir: &DataDir) -> Result<GenerateReport> {
         files: vec![path],
         rows: rows as u64,
         duration_ms: start.elapsed().as_millis() as u64,
+        warnings: Vec::new(),
+    })
+}
+
+/// The manifest of a generated folder, if there is one.
+fn read_manifest(path: &Path) -> Result<Option<Manifest>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_manifest(path, &text).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
+}
+
+fn parse_manifest(path: &Path, text: &str) -> Result<Manifest> {
+    serde_json::from_str(text).map_err(|e| Error::SourceParse {
+        path: path.to_path_buf(),
+        line: Some(e.line() as u64),
+        message: e.to_string(),
     })
 }
 
@@ -200,6 +293,27 @@ fn tracker_files(tracker: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The name of every entry of a folder (none if the folder does not exist); a name that is
+/// not UTF-8 is shown lossily (the generator never writes one).
+fn entry_names(dir: &Path) -> Result<BTreeSet<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    let mut names = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        names.insert(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// The tracker file of month index `month`: `01.json` for the first.
+fn month_file(month: u32) -> String {
+    format!("{:02}.json", month + 1)
 }
 
 /// The patient dimension: distinct 8-digit MRNs, distinct names, distinct small device ids.
@@ -305,7 +419,7 @@ fn write_month(
         }
         text.push_str("\n]");
     }
-    let path = tracker.join(format!("{:02}.json", month + 1));
+    let path = tracker.join(month_file(month));
     crate::atomic::write_atomically(&path, text.as_bytes())?;
     Ok((path, readings.len()))
 }

@@ -85,7 +85,7 @@ pub struct BronzeReport {
     pub version_before: Option<u64>,
     pub version_after: u64,
     pub duration_ms: u64,
-    /// Warnings also printed on stderr (bad files, a rebuilt checkpoint).
+    /// Warnings also printed on stderr (bad files, files passed over, a rebuilt checkpoint).
     pub warnings: Vec<String>,
 }
 
@@ -232,11 +232,17 @@ async fn stream_batches(
     };
 
     let stop = stop_flag(options.trigger);
-    let mut seen = stream.checkpoint.seen_files()?;
+    let mut seen = discover::Seen::from_checkpoint(&stream.checkpoint)?;
     let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
     loop {
         let list_start = Instant::now();
-        let files = discover::discover(&stream.source_dir, &seen, options.completeness).await?;
+        let discovery =
+            discover::discover(&stream.source_dir, &mut seen, options.completeness).await?;
+        for warning in discovery.warnings {
+            observer.warn(&warning);
+            report.warnings.push(warning);
+        }
+        let files = discovery.files;
         let mut listing_ms = list_start.elapsed().as_millis() as u64;
         if !files.is_empty() {
             observer.discovered(files.len());
@@ -266,7 +272,7 @@ async fn stream_batches(
                 stream.checkpoint.write_plan(&plan)?;
                 durations.wal_commit = wal_start.elapsed().as_millis() as u64;
                 failpoint(points::AFTER_PLAN);
-                seen.extend(plan.files.iter().map(|f| f.name.clone()));
+                seen.record(batch_id, &plan.files);
                 next_batch = batch_id + 1;
                 let prepared = ahead.next(batch_id).await?;
                 stream

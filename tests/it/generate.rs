@@ -171,3 +171,113 @@ fn append_without_a_generated_folder_says_so() {
     let err = ws.run_err(&["generate", "--append"], 1);
     assert!(err.contains("run `medallion generate` first"), "{err}");
 }
+
+#[test]
+fn generate_force_keeps_files_it_did_not_write() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--months", "2", "--patients", "3"]);
+    let mine = ws.tracker().join("mine.json");
+    std::fs::write(&mine, "[]").unwrap();
+
+    let out = ws.run_ok(&[
+        "--json",
+        "generate",
+        "--months",
+        "1",
+        "--patients",
+        "3",
+        "--force",
+    ]);
+    assert!(mine.exists(), "--force removed a file it did not write");
+    assert_eq!(std::fs::read(&mine).unwrap(), b"[]", "its own bytes");
+    let mut names: Vec<String> = std::fs::read_dir(ws.tracker())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["01.json", "mine.json"],
+        "02.json was the generator's"
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([format!(
+            "{}: not written by `medallion generate`, so it was left in place; bronze will \
+             ingest it with the generated files",
+            mine.display()
+        )])
+    );
+}
+
+#[test]
+fn generate_force_refuses_to_overwrite_a_file_it_did_not_write() {
+    // No manifest: nothing in the folder is the generator's.
+    let ws = Workspace::new();
+    ws.write("healthcare/streaming/tracker/02.json", "[\"mine\"]");
+    ws.write("healthcare/streaming/tracker/notes.txt", "mine");
+    let err = ws.run_err(&["generate", "--months", "3", "--force"], 2);
+    assert!(
+        err.contains(&format!(
+            "{} holds 02.json that `medallion generate` did not write",
+            ws.tracker().display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("move or remove them"), "{err}");
+    assert_eq!(
+        std::fs::read(ws.tracker().join("02.json")).unwrap(),
+        b"[\"mine\"]"
+    );
+    assert_eq!(
+        std::fs::read_dir(ws.tracker()).unwrap().count(),
+        2,
+        "nothing written"
+    );
+}
+
+#[test]
+fn generate_append_refuses_to_overwrite_a_file_it_did_not_write() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--months", "1", "--patients", "3"]);
+    ws.write("healthcare/streaming/tracker/02.json", "[\"mine\"]");
+    let err = ws.run_err(&["generate", "--append"], 2);
+    assert!(
+        err.contains("02.json exists and was not written by `medallion generate`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(ws.tracker().join("02.json")).unwrap(),
+        b"[\"mine\"]"
+    );
+    // Once it is moved away, the month is appended, and is the generator's from then on.
+    std::fs::rename(ws.tracker().join("02.json"), ws.dir.path().join("02.json")).unwrap();
+    ws.run_ok(&["generate", "--append"]);
+    ws.run_ok(&["generate", "--months", "1", "--patients", "3", "--force"]);
+    assert_eq!(std::fs::read_dir(ws.tracker()).unwrap().count(), 1);
+}
+
+#[test]
+fn generate_force_reads_a_manifest_without_a_file_list() {
+    // Manifests written before the list was kept name only the months written.
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--months", "2", "--patients", "3"]);
+    let manifest_path = ws.data().join("healthcare/.generator.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let old = serde_json::json!({
+        "options": manifest["options"],
+        "months_written": manifest["months_written"],
+    });
+    std::fs::write(&manifest_path, old.to_string()).unwrap();
+    std::fs::write(ws.tracker().join("mine.json"), "[]").unwrap();
+
+    ws.run_ok(&["generate", "--months", "3", "--patients", "3", "--force"]);
+    let mut names: Vec<String> = std::fs::read_dir(ws.tracker())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["01.json", "02.json", "03.json", "mine.json"]);
+}

@@ -6,3 +6,4 @@ mod generate;
 mod inspect;
 mod patients;
 mod silver_gold;
+mod skipped_files;

@@ -121,3 +121,70 @@ fn a_missing_csv_says_how_to_make_one() {
     assert!(err.contains("medallion generate"), "{err}");
     assert_eq!(ws.version(DIM), None);
 }
+
+/// Run `patients` on a fresh workspace holding `text` and expect it refused at `expected`
+/// (`:LINE: message`), with no table made.
+fn assert_refused(text: &str, expected: &str) {
+    let ws = ws_with_csv(text);
+    let err = ws.run_err(&["patients"], 1);
+    let csv = ws.patients_csv().display().to_string();
+    assert!(err.contains(&format!("{csv}{expected}")), "{text:?}: {err}");
+    assert_eq!(ws.version(DIM), None, "{text:?} created a table");
+}
+
+#[test]
+fn patients_refuses_mrn_zero() {
+    // Silver refuses a reading whose mrn is not positive: the dimension refuses the patient.
+    assert_refused(
+        "mrn,name\n10000001,Ada\n0,Nobody\n",
+        ":3: mrn 0 is not positive",
+    );
+    assert_refused("mrn,name\n00000000,Nobody\n", ":2: mrn 0 is not positive");
+    assert_refused(
+        "mrn,name\n-10000001,Ada\n",
+        ":2: mrn -10000001 is not positive",
+    );
+}
+
+#[test]
+fn patients_refuses_an_unterminated_quote() {
+    // Read leniently, the open quote would swallow the next line into the name.
+    assert_refused(
+        "mrn,name\n10000001,Ada\n10000002,\"Smith, J.\n10000003,Bob\n",
+        ":3: a quoted field opened on this line is never closed",
+    );
+    assert_refused(
+        "mrn,name\n10000001,\"Ada",
+        ":2: a quoted field opened on this line is never closed",
+    );
+}
+
+#[test]
+fn patients_refuses_control_characters_in_a_name() {
+    assert_refused(
+        "mrn,name\n10000001,Ad\0a\n",
+        ":2: the name of patient 10000001 holds a control character (U+0000)",
+    );
+    // A line break inside quotes is a control character in the name too.
+    assert_refused(
+        "mrn,name\n10000001,\"Ada\nLovelace\"\n",
+        ":2: the name of patient 10000001 holds a control character (U+000A)",
+    );
+}
+
+#[test]
+fn patients_accepts_a_bom_crlf_and_doubled_quotes() {
+    let ws = ws_with_csv("\u{FEFF}mrn,name\r\n10000001,Ada\r\n10000002,\"Smith, \"\"J.\"\"\"\r\n");
+    ws.run_ok(&["patients"]);
+    assert_eq!(
+        ws.sorted_rows(DIM),
+        [
+            "+----------+-------------+",
+            "| mrn      | name        |",
+            "+----------+-------------+",
+            "| 10000001 | Ada         |",
+            "| 10000002 | Smith, \"J.\" |",
+            "+----------+-------------+",
+        ]
+    );
+}
