@@ -4,10 +4,26 @@
 //! A time picks the latest version committed at or before it, by the commit timestamps in the
 //! log (`commitInfo`), never by the commit files' modification times, which copying a table or
 //! restoring it from a backup changes.
+//!
+//! `--where` and `--order-by` are parsed as one expression and as one `ORDER BY` list, never
+//! pasted into SQL text: pasted, `1=1 UNION ALL SELECT …` added rows and a trailing `--` hid the
+//! limit. Anything after the expression, a comment, or a subquery (which could read another
+//! table) is a usage error that names the flag.
+
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use deltalake::DeltaTable;
+use deltalake::datafusion::common::{Column, DFSchema, TableReference};
+use deltalake::datafusion::execution::SessionState;
+use deltalake::datafusion::logical_expr::{Expr, SortExpr};
 use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::sql::parser::DFParserBuilder;
+use deltalake::datafusion::sql::planner::NullOrdering;
+use deltalake::datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
+use deltalake::datafusion::sql::sqlparser::dialect::dialect_from_str;
+use deltalake::datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use deltalake::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use super::format::{self, Rows};
 use crate::delta::{self, TableId};
@@ -28,9 +44,9 @@ pub struct ShowOptions {
     pub at: At,
     /// At most this many rows (`None`: all).
     pub limit: Option<usize>,
-    /// A SQL boolean expression over the table's columns.
+    /// One SQL boolean expression over the table's columns (`--where`).
     pub filter: Option<String>,
-    /// A SQL `ORDER BY` list, e.g. `mrn, datetime DESC`.
+    /// A SQL `ORDER BY` list, e.g. `mrn, datetime DESC` (`--order-by`).
     pub order_by: Option<String>,
 }
 
@@ -111,6 +127,19 @@ pub async fn resolve(id: &TableId, table: &DeltaTable, at: At) -> Result<u64> {
 
 /// Rows of a table at a version.
 pub async fn run(warehouse: &Warehouse, name: &str, options: &ShowOptions) -> Result<Shown> {
+    let ctx = SessionContext::new();
+    let state = ctx.state();
+    let filter = options
+        .filter
+        .as_deref()
+        .map(|text| parse_where(&state, text))
+        .transpose()?;
+    let order_by = options
+        .order_by
+        .as_deref()
+        .map(|text| parse_order_by(&state, text))
+        .transpose()?;
+
     let (id, latest) = super::open_table(warehouse, name).await?;
     let version = resolve(&id, &latest, options.at).await?;
     let table = if Some(version) == latest.version() {
@@ -118,21 +147,30 @@ pub async fn run(warehouse: &Warehouse, name: &str, options: &ShowOptions) -> Re
     } else {
         delta::open_version(&id, version).await?
     };
-    let ctx = SessionContext::new();
-    ctx.register_table(name, delta::provider(&id, &table, &ctx).await?)
+    // The only table of the session: nothing the flags say can read another.
+    let reference = TableReference::bare(name);
+    ctx.register_table(reference.clone(), delta::provider(&id, &table, &ctx).await?)
         .map_err(id.query_err("read"))?;
-    let mut query = format!("SELECT * FROM \"{name}\"");
-    if let Some(filter) = &options.filter {
-        query.push_str(&format!(" WHERE {filter}"));
+    let mut frame = ctx.table(reference).await.map_err(id.query_err("read"))?;
+    if let Some(expr) = filter {
+        let expr = ast::ExprWithAlias { expr, alias: None };
+        frame = state
+            .create_logical_expr_from_sql_expr(expr, frame.schema())
+            .and_then(|expr| frame.filter(expr))
+            .map_err(id.query_err("filter by --where"))?;
     }
-    if let Some(order_by) = &options.order_by {
-        query.push_str(&format!(" ORDER BY {order_by}"));
+    if let Some(list) = order_by {
+        let sort = sort_exprs(&state, &id, list, frame.schema())?;
+        frame = frame
+            .sort(sort)
+            .map_err(id.query_err("order by --order-by"))?;
     }
     if let Some(limit) = options.limit {
         // One more than asked, to tell whether rows were left out.
-        query.push_str(&format!(" LIMIT {}", limit + 1));
+        frame = frame
+            .limit(0, Some(limit + 1))
+            .map_err(id.query_err("query"))?;
     }
-    let frame = ctx.sql(&query).await.map_err(id.query_err("query"))?;
     let schema = frame.schema().as_arrow().clone();
     let batches = frame.collect().await.map_err(id.query_err("query"))?;
     let mut rows = Rows::from_batches(&schema, &batches)?;
@@ -145,6 +183,138 @@ pub async fn run(warehouse: &Warehouse, name: &str, options: &ShowOptions) -> Re
         version,
         more,
     })
+}
+
+/// The `--where` text as one expression, and nothing after it.
+fn parse_where(state: &SessionState, text: &str) -> Result<ast::Expr> {
+    parse_one(state, text, |parser| parser.parse_expr()).map_err(|problem| {
+        Error::Usage(format!(
+            "--where takes one SQL condition over the table's columns, e.g. 'heartrate < 0': \
+             {problem}"
+        ))
+    })
+}
+
+/// The `--order-by` text as an `ORDER BY` list, and nothing after it.
+fn parse_order_by(state: &SessionState, text: &str) -> Result<Vec<ast::OrderByExpr>> {
+    parse_one(state, text, |parser| {
+        parser.parse_comma_separated(|parser| parser.parse_order_by_expr())
+    })
+    .map_err(|problem| {
+        Error::Usage(format!(
+            "--order-by takes a comma-separated list of columns or expressions, each optionally \
+             followed by ASC or DESC and NULLS FIRST or NULLS LAST, e.g. 'mrn, datetime DESC': \
+             {problem}"
+        ))
+    })
+}
+
+/// Parse `text` with `parse`, with the session's dialect, refusing comments (which could only
+/// hide something), anything left after what `parse` took, and subqueries. The problem as a
+/// phrase for the flag's usage error.
+fn parse_one<T: Visit>(
+    state: &SessionState,
+    text: &str,
+    parse: impl FnOnce(&mut Parser) -> Result<T, ParserError>,
+) -> Result<T, String> {
+    let options = &state.config().options().sql_parser;
+    let dialect = dialect_from_str(options.dialect)
+        .ok_or_else(|| format!("unknown SQL dialect {:?}", options.dialect.as_ref()))?;
+    let tokens = Tokenizer::new(dialect.as_ref(), text)
+        .tokenize()
+        .map_err(|e| e.to_string())?;
+    let comment = tokens.iter().any(|token| {
+        matches!(
+            token,
+            Token::Whitespace(
+                Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+            )
+        )
+    });
+    if comment {
+        return Err("it holds a comment (-- or /* */)".to_string());
+    }
+    let mut parser = DFParserBuilder::new(text)
+        .with_dialect(dialect.as_ref())
+        .with_recursion_limit(options.recursion_limit.get())
+        .build()
+        .map_err(|e| e.strip_backtrace())?;
+    let parsed = parse(&mut parser.parser).map_err(|e| e.to_string())?;
+    let next = parser.parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!(
+            "unexpected {} at column {}, after the end of it",
+            next.token, next.span.start.column
+        ));
+    }
+    if parsed.visit(&mut Subquery).is_break() {
+        return Err(
+            "it holds a subquery: only the rows of the table shown can be used".to_string(),
+        );
+    }
+    Ok(parsed)
+}
+
+/// Stops at any query inside an expression.
+struct Subquery;
+
+impl Visitor for Subquery {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &ast::Query) -> ControlFlow<()> {
+        ControlFlow::Break(())
+    }
+}
+
+/// The sort an `ORDER BY` list asks for, as DataFusion's SQL would plan it: a number is a
+/// column's position (from 1), a missing `NULLS` follows the session's default.
+fn sort_exprs(
+    state: &SessionState,
+    id: &TableId,
+    list: Vec<ast::OrderByExpr>,
+    schema: &DFSchema,
+) -> Result<Vec<SortExpr>> {
+    let nulls = NullOrdering::from(
+        state
+            .config()
+            .options()
+            .sql_parser
+            .default_null_ordering
+            .as_str(),
+    );
+    let columns = schema.fields().len();
+    let mut sort = Vec::with_capacity(list.len());
+    for item in list {
+        if item.with_fill.is_some() {
+            return Err(Error::Usage(
+                "--order-by: WITH FILL is not supported".to_string(),
+            ));
+        }
+        let asc = item.options.asc.unwrap_or(true);
+        let nulls_first = item.options.nulls_first.unwrap_or(nulls.nulls_first(asc));
+        let expr = match item.expr {
+            ast::Expr::Value(ast::ValueWithSpan {
+                value: ast::Value::Number(position, _),
+                ..
+            }) => match position.parse::<usize>() {
+                Ok(n) if (1..=columns).contains(&n) => {
+                    Expr::Column(Column::from(schema.qualified_field(n - 1)))
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--order-by {position}: a number is a column's position, and {} has \
+                         columns 1 to {columns}",
+                        id.name
+                    )));
+                }
+            },
+            expr => state
+                .create_logical_expr_from_sql_expr(ast::ExprWithAlias { expr, alias: None }, schema)
+                .map_err(id.query_err("order by --order-by"))?,
+        };
+        sort.push(expr.sort(asc, nulls_first));
+    }
+    Ok(sort)
 }
 
 #[cfg(test)]
@@ -167,5 +337,46 @@ mod tests {
         assert_eq!(at("2024-05-01").unwrap(), "2024-05-01T00:00:00Z");
         assert!(at("yesterday").unwrap_err().contains("RFC 3339"));
         assert!(at("2024-13-01").is_err());
+    }
+
+    #[test]
+    fn flags_take_one_expression_and_nothing_after_it() {
+        let state = SessionContext::new().state();
+        let problem = |text: &str| match parse_where(&state, text) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(problem("heartrate < 0 AND name = 'a -- b'"), "");
+        for (text, expected) in [
+            ("1=1 UNION ALL SELECT 1", "unexpected UNION at column 5"),
+            ("1=1; SELECT 1", "unexpected ; at column 4"),
+            ("1=1 --", "it holds a comment"),
+            ("1=1 /* */", "it holds a comment"),
+            ("mrn IN (SELECT 1)", "it holds a subquery"),
+            ("heartrate <", "Expected: an expression"),
+        ] {
+            let message = problem(text);
+            assert!(
+                message.starts_with("--where takes one SQL condition"),
+                "{text}: {message}"
+            );
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        let list = parse_order_by(&state, "mrn DESC, name NULLS FIRST, 2").unwrap();
+        let options: Vec<_> = list
+            .iter()
+            .map(|o| (o.options.asc, o.options.nulls_first))
+            .collect();
+        assert_eq!(
+            options,
+            [(Some(false), None), (None, Some(true)), (None, None)]
+        );
+        let err = parse_order_by(&state, "mrn LIMIT 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--order-by takes") && err.contains("unexpected LIMIT"),
+            "{err}"
+        );
     }
 }

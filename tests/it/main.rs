@@ -5,5 +5,6 @@ mod common;
 mod generate;
 mod inspect;
 mod patients;
+mod readonly;
 mod silver_gold;
 mod skipped_files;
