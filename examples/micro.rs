@@ -35,6 +35,7 @@ fn reader() {
         source_file: "x.json".into(),
         batch_id: 0,
         ingested_at: 0,
+        first_position: 0,
     };
     let mut times = Vec::new();
     let mut rows = 0;
@@ -62,6 +63,7 @@ async fn one_row_adds(id: &TableId) -> Vec<deltalake::kernel::Add> {
         source_file: "x.json".into(),
         batch_id: 0,
         ingested_at: 0,
+        first_position: 0,
     };
     let mut batches = Vec::new();
     json::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| batches.push(b)).expect("row");
@@ -104,6 +106,7 @@ async fn commits(n: usize) {
                     source_file: "x.json".into(),
                     batch_id: i as i64,
                     ingested_at: 0,
+                    first_position: 0,
                 };
                 let mut batches = Vec::new();
                 json::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| batches.push(b))

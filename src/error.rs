@@ -105,6 +105,19 @@ pub enum Error {
     /// A bad argument that clap could not catch (a folder that is a file, a time zone...).
     #[error("{0}")]
     Usage(String),
+    /// A commit file of a table's log is empty or unreadable: the job stops, never repairs it.
+    #[error(
+        "table {table}: commit file {path}{}: {message}; medallion stops rather than read it \
+         as an empty commit (restore the file from a copy of the table, or remove it only if \
+         no reader has used that version)",
+        line.map(|l| format!(":{l}")).unwrap_or_default()
+    )]
+    DamagedLog {
+        table: String,
+        path: String,
+        line: Option<u64>,
+        message: String,
+    },
 }
 
 impl Error {

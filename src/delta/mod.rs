@@ -2,6 +2,7 @@
 //! Arrow, and (in `append`) the cheap append path of the bronze stream.
 
 pub mod append;
+pub mod log;
 
 use std::sync::Arc;
 
@@ -80,6 +81,7 @@ pub async fn open(id: &TableId) -> Result<Option<DeltaTable>> {
     {
         return Ok(None);
     }
+    log::check(id, &table).await?;
     table.load().await.map_err(id.err("load"))?;
     Ok(Some(table))
 }
@@ -89,6 +91,7 @@ pub async fn open_version(id: &TableId, version: u64) -> Result<DeltaTable> {
     let mut table = DeltaTableBuilder::from_url(id.url.clone())
         .and_then(|b| b.build())
         .map_err(id.err("open"))?;
+    log::check(id, &table).await?;
     table
         .load_version(version)
         .await

@@ -123,6 +123,30 @@ pub trait Observer {
     fn warn(&mut self, _message: &str) {}
 }
 
+/// A bronze table made before rows carried their delivery position (`_position`) cannot tell
+/// silver which delivery of a reading is the last: refuse it rather than guess.
+fn require_position(id: &TableId, table: &DeltaTable) -> Result<()> {
+    let has = table
+        .snapshot()
+        .map_err(id.err("load"))?
+        .schema()
+        .field(json::POSITION)
+        .is_some();
+    if has {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        table: id.name.clone(),
+        message: format!(
+            "this table was made by an earlier medallion whose rows do not carry their delivery \
+             position ({}), which silver needs to keep the last delivery of a reading; \
+             rebuild the warehouse from the source files (remove {} and rerun)",
+            json::POSITION,
+            id.url
+        ),
+    })
+}
+
 /// Stream the tracker folder into bronze until the trigger says stop.
 pub async fn run(
     warehouse: &Warehouse,
@@ -139,6 +163,7 @@ pub async fn run(
         "Raw heart-rate readings, as delivered, with lineage; appended by the bronze stream",
     )
     .await?;
+    require_position(&id, &table)?;
     let version_before = if created { None } else { table.version() };
     let mut report = BronzeReport {
         table: id.name.clone(),

@@ -112,8 +112,10 @@ pub fn daily_schema() -> SchemaRef {
     ]))
 }
 
-const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, \
-     CAST(CEIL(AVG(heartrate)) AS BIGINT) AS avg_heartrate, COUNT(*) AS count, mrn, \
+/// A patient's aggregates from all its silver rows; `avg_heartrate` is then computed from the
+/// sum and count by [`Stats::avg`], as for a patient whose new readings are combined with its
+/// old row, so that both ways give the same row.
+const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, COUNT(*) AS count, mrn, \
      MIN(heartrate) AS min_heartrate, MAX(heartrate) AS max_heartrate, \
      MIN(datetime) AS first_reading, MAX(datetime) AS last_reading, \
      SUM(heartrate) AS sum_heartrate \
@@ -198,7 +200,7 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
         };
         let (source, refreshed) = match &changes {
             None => (
-                gold_aggregates(&silver_id, &ctx, "true".to_string()).await?,
+                vec![gold_aggregates(&silver_id, &ctx, "true".to_string()).await?],
                 None,
             ),
             Some(changes) => {
@@ -226,7 +228,7 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
                 let mut batches = vec![gold_batch(&combined)];
                 if !recompute.is_empty() {
                     let filter = patients_filter(recompute.iter());
-                    batches.extend(gold_aggregates(&silver_id, &ctx, filter).await?);
+                    batches.push(gold_aggregates(&silver_id, &ctx, filter).await?);
                 }
                 (batches, Some(changes.patients.len() as u64))
             }
@@ -342,10 +344,13 @@ impl Stats {
         }
     }
 
-    /// `avg_heartrate`: the mean, rounded up, as the lab computes it.
+    /// `avg_heartrate`: the mean, rounded up, as the lab computes it. Silver bounds every
+    /// reading ([`crate::layers::silver::HEARTRATE_LIMIT`]), so the mean is a small number; a
+    /// mean that is not (a table written before the bound) is null, never a saturated cast.
     fn avg(&self) -> Option<i64> {
         let sum = self.sum?;
-        (self.count > 0).then(|| (sum / self.count as f64).ceil() as i64)
+        let avg = (sum / self.count as f64).ceil();
+        (self.count > 0 && avg.abs() < i64::MAX as f64).then_some(avg as i64)
     }
 }
 
@@ -492,12 +497,12 @@ fn gold_batch(rows: &[(i64, Stats)]) -> RecordBatch {
     .expect("columns match the schema")
 }
 
-/// Gold's aggregates of the patients `filter` selects, recomputed from all their silver rows.
+/// Gold's rows of the patients `filter` selects, recomputed from all their silver rows.
 async fn gold_aggregates(
     silver_id: &TableId,
     ctx: &SessionContext,
     filter: String,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<RecordBatch> {
     let batches = ctx
         .sql(&GOLD_SQL.replace("{filter}", &filter))
         .await
@@ -505,10 +510,22 @@ async fn gold_aggregates(
         .collect()
         .await
         .map_err(silver_id.query_err("aggregate"))?;
-    batches
-        .iter()
-        .map(|b| delta::conform(b, &gold_schema()))
-        .collect()
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let mrns = delta::int64s(batch, "mrn")?;
+        let stats = read_stats(
+            batch,
+            "patient_name",
+            "count",
+            "sum_heartrate",
+            "min_heartrate",
+            "max_heartrate",
+            "first_reading",
+            "last_reading",
+        )?;
+        rows.extend(mrns.iter().zip(stats).filter_map(|(m, s)| Some((m?, s))));
+    }
+    Ok(gold_batch(&rows))
 }
 
 /// A gold table made before gold kept `sum_heartrate` gets the column (null in its rows, so

@@ -33,7 +33,7 @@ use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
 use crate::parallel;
-use crate::source::json::{SOURCE_COLUMNS, bronze_schema};
+use crate::source::json::{POSITION, SOURCE_COLUMNS, bronze_schema};
 use crate::stream::failpoint::failpoint;
 use crate::transform::{Renderer, parse_epoch_micros, parse_float, parse_id};
 use crate::warehouse::{Warehouse, tables};
@@ -172,8 +172,26 @@ pub fn type_row(
         mrn: parse_id(m).ok_or_else(|| format!("mrn {m:?} is not a positive integer"))?,
         datetime: parse_epoch_micros(t)
             .ok_or_else(|| format!("time {t:?} is not epoch seconds between 1970 and 9999"))?,
-        heartrate: parse_float(h).ok_or_else(|| format!("heartrate {h:?} is not a number"))?,
+        heartrate: plausible_heartrate(h)?,
     })
+}
+
+/// The heart rates silver accepts, in beats per minute. Negative readings down to −1000 are the
+/// monitors' device faults (kept: the lab's gold counts them); anything beyond is not a
+/// reading, and a value such as `1e300` would make every aggregate of its patient meaningless
+/// (or overflow), so it is refused with the reason, like any row that cannot be typed.
+pub const HEARTRATE_LIMIT: f64 = 1000.0;
+
+fn plausible_heartrate(text: &str) -> std::result::Result<f64, String> {
+    let rate = parse_float(text).ok_or_else(|| format!("heartrate {text:?} is not a number"))?;
+    if rate.abs() > HEARTRATE_LIMIT {
+        return Err(format!(
+            "heartrate {text:?} is outside the plausible range -{HEARTRATE_LIMIT} to \
+             {HEARTRATE_LIMIT} beats per minute"
+        ));
+    }
+    // -0.0 is 0 beats per minute (and would otherwise print, and compare in min/max, apart).
+    Ok(rate + 0.0)
 }
 
 fn need<'a>(name: &str, value: Option<&'a str>) -> std::result::Result<&'a str, String> {
@@ -251,9 +269,9 @@ async fn refresh_once(
         return Ok((report, false));
     }
 
-    // The rows to (re)consider: those waiting for their patient (as silver last left them),
-    // then bronze's new rows in the order bronze received them, so that a later delivery of a
-    // reading wins. Rows of bronze versions the quarantine table already covers were refused
+    // The rows to (re)consider: those waiting for their patient (as silver last left them) and
+    // bronze's new rows, each with its delivery position (`_batch_id`, `_position`), by which
+    // the last delivery of a reading wins, whatever order they are read in. Rows of bronze versions the quarantine table already covers were refused
     // (or not) by a refresh that died before silver's commit: they are not refused again.
     let waiting_id = TableId::new(warehouse, tables::SILVER_WAITING);
     let waiting_table = delta::open(&waiting_id).await?;
@@ -324,11 +342,7 @@ async fn refresh_once(
     let mut joined: Vec<Joined<'_>> = Vec::new();
     let mut still_waiting: Vec<RecordBatch> = Vec::new();
     let mut refused: Vec<(RecordBatch, Vec<String>)> = Vec::new();
-    let inputs = [
-        (waiting_rows, false),
-        (in_bronze_order(seen_rows)?, false),
-        (in_bronze_order(new_rows)?, true),
-    ];
+    let inputs = [(waiting_rows, false), (seen_rows, false), (new_rows, true)];
     let items: Vec<(&RecordBatch, bool)> = inputs
         .iter()
         .flat_map(|(batches, refuse)| batches.iter().map(move |b| (b, *refuse)))
@@ -435,13 +449,24 @@ async fn refresh_once(
         }
     }
     let rows = last_per_key(joined);
-    // One batch per share: each is written as its own file, by its own task.
-    let source = parallel::map_shares(
-        &rows,
-        |_| 1,
+    // One batch per UTC month (rows come in time order): an append writes each as its own file,
+    // by its own task, so that a later MERGE (a re-delivery) rewrites only the files of the
+    // months it touches. Rendering is spread over the cores.
+    let months = by_month(&rows, |r| r.key.2, FILE_ROWS);
+    let source: Vec<RecordBatch> = parallel::map_shares(
+        &months,
+        |month| month.len(),
         parallel::min_share_rows(),
-        |share| readings_batch(share, timezone),
-    );
+        |share| {
+            share
+                .iter()
+                .map(|month| readings_batch(month, timezone))
+                .collect::<Vec<_>>()
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect();
     let source_rows: usize = source.iter().map(RecordBatch::num_rows).sum();
     let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
@@ -533,24 +558,6 @@ async fn added_files(
         }
     }
     Ok(Some((adds, to)))
-}
-
-/// Batches in the order bronze received their rows: by batch id, then source file. (A scan
-/// hands back files in whatever order its partitions finish.)
-fn in_bronze_order(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-    let mut keyed = Vec::with_capacity(batches.len());
-    for batch in batches {
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        // Every row of a batch comes from one file of one batch: its first row says which.
-        let first = batch.slice(0, 1);
-        let batch_id = delta::int64s(&first, "_batch_id")?.value(0);
-        let file = delta::strings(&first, "_source_file")?.value(0).to_string();
-        keyed.push(((batch_id, file), batch));
-    }
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(keyed.into_iter().map(|(_, b)| b).collect())
 }
 
 /// Patients whose name in silver differs from the dimension's: (mrn, new name).
@@ -652,6 +659,10 @@ fn type_batch<'n>(
 ) -> Result<TypedBatch<'n>> {
     let [device, rate, mrn, time] = SOURCE_COLUMNS.map(|name| Text::of(batch, name));
     let (device, rate, mrn, time) = (device?, rate?, mrn?, time?);
+    let (batch_ids, positions) = (
+        delta::int64s(batch, "_batch_id")?,
+        delta::int64s(batch, POSITION)?,
+    );
     let mut joined = Vec::with_capacity(batch.num_rows());
     let mut wait_rows = Vec::new();
     let mut bad_rows = Vec::new();
@@ -661,6 +672,7 @@ fn type_batch<'n>(
             Ok(r) => match names.get(&r.mrn) {
                 Some(name) => joined.push(Joined {
                     key: (r.device_id, r.mrn, r.datetime),
+                    delivered: (batch_ids.value(i), positions.value(i)),
                     heartrate: r.heartrate,
                     name,
                 }),
@@ -750,34 +762,66 @@ fn readings_batch(rows: &[Joined<'_>], tz: Tz) -> RecordBatch {
 struct Joined<'a> {
     /// (device_id, mrn, datetime): silver's key.
     key: (i32, i64, i64),
+    /// When bronze received it: (`_batch_id`, `_position`), a total order of deliveries.
+    delivered: (i64, i64),
     heartrate: f64,
     name: &'a str,
 }
 
-/// One row per key, the last one given winning (rows come in delivery order), sorted by key.
+/// Rows per silver data file at most: a month of the lab's data is about 10,000.
+const FILE_ROWS: usize = 1 << 20;
+
+/// `rows`, in time order, cut into runs of one UTC month each (a month of more than
+/// `max_rows` rows in several runs).
+fn by_month<T>(rows: &[T], time: impl Fn(&T) -> i64, max_rows: usize) -> Vec<&[T]> {
+    use chrono::{DateTime, Datelike, NaiveDate};
+    let mut runs = Vec::new();
+    let mut rest = rows;
+    while let Some(first) = rest.first() {
+        // The first instant of the next month, in microseconds (None: past chrono's range).
+        let next = DateTime::from_timestamp_micros(time(first))
+            .map(|t| {
+                let (y, m) = (t.year(), t.month());
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                NaiveDate::from_ymd_opt(y, m, 1)
+            })
+            .and_then(|d| d?.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc().timestamp_micros());
+        let end = next.map_or(rest.len(), |next| rest.partition_point(|r| time(r) < next));
+        let end = end.clamp(1, max_rows.max(1));
+        let (run, tail) = rest.split_at(end);
+        runs.push(run);
+        rest = tail;
+    }
+    runs
+}
+
+/// One row per key, the last delivered winning (by `delivered`, whatever order the rows come
+/// in: waiting rows and scans hand them back in no particular order), sorted by time, then
+/// device and patient.
 fn last_per_key(mut rows: Vec<Joined<'_>>) -> Vec<Joined<'_>> {
-    // A stable sort keeps delivery order among equal keys; then keep each run's last. The two
-    // halves are sorted at once, then merged, the first half's rows first among equal keys.
+    // Sort by (time, device, patient, delivery), the two halves at once, merge them, keep
+    // each key's last.
+    let order = |r: &Joined<'_>| ((r.key.2, r.key.0, r.key.1), r.delivered);
     let half = rows.len() / 2;
     let (first, second) = rows.split_at_mut(half);
     std::thread::scope(|scope| {
-        scope.spawn(|| first.sort_by_key(|r| r.key));
-        second.sort_by_key(|r| r.key);
+        scope.spawn(|| first.sort_unstable_by_key(order));
+        second.sort_unstable_by_key(order);
     });
     let second = rows.split_off(half);
-    let mut merged = Vec::with_capacity(rows.len() + second.len());
+    let mut kept: Vec<Joined<'_>> = Vec::with_capacity(rows.len() + second.len());
     let (mut a, mut b) = (rows.into_iter().peekable(), second.into_iter().peekable());
     loop {
         let take_b = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => y.key < x.key,
+            (Some(x), Some(y)) => order(y) < order(x),
             (Some(_), None) => false,
             (None, Some(_)) => true,
             (None, None) => break,
         };
-        merged.extend(if take_b { b.next() } else { a.next() });
-    }
-    let mut kept: Vec<Joined<'_>> = Vec::with_capacity(merged.len());
-    for row in merged {
+        let Some(row) = (if take_b { b.next() } else { a.next() }) else {
+            break;
+        };
         match kept.last_mut() {
             Some(last) if last.key == row.key => *last = row,
             _ => kept.push(row),
@@ -938,32 +982,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_delivered_row_of_a_key_wins_and_rows_come_out_sorted() {
+    fn the_last_delivered_row_of_a_key_wins_whatever_order_rows_come_in() {
+        use rand::seq::SliceRandom;
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        for len in [0, 1, 2, 3, 10, 1001] {
-            // Few distinct keys, so duplicates fall in both halves; heartrate = delivery order.
-            let rows: Vec<Joined<'_>> = (0..len)
+        for len in [0, 1, 2, 3, 10, 1001, 20_000] {
+            // Few distinct keys, so duplicates fall in both halves; heartrate = delivery order,
+            // over several batches of up to 8,192 rows, then handed over shuffled (as a scan or
+            // the waiting table gives them back).
+            let mut rows: Vec<Joined<'_>> = (0..len)
                 .map(|i| Joined {
                     key: (
                         rng.random_range(1..4),
                         rng.random_range(1..4),
                         rng.random_range(0..8),
                     ),
+                    delivered: (i as i64 / 8192, i as i64 % 8192),
                     heartrate: i as f64,
                     name: "n",
                 })
                 .collect();
-            let mut expected: BTreeMap<(i32, i64, i64), f64> = BTreeMap::new();
+            let mut expected: BTreeMap<(i64, i32, i64), f64> = BTreeMap::new();
             for row in &rows {
-                expected.insert(row.key, row.heartrate);
+                expected.insert((row.key.2, row.key.0, row.key.1), row.heartrate);
             }
-            let kept: Vec<((i32, i64, i64), f64)> = last_per_key(rows)
+            rows.shuffle(&mut rng);
+            let kept: Vec<((i64, i32, i64), f64)> = last_per_key(rows)
                 .into_iter()
-                .map(|r| (r.key, r.heartrate))
+                .map(|r| ((r.key.2, r.key.0, r.key.1), r.heartrate))
                 .collect();
             assert_eq!(kept, expected.into_iter().collect::<Vec<_>>(), "{len}");
         }
+    }
+
+    #[test]
+    fn rows_are_cut_into_utc_months_and_capped_runs() {
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_micros()
+        };
+        let times = [
+            at("1970-01-01T00:00:00Z"),
+            at("1970-01-31T23:59:59.999999Z"),
+            at("1970-02-01T00:00:00Z"),
+            at("2020-12-31T23:59:59Z"),
+            at("2021-01-01T00:00:00Z"),
+            at("2021-01-15T00:00:00Z"),
+            at("2021-01-16T00:00:00Z"),
+            at("9999-12-31T23:59:59Z"),
+        ];
+        let lens = |runs: Vec<&[i64]>| runs.iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(lens(by_month(&times, |t| *t, 100)), [2, 1, 1, 3, 1]);
+        assert_eq!(lens(by_month(&times, |t| *t, 2)), [2, 1, 1, 2, 1, 1]);
+        assert!(by_month(&[] as &[i64], |t| *t, 2).is_empty());
+        assert_eq!(by_month(&times, |t| *t, 0).len(), times.len());
+    }
+
+    #[test]
+    fn plausible_heart_rates_are_kept_and_zero_has_no_sign() {
+        assert_eq!(plausible_heartrate("1000"), Ok(1000.0));
+        assert_eq!(plausible_heartrate("-1000"), Ok(-1000.0));
+        assert_eq!(plausible_heartrate("71.50"), Ok(71.5));
+        let zero = plausible_heartrate("-0.0").unwrap();
+        assert!(zero == 0.0 && zero.is_sign_positive());
+        assert!(plausible_heartrate("1000.000001").is_err());
+        assert!(plausible_heartrate("NaN").is_err());
     }
 
     #[test]
@@ -990,6 +1074,18 @@ mod tests {
             (
                 (Some("1"), Some("fast"), Some("1"), Some("1")),
                 "heartrate \"fast\" is not",
+            ),
+            (
+                (Some("1"), Some("1e300"), Some("1"), Some("1")),
+                "heartrate \"1e300\" is outside the plausible range",
+            ),
+            (
+                (Some("1"), Some("-1000.5"), Some("1"), Some("1")),
+                "heartrate \"-1000.5\" is outside the plausible range",
+            ),
+            (
+                (Some("1"), Some("inf"), Some("1"), Some("1")),
+                "heartrate \"inf\" is not a number",
             ),
             ((Some("1"), Some("1"), None, Some("1")), "mrn is missing"),
             (

@@ -42,9 +42,16 @@ pub fn bronze_schema() -> SchemaRef {
             false,
         ),
         Field::new("_rescued_data", DataType::Utf8, true),
+        // The row's place in its micro-batch: the batch's files in plan order, each file's rows
+        // in order, from 0. With `_batch_id`, the total delivery order that decides which
+        // delivery of a reading is the last (silver never infers it from scan order).
+        Field::new(POSITION, DataType::Int64, false),
     ]);
     Arc::new(Schema::new(fields))
 }
+
+/// The bronze column holding a row's delivery position within its batch.
+pub const POSITION: &str = "_position";
 
 /// Where the rows of one file come from, stamped on each of them.
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct Lineage {
     pub batch_id: i64,
     /// Microseconds since the epoch, UTC.
     pub ingested_at: i64,
+    /// The `_position` of the file's first row: the rows of the batch's earlier files.
+    pub first_position: i64,
 }
 
 /// A file that cannot be read as a whole: none of its rows is used.
@@ -199,6 +208,7 @@ fn plain_object(c: &mut Cursor<'_>, text: &str, rows: &mut RowBuilder<'_>) -> Op
     c.eat(b'{')?;
     c.ws();
     let mut values: [Option<&str>; 4] = [None; 4];
+    let mut seen = 0u8;
     let mut rescued: Vec<String> = Vec::new();
     if c.peek() == Some(b'}') {
         c.i += 1;
@@ -223,12 +233,20 @@ fn plain_object(c: &mut Cursor<'_>, text: &str, rows: &mut RowBuilder<'_>) -> Op
                 }
                 _ => return None,
             };
-            match key {
-                "device_id" => values[0] = value,
-                "heartrate" => values[1] = value,
-                "mrn" => values[2] = value,
-                "time" => values[3] = value,
-                _ => rescued.push(format!("{key_raw}:{}", &text[value_start..c.i])),
+            // A key given twice: the general path rejects the element, with its line.
+            match SOURCE_COLUMNS.iter().position(|c| *c == key) {
+                Some(index) if seen & (1 << index) != 0 => return None,
+                Some(index) => {
+                    seen |= 1 << index;
+                    values[index] = value;
+                }
+                None if rescued
+                    .iter()
+                    .any(|r| r.starts_with(&format!("{key_raw}:"))) =>
+                {
+                    return None;
+                }
+                None => rescued.push(format!("{key_raw}:{}", &text[value_start..c.i])),
             }
             c.ws();
             match c.next()? {
@@ -412,6 +430,10 @@ impl<'l> RowBuilder<'l> {
             TimestampMicrosecondArray::from(vec![self.lineage.ingested_at; n]).with_timezone("UTC"),
         ));
         columns.push(Arc::new(self.rescued.finish()));
+        let first = self.lineage.first_position + (self.total - n) as i64;
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            first..first + n as i64,
+        )));
         sink(RecordBatch::try_new(bronze_schema(), columns).expect("columns match the schema"));
     }
 }
@@ -454,11 +476,17 @@ fn parse_object(raw: &str) -> Result<Element<'_>, String> {
         values: [None, None, None, None],
         rescued: Vec::new(),
     };
+    let mut keys: Vec<Cow<'_, str>> = Vec::new();
     let mut i = skip_ws(b, 1);
     while b[i] != b'}' {
         let key_end = string_end(b, i);
         let key_raw = &raw[i..key_end];
         let key = unescape(key_raw)?;
+        // JSON leaves duplicate keys undefined; keeping either value would be a silent choice.
+        if keys.contains(&key) {
+            return Err(format!("the key {key:?} appears twice in the object"));
+        }
+        keys.push(key.clone());
         i = skip_ws(b, key_end) + 1; // past ':'
         i = skip_ws(b, i);
         let value_end = value_end(b, i);
@@ -625,6 +653,7 @@ mod tests {
             source_file: "01.json".into(),
             batch_id: 3,
             ingested_at: 0,
+            first_position: 0,
         };
         let mut batches = Vec::new();
         let outcome = read_tracker(text, &lineage, &mut |b| batches.push(b));
@@ -762,6 +791,7 @@ mod tests {
             source_file: "x.json".into(),
             batch_id: 1,
             ingested_at: 5,
+            first_position: 0,
         };
         let (mut fast, mut general) = (Vec::new(), Vec::new());
         let fast_outcome = read_tracker_with(text, &lineage, &mut |b| fast.push(b), true);

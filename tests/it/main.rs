@@ -6,5 +6,6 @@ mod generate;
 mod inspect;
 mod patients;
 mod readonly;
+mod regressions;
 mod silver_gold;
 mod skipped_files;

@@ -93,13 +93,20 @@ impl Ahead {
                 } else {
                     files.iter().map(Some).collect()
                 };
+                // Rows are numbered across the batch's files, in plan order (`_position`).
+                let mut position = 0i64;
                 for (index, file) in files.iter().enumerate() {
                     let last = index + 1 == files.len();
                     let piece = match file {
-                        Some(file) => parse_file(&source_dir, file, batch_id, ingested_at),
+                        Some(file) => {
+                            parse_file(&source_dir, file, batch_id, ingested_at, position)
+                        }
                         None => Ok(Piece::empty(batch_id, ingested_at)),
                     }
                     .map(|piece| Piece { last, ..piece });
+                    if let Ok(piece) = &piece {
+                        position += piece.rows as i64;
+                    }
                     let failed = piece.is_err();
                     if pieces_tx.blocking_send(piece).is_err() || failed {
                         return;
@@ -197,6 +204,7 @@ fn parse_file(
     file: &SourceFile,
     batch_id: i64,
     ingested_at: i64,
+    first_position: i64,
 ) -> Result<Piece> {
     let start = Instant::now();
     let mut piece = Piece::empty(batch_id, ingested_at);
@@ -219,6 +227,7 @@ fn parse_file(
         source_file: source_file.clone(),
         batch_id,
         ingested_at,
+        first_position,
     };
     match json::read_tracker(&bytes, &lineage, &mut |b| piece.batches.push(b)) {
         Ok(outcome) => {
