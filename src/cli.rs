@@ -23,24 +23,38 @@ use crate::stream::trigger::Trigger;
   medallion pipeline                 all of the above, then print gold
   medallion --json patients          the same, with a JSON report on stdout
   medallion tables                   the tables of the warehouse, their versions and sizes
-  medallion show fact_heartrate_gold --version 1     a table as it was at version 1"
+  medallion show fact_heartrate_gold --version 1     a table as it was at version 1
+
+--warehouse and --data are local folders: a path (taken as written) or a file:///absolute/path
+URL; object storage URLs (s3://...) are not supported yet.
+
+Exit status:
+  0  done
+  1  failed (the message says what and where)
+  2  bad usage (arguments, options, paths)
+  3  lost a race: another job committed to the same table first, nothing of this run was
+     committed to it; run it again"
 )]
 pub struct Cli {
-    /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`).
+    /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`): a path or a
+    /// file:// URL.
     #[arg(
         long,
         global = true,
         env = "MEDALLION_WAREHOUSE",
-        default_value = "warehouse"
+        default_value = "warehouse",
+        value_parser = crate::warehouse::parse_location
     )]
     pub warehouse: PathBuf,
 
-    /// Folder of the source files (`healthcare/batch/`, `healthcare/streaming/tracker/`).
+    /// Folder of the source files (`healthcare/batch/`, `healthcare/streaming/tracker/`): a path
+    /// or a file:// URL.
     #[arg(
         long,
         global = true,
         env = "MEDALLION_DATA",
-        default_value = "lab_data"
+        default_value = "lab_data",
+        value_parser = crate::warehouse::parse_location
     )]
     pub data: PathBuf,
 

@@ -102,9 +102,28 @@ pub enum Error {
     #[error("table {table}: {message}")]
     Conflict { table: String, message: String },
 
+    /// A commit to a Delta table lost the race for its version to another writer (two jobs on
+    /// one table). `winner` is who got there first, once the log has been read
+    /// ([`crate::delta::name_the_winner`]).
+    #[error("table {table}: {}", lost_race(winner.as_ref()))]
+    LostRace {
+        table: String,
+        location: String,
+        winner: Option<Winner>,
+    },
+
+    /// A data file the table's log names is not in the table's folder (deleted by hand?).
+    #[error(
+        "table {table}: data file {path} is missing, but the table's log names it (was it \
+         deleted by hand?); put it back from a copy of the table, or restore the table to a \
+         version from before that file"
+    )]
+    FileMissing { table: String, path: String },
+
     /// A bad argument that clap could not catch (a folder that is a file, a time zone...).
     #[error("{0}")]
     Usage(String),
+
     /// A commit file of a table's log is empty or unreadable: the job stops, never repairs it.
     #[error(
         "table {table}: commit file {path}{}: {message}; medallion stops rather than read it \
@@ -118,6 +137,25 @@ pub enum Error {
         line: Option<u64>,
         message: String,
     },
+}
+
+/// Who won a race for a table's version: the job that writes the table (or `restore`) and the
+/// version it committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Winner {
+    pub job: String,
+    pub version: u64,
+}
+
+fn lost_race(winner: Option<&Winner>) -> String {
+    let first = match winner {
+        Some(Winner { job, version: 0 }) => format!("another `{job}` created it first"),
+        Some(Winner { job, version }) => {
+            format!("another `{job}` committed version {version} first")
+        }
+        None => "another writer committed to it first".to_string(),
+    };
+    format!("{first}, so nothing of this run was committed to it; run it again to go on from there")
 }
 
 impl Error {
@@ -150,10 +188,12 @@ impl Error {
         text
     }
 
-    /// Exit code for the CLI: 2 for usage errors, 1 for everything else.
+    /// Exit code for the CLI: 2 for usage errors, 3 for a race lost to another writer (nothing
+    /// was committed: running again is safe), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
+            Error::Conflict { .. } | Error::LostRace { .. } => 3,
             _ => 1,
         }
     }

@@ -1,7 +1,10 @@
 //! Dispatch: turn a parsed command line into a call of the library and print what it returns.
 //! No logic of its own beyond wiring flags to options.
 
+use std::future::Future;
+
 use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs, OutputArgs};
+use crate::delta::{self, orphans};
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, GenerateReport};
 use crate::inspect::diff::DiffOptions;
@@ -31,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Patients => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            let report = patients::run(&warehouse, &data).await?;
+            let report = writing(printer, patients::run(&warehouse, &data)).await?;
             printer.report(&report);
         }
         Command::Bronze(args) => {
@@ -40,7 +43,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let report =
                 bronze::run(&warehouse, &data, &bronze_options(&args), &mut observer).await;
             observer.finish();
-            let report = report?;
+            // The stream deletes the Parquet of the batches it did not commit itself.
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => return Err(delta::name_the_winner(e).await),
+            };
             if !printer.json {
                 printer.report(&report);
             }
@@ -51,11 +58,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_rows_per_commit: args.max_rows_per_commit,
                 timezone: args.timezone,
             };
-            printer.report(&silver::run(&warehouse, &options).await?);
+            printer.report(&writing(printer, silver::run(&warehouse, &options)).await?);
         }
         Command::Gold => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            printer.report(&gold::run(&warehouse).await?);
+            printer.report(&writing(printer, gold::run(&warehouse)).await?);
         }
         Command::Pipeline(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
@@ -69,12 +76,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 json: false,
                 ..printer
             });
-            let report = pipeline::run(
-                &warehouse,
-                &data,
-                &bronze_options(&args.bronze),
-                &silver_options,
-                &mut observer,
+            let report = writing(
+                printer,
+                pipeline::run(
+                    &warehouse,
+                    &data,
+                    &bronze_options(&args.bronze),
+                    &silver_options,
+                    &mut observer,
+                ),
             )
             .await;
             observer.finish();
@@ -144,10 +154,29 @@ pub async fn run(cli: Cli) -> Result<()> {
                 version: args.version,
                 force: args.force,
             };
-            printer.report(&restore::run(&warehouse, &args.table, &options).await?);
+            match restore::run(&warehouse, &args.table, &options).await {
+                Ok(report) => printer.report(&report),
+                Err(e) => return Err(delta::name_the_winner(e).await),
+            }
         }
     }
     Ok(())
+}
+
+/// Run a job that writes tables. If it fails, the data files it wrote that no commit names are
+/// deleted (`delta::orphans`), and a race lost to another writer names the winner.
+async fn writing<T>(printer: Printer, job: impl Future<Output = Result<T>>) -> Result<T> {
+    let (result, cleanup) = orphans::scoped(job).await;
+    for line in &cleanup.deleted {
+        printer.info(line);
+    }
+    for problem in &cleanup.problems {
+        printer.warn(problem);
+    }
+    match result {
+        Ok(report) => Ok(report),
+        Err(e) => Err(delta::name_the_winner(e).await),
+    }
 }
 
 /// Print an inspect command's rows in the format asked for (`--json` means `--format json`).

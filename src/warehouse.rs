@@ -1,7 +1,13 @@
 //! Where things are: the warehouse's tables (as URLs, so an object store can come later), the
 //! streams' checkpoint folders, and the source folders under the data directory.
+//!
+//! `--warehouse` and `--data` are local folders. A plain path is taken literally, never
+//! percent-decoded; a `file://` URL is read as a URL (percent-decoded); any other `scheme://` is
+//! refused until object storage lands, rather than becoming a local folder named `s3:`. A
+//! warehouse folder whose tables deltalake would look for elsewhere (`%20` or `\` in a name) is
+//! refused before anything is written.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use url::Url;
 
@@ -29,16 +35,48 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    /// A warehouse rooted at a local folder (created on first write).
+    /// A warehouse rooted at a local folder (created on first write). Refuses a path that the
+    /// tables' URLs would not name exactly, before anything is written.
     pub fn local(root: &Path) -> Result<Self> {
-        let absolute = std::path::absolute(root).map_err(Error::io("resolve", root))?;
-        let root = Url::from_directory_path(&absolute).map_err(|()| {
+        let unusable = |why: &str| {
             Error::Usage(format!(
-                "warehouse {} is not a usable folder path",
+                "warehouse {} cannot be used: {why}",
                 root.display()
             ))
-        })?;
-        Ok(Self { root })
+        };
+        let absolute = resolve(root)?;
+        if absolute.to_str().is_none() {
+            return Err(unusable("its path is not valid UTF-8"));
+        }
+        // Parsed again, as deltalake does: what it reads is what we hold.
+        let url = Url::from_directory_path(&absolute)
+            .ok()
+            .and_then(|url| Url::parse(url.as_str()).ok())
+            .ok_or_else(|| unusable("it cannot be written as a file:// URL"))?;
+        let warehouse = Self { root: url };
+        // The tables' locations must come back to folders under this one, both as file paths
+        // (checkpoints) and as object_store paths (Delta), or a table would land elsewhere.
+        let table = warehouse.table_url(tables::DIM_PATIENTS);
+        let expected = absolute
+            .join(format!("{DATABASE}.db"))
+            .join(tables::DIM_PATIENTS);
+        if table.to_file_path().ok().as_ref() != Some(&expected) {
+            return Err(unusable("its tables' URLs do not name folders inside it"));
+        }
+        let object_path = deltalake::Path::from_url_path(table.path())
+            .map_err(|e| unusable(&format!("object_store cannot name it ({e})")))?;
+        // deltalake's kernel turns the paths it lists back into URLs by their text
+        // (`Url::set_path`), which reads `%XX` as an escape and `\` as a separator: it would read
+        // the log of `a%20b` in `a b`, and that of `x/%2e%2e/y` in `y`. Refused, not misread.
+        let mut listed = table.clone();
+        listed.set_path(&format!("/{object_path}"));
+        if listed.to_file_path().ok().as_ref() != Some(&expected) {
+            return Err(unusable(
+                "deltalake would read its tables in another folder (a '%' followed by two hex \
+                 digits, or a '\\', in a folder name); rename the folder",
+            ));
+        }
+        Ok(warehouse)
     }
 
     pub fn root(&self) -> &Url {
@@ -95,6 +133,77 @@ impl DataDir {
     }
 }
 
+/// The job that writes a table, for messages ("another `silver` committed ..."), if it is one
+/// of the pipeline's.
+pub fn writer_of(table: &str) -> Option<&'static str> {
+    use tables::*;
+    match table {
+        DIM_PATIENTS => Some("patients"),
+        BRONZE | BRONZE_QUARANTINE => Some("bronze"),
+        SILVER | SILVER_QUARANTINE | SILVER_WAITING => Some("silver"),
+        GOLD | DAILY => Some("gold"),
+        _ => None,
+    }
+}
+
+/// Parse `--warehouse` / `--data`: a local folder. A plain path is kept as it is written; a
+/// `file://` URL becomes the path it names (percent-decoded); any other URL is refused, since
+/// only local folders are supported for now.
+pub fn parse_location(text: &str) -> std::result::Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("an empty path names no folder".into());
+    }
+    let Some(scheme) = url_scheme(text) else {
+        return Ok(PathBuf::from(text));
+    };
+    if !scheme.eq_ignore_ascii_case("file") {
+        return Err(format!(
+            "{scheme}:// URLs are not supported yet (object storage is to come): give a local \
+             folder, as a path or a file:///absolute/path URL"
+        ));
+    }
+    let url = Url::parse(text).map_err(|e| format!("not a valid file URL: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a file URL names a folder: it takes no '?' or '#' part".into());
+    }
+    url.to_file_path().map_err(|()| {
+        "a file URL must name a local absolute path, as file:///absolute/path (no host)".into()
+    })
+}
+
+/// The scheme of `text` if it starts as a URL does (`scheme://`), e.g. `s3` in
+/// `s3://bucket/wh`. A single letter is a Windows drive, not a scheme.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && scheme.len() > 1
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// An absolute form of `path` without `.` or `..` parts, taken literally otherwise. A `..` goes
+/// up from where the path really is (through symbolic links) when that folder exists, as the
+/// file system would; a URL would simply drop the previous part.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).map_err(Error::io("resolve", path))?;
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if let Ok(real) = std::fs::canonicalize(&resolved) {
+                    resolved = real;
+                }
+                resolved.pop();
+            }
+            other => resolved.push(other),
+        }
+    }
+    Ok(resolved)
+}
+
 /// Check that a table name is a plain identifier, never a path.
 pub fn validate_table_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -124,6 +233,61 @@ mod tests {
             w.checkpoint_dir("fact_heartrate_bronze").unwrap(),
             PathBuf::from("/tmp/wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint")
         );
+    }
+
+    #[test]
+    fn only_local_locations_are_accepted() {
+        for url in [
+            "s3://bucket/wh",
+            "S3://b",
+            "gs://b/x",
+            "abfss://c@a.dfs/x",
+            "http://h/x",
+        ] {
+            let refused = parse_location(url).unwrap_err();
+            assert!(refused.contains("not supported yet"), "{url}: {refused}");
+        }
+        assert_eq!(
+            parse_location("file:///tmp/my%20wh").unwrap(),
+            PathBuf::from("/tmp/my wh")
+        );
+        assert_eq!(
+            parse_location("file://localhost/tmp/wh").unwrap(),
+            PathBuf::from("/tmp/wh")
+        );
+        for bad in ["file://host/tmp/wh", "file:///tmp/wh?x=1", ""] {
+            assert!(parse_location(bad).is_err(), "{bad}");
+        }
+        // Plain paths are literal, whatever they hold.
+        for plain in [
+            "wh", "a%20b", "%2e%2e/x", "a\\b", "s3:/b", "./s3://b", "C://x",
+        ] {
+            assert_eq!(
+                parse_location(plain).unwrap(),
+                PathBuf::from(plain),
+                "{plain}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_literal_path_round_trips_through_the_table_urls() {
+        for name in ["a b", "a#1", "a?b", "é", "a%zz", "100%", "a[1]"] {
+            let root = Path::new("/tmp/wh").join(name);
+            let w = Warehouse::local(&root).unwrap();
+            assert_eq!(
+                w.table_dir(tables::SILVER).unwrap(),
+                root.join("healthcare_dlh.db").join(tables::SILVER),
+                "{name}"
+            );
+        }
+        // Names deltalake would read as other folders are refused.
+        for name in ["a%20b", "%2e%2e", "x/%2E%2e/y", "a\\b", "line\nbreak"] {
+            let refused = Warehouse::local(&Path::new("/tmp/wh").join(name)).unwrap_err();
+            assert!(matches!(refused, Error::Usage(_)), "{name}");
+        }
+        let w = Warehouse::local(Path::new("/tmp/x/../wh/./y")).unwrap();
+        assert_eq!(w.root().as_str(), "file:///tmp/wh/y/");
     }
 
     #[test]

@@ -207,14 +207,17 @@ impl AppendLog {
                     Action::Txn(txn) if txn.app_id == self.app_id => {
                         self.app_version = Some(txn.version);
                         Some(format!(
-                            "another writer of stream {} committed its batch {} as version \
-                             {version}: is a second `bronze` running on the same checkpoint?",
+                            "another `bronze` of stream {} committed its batch {} as version \
+                             {version} first (a second `bronze` on the same checkpoint?), so \
+                             nothing of this batch was committed; run it again to go on from \
+                             there",
                             self.app_id, txn.version
                         ))
                     }
                     Action::Metadata(_) | Action::Protocol(_) => Some(format!(
                         "version {version} changed the table's schema or protocol while the \
-                         stream was writing"
+                         stream was writing, so nothing of this batch was committed; run it \
+                         again to go on from there"
                     )),
                     _ => None,
                 };

@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod log;
+pub(crate) mod orphans;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Winner};
 use crate::warehouse::Warehouse;
 
 /// A table of the warehouse: its name (for messages) and location.
@@ -37,13 +38,23 @@ impl TableId {
         }
     }
 
-    /// Wrap a Delta error with this table and what was being done.
+    /// Wrap a Delta error with this table and what was being done. A commit that lost its
+    /// version to another writer becomes [`Error::LostRace`], a data file the log names but
+    /// the folder lacks [`Error::FileMissing`].
     pub fn err(&self, action: &'static str) -> impl FnOnce(DeltaTableError) -> Error + '_ {
-        move |source| Error::Delta {
-            table: self.name.clone(),
-            location: self.url.to_string(),
-            action,
-            source: Box::new(source),
+        move |source| {
+            if is_lost_race(&source) {
+                return self.lost_race();
+            }
+            if let Some(missing) = self.file_missing(&source) {
+                return missing;
+            }
+            Error::Delta {
+                table: self.name.clone(),
+                location: self.url.to_string(),
+                action,
+                source: Box::new(source),
+            }
         }
     }
 
@@ -52,10 +63,15 @@ impl TableId {
         &self,
         action: &'static str,
     ) -> impl FnOnce(deltalake::datafusion::error::DataFusionError) -> Error + '_ {
-        move |source| Error::Query {
-            table: self.name.clone(),
-            action,
-            source: Box::new(source),
+        move |source| {
+            if let Some(missing) = self.file_missing(&source) {
+                return missing;
+            }
+            Error::Query {
+                table: self.name.clone(),
+                action,
+                source: Box::new(source),
+            }
         }
     }
 
@@ -71,7 +87,7 @@ impl TableId {
 
 /// Open the latest version of a table, or `None` if it has not been created.
 pub async fn open(id: &TableId) -> Result<Option<DeltaTable>> {
-    let mut table = DeltaTableBuilder::from_url(id.url.clone())
+    let mut table = orphans::builder(id)
         .and_then(|b| b.build())
         .map_err(id.err("open"))?;
     if !table
@@ -83,12 +99,13 @@ pub async fn open(id: &TableId) -> Result<Option<DeltaTable>> {
     }
     log::check(id, &table).await?;
     table.load().await.map_err(id.err("load"))?;
+    orphans::opened(id, table.version());
     Ok(Some(table))
 }
 
 /// A past version of a table.
 pub async fn open_version(id: &TableId, version: u64) -> Result<DeltaTable> {
-    let mut table = DeltaTableBuilder::from_url(id.url.clone())
+    let mut table = orphans::builder(id)
         .and_then(|b| b.build())
         .map_err(id.err("open"))?;
     log::check(id, &table).await?;
@@ -164,10 +181,24 @@ pub async fn append_parallel(
             writer.flush().await
         }));
     }
+    // Every task is awaited, even after one failed: a file still being written when the job
+    // returns would escape the clean-up of what a failed job wrote (`orphans`).
     let mut adds = Vec::new();
+    let mut failed = None;
     for task in tasks {
-        let written = task.await.expect("a Parquet writer task does not panic");
-        adds.extend(written.map_err(id.err("append"))?);
+        match task.await {
+            Ok(Ok(written)) => adds.extend(written),
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                failed = failed.or(Some(DeltaTableError::GenericError {
+                    source: Box::new(e),
+                }))
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(id.err("append")(e));
     }
     // The metrics `table.write` records, so history reads the same either way.
     let props = CommitProperties::default()
@@ -200,8 +231,11 @@ pub async fn create(
         context: format!("table {}: schema", id.name),
         source: e,
     })?;
-    CreateBuilder::new()
-        .with_location(id.url.as_str())
+    let log_store = orphans::builder(id)
+        .and_then(|b| b.build_storage())
+        .map_err(id.err("create"))?;
+    let created = CreateBuilder::new()
+        .with_log_store(log_store.clone())
         .with_table_name(&id.name)
         .with_comment(comment)
         .with_columns(columns.fields().cloned())
@@ -211,8 +245,13 @@ pub async fn create(
         // A writer that loses the race to create the table must fail (and open the winner's
         // table), not retry and commit a second CREATE on top of it.
         .with_commit_properties(CommitProperties::default().with_max_retries(0))
-        .await
-        .map_err(id.err("create"))
+        .await;
+    match created {
+        Ok(table) => Ok(table),
+        // It was not there when the caller looked: another job created it meanwhile.
+        Err(_) if log_store.is_delta_table_location().await.unwrap_or(false) => Err(id.lost_race()),
+        Err(e) => Err(id.err("create")(e)),
+    }
 }
 
 /// The table's current version as a DataFusion table provider, its store registered in `ctx`.
@@ -334,5 +373,117 @@ pub fn conform(
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Arrow {
         context: "conform a batch to its table's schema".into(),
         source: e,
+    })
+}
+
+// What a user can act on in deltalake's errors: a race lost to another writer (exit 3, with
+// the winner named), a data file gone from the table's folder (named, not a debug dump).
+
+/// Whether a Delta error says another writer committed the version this commit needed: an
+/// existing version, a conflict with a commit made meanwhile, or no retry left.
+fn is_lost_race(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::{CommitConflictError as Conflict, TransactionError};
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) => true,
+        DeltaTableError::Transaction { source } => match source {
+            TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) => {
+                true
+            }
+            TransactionError::CommitConflict(conflict) => matches!(
+                conflict,
+                Conflict::ConcurrentAppend
+                    | Conflict::ConcurrentDeleteRead
+                    | Conflict::ConcurrentDeleteDelete
+                    | Conflict::MetadataChanged
+                    | Conflict::ConcurrentTransaction
+                    | Conflict::ProtocolChanged(_)
+            ),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+impl TableId {
+    fn lost_race(&self) -> Error {
+        Error::LostRace {
+            table: self.name.clone(),
+            location: self.url.to_string(),
+            winner: None,
+        }
+    }
+
+    /// [`Error::FileMissing`] if `e` (or a cause of it) is a data file that is not found.
+    fn file_missing(&self, e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+        let path = missing_path(e)?;
+        // A commit file missing is another story (a log read while it changed).
+        (!path.contains("_delta_log")).then(|| Error::FileMissing {
+            table: self.name.clone(),
+            path,
+        })
+    }
+}
+
+/// The path of the object an error (or a cause of it) did not find. Parquet's reader keeps
+/// object_store's error only as text ("Object at location P not found: ..."): read it there too.
+fn missing_path(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if let Some(deltalake::ObjectStoreError::NotFound { path, .. }) = e.downcast_ref() {
+            return Some(path.clone());
+        }
+        let text = e.to_string();
+        if let Some((_, rest)) = text.split_once("Object at location ")
+            && let Some((path, _)) = rest.split_once(" not found")
+        {
+            return Some(path.to_string());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// Name the winner of a race this run lost: the job that writes the table (or `restore`) and
+/// the latest version, read from the table's log. Any other error is returned as it is.
+pub async fn name_the_winner(error: Error) -> Error {
+    match error {
+        Error::LostRace {
+            table,
+            location,
+            winner: None,
+        } => {
+            let winner = winner(&table, &location).await;
+            Error::LostRace {
+                table,
+                location,
+                winner,
+            }
+        }
+        other => other,
+    }
+}
+
+async fn winner(table: &str, location: &str) -> Option<Winner> {
+    let url = Url::parse(location).ok()?;
+    let log_store = DeltaTableBuilder::from_url(url)
+        .ok()?
+        .build_storage()
+        .ok()?;
+    let version = log_store.get_latest_version(0).await.ok()?;
+    let bytes = log_store.read_commit_entry(version).await.ok()??;
+    let operation = deltalake::logstore::get_actions(version, &bytes)
+        .ok()?
+        .into_iter()
+        .find_map(|action| match action {
+            Action::CommitInfo(info) => info.operation,
+            _ => None,
+        });
+    let job = match operation.as_deref() {
+        Some("RESTORE") => "restore",
+        _ => crate::warehouse::writer_of(table)?,
+    };
+    Some(Winner {
+        job: job.to_string(),
+        version,
     })
 }

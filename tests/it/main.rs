@@ -3,6 +3,7 @@
 mod bronze;
 mod common;
 mod generate;
+mod hostile_env;
 mod inspect;
 mod patients;
 mod readonly;

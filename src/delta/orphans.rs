@@ -1,0 +1,382 @@
+//! What a failed job leaves behind: the data files it wrote that no commit names.
+//!
+//! A job writes Parquet before it commits; if it fails in between (a full disk, a lost race),
+//! those files are in the table's folder but in no version of it. Readers never see them, but
+//! they take space until a vacuum. Deleting files by age, or because the log does not name
+//! them, would also delete a concurrent writer's files that its commit is about to name. So a
+//! job records exactly what it writes: [`scoped`] runs it with a recorder, the tables it opens
+//! get a store (`Recording`) that notes every data file it puts, and when the job fails, the
+//! noted files that no commit after the version the job opened names are deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use deltalake::kernel::Action;
+use deltalake::logstore::object_store::path::Path;
+use deltalake::logstore::object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+use deltalake::logstore::{LogStoreRef, get_actions};
+use deltalake::{DeltaResult, DeltaTableBuilder, DeltaTableError, ObjectStoreError};
+use futures::stream::BoxStream;
+
+use super::TableId;
+
+/// The folder of a table's log: what is written there is never a data file.
+const LOG_FOLDER: &str = "_delta_log";
+
+tokio::task_local! {
+    static JOB: Arc<Job>;
+}
+
+/// What a job cleaned up after failing: one line per table, and what it could not do.
+#[derive(Debug, Default)]
+pub struct Cleanup {
+    /// `table: deleted N uncommitted data files`, for `-v`.
+    pub deleted: Vec<String>,
+    /// Files that may be uncommitted but were left, and why: a user should know.
+    pub problems: Vec<String>,
+}
+
+/// Run `job`, recording the data files it writes to the tables it opens; if it fails, delete
+/// those that no commit names. Returns the job's result untouched.
+pub async fn scoped<T, E>(job: impl Future<Output = Result<T, E>>) -> (Result<T, E>, Cleanup) {
+    let recorder = Arc::new(Job::default());
+    let result = JOB.scope(Arc::clone(&recorder), job).await;
+    let cleanup = match &result {
+        Ok(_) => Cleanup::default(),
+        Err(_) => recorder.delete_uncommitted().await,
+    };
+    (result, cleanup)
+}
+
+/// The builder of a table's handle: inside [`scoped`], its store records what the job writes.
+pub(crate) fn builder(id: &TableId) -> DeltaResult<DeltaTableBuilder> {
+    let builder = DeltaTableBuilder::from_url(id.url.clone())?;
+    let Ok(job) = JOB.try_with(Arc::clone) else {
+        return Ok(builder);
+    };
+    let table = Path::from_url_path(id.url.path()).map_err(|e| DeltaTableError::GenericError {
+        source: Box::new(e),
+    })?;
+    let store = Recording {
+        inner: builder.build_storage()?.root_object_store(None),
+        table,
+        written: job.table(id),
+    };
+    Ok(builder.with_storage_backend(Arc::new(store), id.url.clone()))
+}
+
+/// Note the version a job opened a table at. The first time, before the job wrote to it: a
+/// commit naming a file the job writes comes after that version.
+pub(crate) fn opened(id: &TableId, version: Option<u64>) {
+    if let (Ok(job), Some(version)) = (JOB.try_with(Arc::clone), version) {
+        let table = job.table(id);
+        let mut table = lock(&table);
+        if table.since.is_none() && table.files.is_empty() {
+            table.since = Some(version);
+        }
+    }
+}
+
+/// Every table a job opened, by location.
+#[derive(Default)]
+struct Job {
+    tables: Mutex<BTreeMap<String, Arc<Mutex<Written>>>>,
+}
+
+/// What a job wrote to one table.
+struct Written {
+    id: TableId,
+    /// The version the job first opened the table at, before writing to it (None: it wrote
+    /// before opening a version, e.g. it created the table: every commit counts).
+    since: Option<u64>,
+    /// Data files, relative to the table's folder.
+    files: BTreeSet<Path>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data is a set of names: still meaningful if a holder panicked.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Job {
+    fn table(&self, id: &TableId) -> Arc<Mutex<Written>> {
+        let mut tables = lock(&self.tables);
+        let entry = tables.entry(id.url.to_string()).or_insert_with(|| {
+            Arc::new(Mutex::new(Written {
+                id: id.clone(),
+                since: None,
+                files: BTreeSet::new(),
+            }))
+        });
+        Arc::clone(entry)
+    }
+
+    async fn delete_uncommitted(&self) -> Cleanup {
+        let tables: Vec<(TableId, Option<u64>, BTreeSet<Path>)> = lock(&self.tables)
+            .values()
+            .map(|t| {
+                let t = lock(t);
+                (t.id.clone(), t.since, t.files.clone())
+            })
+            .collect();
+        let mut cleanup = Cleanup::default();
+        for (id, since, files) in tables {
+            if files.is_empty() {
+                continue;
+            }
+            match delete_unnamed(&id, since, &files).await {
+                Ok(0) => {}
+                Ok(n) => cleanup.deleted.push(format!(
+                    "table {}: deleted {n} data files this run wrote and did not commit",
+                    id.name
+                )),
+                Err(e) => cleanup.problems.push(format!(
+                    "table {}: this run wrote {} data files it may not have committed; they are \
+                     left in place (no reader sees a file no commit names): {e}",
+                    id.name,
+                    files.len()
+                )),
+            }
+        }
+        cleanup
+    }
+}
+
+/// Delete the `files` of a table that no commit after `since` names; returns how many.
+async fn delete_unnamed(
+    id: &TableId,
+    since: Option<u64>,
+    files: &BTreeSet<Path>,
+) -> Result<usize, String> {
+    let log_store = DeltaTableBuilder::from_url(id.url.clone())
+        .and_then(|b| b.build_storage())
+        .map_err(|e| e.to_string())?;
+    let named = named_files(&log_store, since)
+        .await
+        .map_err(|e| format!("cannot read the log: {e}"))?;
+    let store = log_store.object_store(None);
+    let mut deleted = 0;
+    for file in files.difference(&named) {
+        match store.delete(file).await {
+            Ok(()) => deleted += 1,
+            Err(ObjectStoreError::NotFound { .. }) => {}
+            Err(e) => return Err(format!("cannot delete {file}: {e}")),
+        }
+    }
+    Ok(deleted)
+}
+
+/// The data files named by the commits after `since` (every commit if None), relative to the
+/// table's folder. A table without a log names none.
+async fn named_files(log_store: &LogStoreRef, since: Option<u64>) -> DeltaResult<BTreeSet<Path>> {
+    let mut named = BTreeSet::new();
+    if !log_store.is_delta_table_location().await? {
+        return Ok(named);
+    }
+    let latest = log_store.get_latest_version(since.unwrap_or(0)).await?;
+    let first = since.map_or(0, |v| v + 1);
+    for version in first..=latest {
+        // An old commit that expired cannot name a file this run wrote.
+        let Some(bytes) = log_store.read_commit_entry(version).await? else {
+            continue;
+        };
+        for action in get_actions(version, &bytes)? {
+            let path = match &action {
+                Action::Add(add) => &add.path,
+                Action::Remove(remove) => &remove.path,
+                Action::Cdc(cdc) => &cdc.path,
+                _ => continue,
+            };
+            // Paths in the log are relative URLs, percent-encoded; absolute ones are not ours.
+            // One that cannot be read stops the clean-up: it might be one of ours.
+            if !path.contains("://") {
+                let path =
+                    Path::from_url_path(path).map_err(|e| DeltaTableError::GenericError {
+                        source: Box::new(e),
+                    })?;
+                named.insert(path);
+            }
+        }
+    }
+    Ok(named)
+}
+
+/// A root store that notes every data file put under one table's folder (not its log).
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ObjectStore>,
+    /// The table's folder in `inner`.
+    table: Path,
+    written: Arc<Mutex<Written>>,
+}
+
+impl Recording {
+    /// Note `location` if it is a data file of the table. Noted before it is written: a file
+    /// that fails half-way is as much the job's to delete.
+    fn note(&self, location: &Path) {
+        let Some(parts) = location.prefix_match(&self.table) else {
+            return;
+        };
+        let relative: Path = parts.collect();
+        if relative
+            .parts()
+            .next()
+            .is_none_or(|p| p.as_ref() == LOG_FOLDER)
+        {
+            return;
+        }
+        lock(&self.written).files.insert(relative);
+    }
+}
+
+impl fmt::Display for Recording {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recording({})", self.inner)
+    }
+}
+
+impl fmt::Debug for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} files written)", self.id.name, self.files.len())
+    }
+}
+
+/// `bytes::Bytes`, named without depending on `bytes`.
+type Bytes = <PutPayload as IntoIterator>::Item;
+
+type Boxed<'a, T> =
+    Pin<Box<dyn Future<Output = deltalake::logstore::object_store::Result<T>> + Send + 'a>>;
+
+// `ObjectStore` is an `async_trait`: these are its methods written out (medallion does not
+// depend on `async_trait`), each delegating to the inner store.
+impl ObjectStore for Recording {
+    fn put_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Boxed<'async_trait, PutResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.note(location);
+        self.inner.put_opts(location, payload, opts)
+    }
+
+    fn put_multipart_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        opts: PutMultipartOptions,
+    ) -> Boxed<'async_trait, Box<dyn MultipartUpload>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.note(location);
+        self.inner.put_multipart_opts(location, opts)
+    }
+
+    fn get_opts<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        options: GetOptions,
+    ) -> Boxed<'async_trait, GetResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.get_opts(location, options)
+    }
+
+    fn get_ranges<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        location: &'life1 Path,
+        ranges: &'life2 [Range<u64>],
+    ) -> Boxed<'async_trait, Vec<Bytes>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        // The local store reads all ranges in one go; the default would not.
+        self.inner.get_ranges(location, ranges)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, deltalake::logstore::object_store::Result<Path>>,
+    ) -> BoxStream<'static, deltalake::logstore::object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, deltalake::logstore::object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, deltalake::logstore::object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    fn list_with_delimiter<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        prefix: Option<&'life1 Path>,
+    ) -> Boxed<'async_trait, ListResult>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.list_with_delimiter(prefix)
+    }
+
+    fn copy_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: CopyOptions,
+    ) -> Boxed<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.note(to);
+        self.inner.copy_opts(from, to, options)
+    }
+
+    fn rename_opts<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        from: &'life1 Path,
+        to: &'life2 Path,
+        options: RenameOptions,
+    ) -> Boxed<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.note(to);
+        self.inner.rename_opts(from, to, options)
+    }
+}
