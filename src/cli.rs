@@ -165,7 +165,7 @@ patient not in dim_patients wait in fact_heartrate_silver_waiting and join when 
 the log). --limit defaults to 20 rows; 0 shows them all.")]
     Show(ShowArgs),
 
-    /// Run a SQL query (DataFusion) over every table of the warehouse.
+    /// Run a read-only SQL query (DataFusion) over every table of the warehouse.
     #[command(after_help = "Examples:
   medallion sql 'SELECT patient_name, avg_heartrate FROM fact_heartrate_gold ORDER BY 2 DESC'
   medallion sql 'SELECT count(*) FROM healthcare_dlh.fact_heartrate_silver'
@@ -174,7 +174,9 @@ the log). --limit defaults to 20 rows; 0 shows them all.")]
                  FROM fact_heartrate_gold n JOIN \"fact_heartrate_gold@v1\" o USING (mrn)'
 
 Every table is registered by its name and as healthcare_dlh.<name>. A past version of a table
-is read as \"<name>@v<N>\" (double-quoted: '@' is not an identifier character).")]
+is read as \"<name>@v<N>\" (double-quoted: '@' is not an identifier character).
+Only queries run (SELECT, WITH ... SELECT, VALUES, EXPLAIN of a query): INSERT, COPY, CREATE,
+DROP, SET and several statements in one string are refused (exit 2) before anything runs.")]
     Sql(SqlArgs),
 
     /// Rows added, removed and changed in a table between two versions, matched by key, with
@@ -270,7 +272,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The query (DataFusion SQL).
+    /// The query (DataFusion SQL, read-only).
     pub query: String,
 
     #[command(flatten)]

@@ -30,6 +30,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => {
             let report = run_generate(&data, &args)?;
+            for warning in &report.warnings {
+                printer.warn(warning);
+            }
             printer.report(&report);
         }
         Command::Patients => {

@@ -55,21 +55,74 @@ pub async fn scoped<T, E>(job: impl Future<Output = Result<T, E>>) -> (Result<T,
     (result, cleanup)
 }
 
-/// The builder of a table's handle: inside [`scoped`], its store records what the job writes.
+/// The builder of a table's handle. Its store writes commit files durably on a local disk
+/// ([`durable_commit`]) and, inside [`scoped`], records the data files the job writes.
 pub(crate) fn builder(id: &TableId) -> DeltaResult<DeltaTableBuilder> {
     let builder = DeltaTableBuilder::from_url(id.url.clone())?;
-    let Ok(job) = JOB.try_with(Arc::clone) else {
+    let written = JOB.try_with(|job| job.table(id)).ok();
+    let local = id.url.to_file_path().ok();
+    if written.is_none() && local.is_none() {
         return Ok(builder);
-    };
+    }
     let table = Path::from_url_path(id.url.path()).map_err(|e| DeltaTableError::GenericError {
         source: Box::new(e),
     })?;
     let store = Recording {
         inner: builder.build_storage()?.root_object_store(None),
         table,
-        written: job.table(id),
+        written,
+        local,
     };
     Ok(builder.with_storage_backend(Arc::new(store), id.url.clone()))
+}
+
+/// Whether `relative` (to the table's folder) names a commit file: `_delta_log/<20 digits>.json`.
+fn is_commit(relative: &Path) -> bool {
+    let parts: Vec<_> = relative.parts().collect();
+    match parts.as_slice() {
+        [log, name] => {
+            log.as_ref() == LOG_FOLDER
+                && name.as_ref().len() == 25
+                && name.as_ref().ends_with(".json")
+                && name.as_ref()[..20].bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// Write a commit file so that a power cut cannot leave it empty or torn: the bytes go to a
+/// temporary file in `_delta_log/`, synced, then take the commit's name only if it is free (a
+/// hard link, as the local store does for put-if-absent), and the folder is synced. Without
+/// the syncs a power cut can leave a 0-byte commit, which readers take for an empty one.
+fn durable_commit(
+    path: &std::path::Path,
+    bytes: &[u8],
+    create: bool,
+) -> deltalake::logstore::object_store::Result<PutResult> {
+    use crate::atomic::{Durability, create_new, write_atomically};
+    let failed = |e: crate::error::Error| ObjectStoreError::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    };
+    // The first commit makes the log's folder (as the local store would).
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| failed(crate::error::Error::io("create", dir)(e)))?;
+    }
+    if create {
+        if !create_new(path, bytes, Durability::PowerCut, None).map_err(failed)? {
+            return Err(ObjectStoreError::AlreadyExists {
+                path: path.display().to_string(),
+                source: "the commit file exists".into(),
+            });
+        }
+    } else {
+        write_atomically(path, bytes).map_err(failed)?;
+    }
+    Ok(PutResult {
+        e_tag: None,
+        version: None,
+    })
 }
 
 /// Note the version a job opened a table at. The first time, before the job wrote to it: a
@@ -214,7 +267,10 @@ struct Recording {
     inner: Arc<dyn ObjectStore>,
     /// The table's folder in `inner`.
     table: Path,
-    written: Arc<Mutex<Written>>,
+    /// What the job writes, inside [`scoped`].
+    written: Option<Arc<Mutex<Written>>>,
+    /// The table's local folder, where commit files are written durably.
+    local: Option<std::path::PathBuf>,
 }
 
 impl Recording {
@@ -232,7 +288,22 @@ impl Recording {
         {
             return;
         }
-        lock(&self.written).files.insert(relative);
+        if let Some(written) = &self.written {
+            lock(written).files.insert(relative);
+        }
+    }
+}
+
+impl Recording {
+    /// The local file of `location` if it is a commit file of a local table.
+    fn local_commit(&self, location: &Path) -> Option<std::path::PathBuf> {
+        let dir = self.local.as_ref()?;
+        let relative: Path = location.prefix_match(&self.table)?.collect();
+        is_commit(&relative).then(|| {
+            relative
+                .parts()
+                .fold(dir.clone(), |path, part| path.join(part.as_ref()))
+        })
     }
 }
 
@@ -268,6 +339,21 @@ impl ObjectStore for Recording {
         'life1: 'async_trait,
         Self: 'async_trait,
     {
+        if let Some(path) = self.local_commit(location) {
+            let create = matches!(
+                opts.mode,
+                deltalake::logstore::object_store::PutMode::Create
+            );
+            let bytes = Bytes::from(payload);
+            return Box::pin(async move {
+                tokio::task::spawn_blocking(move || durable_commit(&path, &bytes, create))
+                    .await
+                    .map_err(|e| ObjectStoreError::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    })?
+            });
+        }
         self.note(location);
         self.inner.put_opts(location, payload, opts)
     }
@@ -378,5 +464,45 @@ impl ObjectStore for Recording {
     {
         self.note(to);
         self.inner.rename_opts(from, to, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_commit_files_are_commits() {
+        for (path, commit) in [
+            ("_delta_log/00000000000000000007.json", true),
+            ("_delta_log/00000000000000000007.checkpoint.parquet", false),
+            ("_delta_log/_last_checkpoint", false),
+            ("_delta_log/_commit_1234.json.tmp", false),
+            ("_delta_log/0000000000000000000x.json", false),
+            ("00000000000000000007.json", false),
+            ("part-0000.snappy.parquet", false),
+        ] {
+            assert_eq!(is_commit(&Path::from(path)), commit, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_durable_commit_is_created_once_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("_delta_log/00000000000000000001.json");
+        durable_commit(&path, b"{\"commitInfo\":{}}\n", true).unwrap();
+        let again = durable_commit(&path, b"{\"other\":{}}\n", true);
+        assert!(
+            matches!(again, Err(ObjectStoreError::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"commitInfo\":{}}\n");
+        durable_commit(&path, b"{\"replaced\":{}}\n", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"replaced\":{}}\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 }

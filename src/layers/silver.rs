@@ -319,7 +319,7 @@ async fn refresh_once(
                 (Vec::new(), delta::read_all(&bronze_id, &bronze).await?)
             }
             None => {
-                return Err(Error::Conflict {
+                return Err(Error::Refused {
                     table: bronze_id.name.clone(),
                     message: format!(
                         "commits after v{} are no longer in the log (expired): silver cannot \

@@ -123,8 +123,9 @@ impl Checkpoint {
             Err(Error::Conflict {
                 table: self.dir.display().to_string(),
                 message: format!(
-                    "batch {} was planned by another process: is a second stream running on \
-                     this checkpoint?",
+                    "batch {} was planned by another process (a second stream on this \
+                     checkpoint?): nothing of this run was committed for it; once the other \
+                     stream stops, run bronze again to go on from there",
                     plan.batch_id
                 ),
             })
