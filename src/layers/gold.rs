@@ -413,24 +413,29 @@ async fn silver_changes(
 async fn gold_rows(id: &TableId, table: &DeltaTable) -> Result<BTreeMap<i64, Stats>> {
     let mut rows = BTreeMap::new();
     for batch in delta::read_all(id, table).await? {
-        let mrns = delta::int64s(&batch, "mrn")?;
-        let stats = read_stats(
-            &batch,
-            "patient_name",
-            "count",
-            "sum_heartrate",
-            "min_heartrate",
-            "max_heartrate",
-            "first_reading",
-            "last_reading",
-        )?;
-        for (mrn, stats) in mrns.iter().zip(stats) {
-            if let Some(mrn) = mrn {
-                rows.insert(mrn, stats);
-            }
-        }
+        rows.extend(gold_stats(&batch)?);
     }
     Ok(rows)
+}
+
+/// (mrn, [`Stats`]) of rows with gold's columns.
+fn gold_stats(batch: &RecordBatch) -> Result<Vec<(i64, Stats)>> {
+    let mrns = delta::int64s(batch, "mrn")?;
+    let stats = read_stats(
+        batch,
+        "patient_name",
+        "count",
+        "sum_heartrate",
+        "min_heartrate",
+        "max_heartrate",
+        "first_reading",
+        "last_reading",
+    )?;
+    Ok(mrns
+        .iter()
+        .zip(stats)
+        .filter_map(|(mrn, stats)| Some((mrn?, stats)))
+        .collect())
 }
 
 /// [`Stats`] from a batch's columns of those names.
@@ -512,18 +517,7 @@ async fn gold_aggregates(
         .map_err(silver_id.query_err("aggregate"))?;
     let mut rows = Vec::new();
     for batch in &batches {
-        let mrns = delta::int64s(batch, "mrn")?;
-        let stats = read_stats(
-            batch,
-            "patient_name",
-            "count",
-            "sum_heartrate",
-            "min_heartrate",
-            "max_heartrate",
-            "first_reading",
-            "last_reading",
-        )?;
-        rows.extend(mrns.iter().zip(stats).filter_map(|(m, s)| Some((m?, s))));
+        rows.extend(gold_stats(batch)?);
     }
     Ok(gold_batch(&rows))
 }
