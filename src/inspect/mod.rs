@@ -204,6 +204,7 @@ pub async fn app_transactions(
     let mut app_ids: BTreeSet<String> = [
         silver::FROM_BRONZE,
         silver::FROM_PATIENTS,
+        silver::WAITING_VERSION,
         gold::FROM_SILVER,
     ]
     .into_iter()

@@ -2,11 +2,13 @@
 
 mod bronze;
 mod common;
+mod conventions;
 mod generate;
 mod hostile_env;
 mod inspect;
 mod patients;
 mod readonly;
 mod regressions;
+mod safety_rails;
 mod silver_gold;
 mod skipped_files;
