@@ -9,6 +9,9 @@ use crate::inspect::format::Format;
 use crate::layers::bronze::BadFiles;
 use crate::stream::trigger::Trigger;
 
+/// The heading of the flags every command takes, listed after a command's own options.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "medallion",
@@ -41,6 +44,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "MEDALLION_WAREHOUSE",
         default_value = "warehouse",
         value_parser = crate::warehouse::parse_location
@@ -52,6 +56,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "MEDALLION_DATA",
         default_value = "lab_data",
         value_parser = crate::warehouse::parse_location
@@ -59,15 +64,21 @@ pub struct Cli {
     pub data: PathBuf,
 
     /// Print nothing but errors (and the JSON report with --json).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// Say more about what is happening (on stderr).
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        conflicts_with = "quiet"
+    )]
     pub verbose: bool,
 
     /// Print reports as JSON on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     #[command(subcommand)]
@@ -233,7 +244,7 @@ pub struct HistoryArgs {
     /// Table name, e.g. fact_heartrate_gold.
     pub table: String,
 
-    /// Only the N most recent commits.
+    /// Only the N most recent commits (0: all, the default).
     #[arg(long)]
     pub limit: Option<usize>,
 
@@ -316,12 +327,13 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct SilverArgs {
-    /// IANA time zone of the `date` and `time` strings (the instant itself is UTC).
-    /// New bronze rows per silver commit (about: whole bronze commits), bounding memory.
-    #[arg(long, default_value_t = crate::layers::silver::SLICE_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
+    /// New bronze rows per silver commit (about: whole bronze commits), bounding memory (0: no
+    /// limit, every new row in one commit).
+    #[arg(long, default_value_t = crate::layers::silver::SLICE_ROWS)]
     pub max_rows_per_commit: u64,
 
-    /// Silver keeps the zone it was created with (default UTC); naming another is refused.
+    /// IANA time zone of the `date` and `time` strings (the instant itself is UTC). Silver
+    /// keeps the zone it was created with (default UTC); naming another is refused.
     #[arg(long, value_parser = crate::transform::parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
 }

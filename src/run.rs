@@ -51,14 +51,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Ok(report) => report,
                 Err(e) => return Err(delta::name_the_winner(e).await),
             };
-            if !printer.json {
-                printer.report(&report);
-            }
+            // With --json, after the progress records: the report `--json pipeline` holds as
+            // its `bronze`, so both describe bronze the same way.
+            printer.report(&report);
         }
         Command::Silver(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let options = SilverOptions {
-                max_rows_per_commit: args.max_rows_per_commit,
+                max_rows_per_commit: unlimited_at_0(args.max_rows_per_commit),
                 timezone: args.timezone,
             };
             printer.report(&writing(printer, silver::run(&warehouse, &options)).await?);
@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pipeline(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let silver_options = SilverOptions {
-                max_rows_per_commit: args.silver.max_rows_per_commit,
+                max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
                 timezone: args.silver.timezone,
             };
             // Progress records would mix with the report on stdout: keep them in the
@@ -207,6 +207,11 @@ fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
         bad_files: args.bad_files,
         ..BronzeOptions::default()
     }
+}
+
+/// `0` in a count-like flag is no limit (`--max-rows-per-commit 0`, as `--limit 0`).
+fn unlimited_at_0(n: u64) -> u64 {
+    if n == 0 { u64::MAX } else { n }
 }
 
 fn run_generate(data: &DataDir, args: &GenerateArgs) -> Result<GenerateReport> {

@@ -22,6 +22,14 @@ type Row = (
     Option<String>,
 );
 
+/// The progress records of `--json bronze`'s output (one per batch, before the report).
+fn progress_records(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|record| record.get("batchId").is_some())
+        .collect()
+}
+
 /// Write a lab-format tracker file of `n` rows; values depend on the file's name.
 fn write_tracker(ws: &Workspace, name: &str, n: usize) {
     let seed = name.bytes().map(u64::from).sum::<u64>();
@@ -183,10 +191,7 @@ fn unbounded_batches_take_every_file_in_one_commit() {
         write_tracker(&ws, &format!("{i:02}.json"), 3);
     }
     let out = ws.run_ok(&["--json", "bronze", "--max-files-per-trigger", "0"]);
-    let records: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = progress_records(&out);
     assert_eq!(records.len(), 1, "{out}");
     assert_eq!(records[0]["numInputRows"], 18);
     assert_eq!(ws.version(BRONZE), Some(1));
@@ -234,10 +239,7 @@ fn every_failpoint_then_a_rerun_gives_exactly_once() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("failpoint {point}")));
 
         let out = ws.run_ok(&["--json", "bronze"]);
-        let records: Vec<serde_json::Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let records = progress_records(&out);
         let batches: Vec<i64> = records
             .iter()
             .map(|r| r["batchId"].as_i64().unwrap())
@@ -714,7 +716,8 @@ fn every_trigger_runs_until_sigterm_and_exits_cleanly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    // Two progress records, then the report.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
     assert_exactly_once(&ws);
 }
 
