@@ -33,6 +33,14 @@ impl Printer {
         let _ = writeln!(out, "{line}");
     }
 
+    /// A line of results for people on stdout (nothing with `-q` or `--json`).
+    pub fn line(&self, text: &str) {
+        if self.quiet || self.json {
+            return;
+        }
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+
     /// A warning a user must see: on stderr, even with `-q`.
     pub fn warn(&self, message: &str) {
         eprintln!("warning: {message}");
@@ -48,6 +56,72 @@ impl Printer {
     /// Whether to draw progress bars: a terminal on stderr, not quiet, not JSON.
     pub fn progress_bars(&self) -> bool {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+}
+
+/// How far a long job is, for a progress bar. Jobs call it; the CLI draws it on a terminal
+/// (stderr), and nothing is drawn otherwise. Every method does nothing by default.
+pub trait Steps {
+    /// A new stage: `total` units of `unit` to do (`label`: what is being done).
+    fn begin(&mut self, _label: &str, _total: u64, _unit: &str) {}
+    /// `done` more units of the current stage, and what is happening now.
+    fn advance(&mut self, _done: u64, _message: &str) {}
+    /// The job is over (done or failed).
+    fn end(&mut self) {}
+}
+
+/// Steps that nobody watches.
+pub struct Unwatched;
+
+impl Steps for Unwatched {}
+
+/// [`Steps`] drawn as a bar on stderr when it is a terminal (and not `-q` / `--json`).
+pub struct StepBar {
+    enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl StepBar {
+    pub fn new(printer: Printer) -> Self {
+        Self {
+            enabled: printer.progress_bars(),
+            bar: None,
+        }
+    }
+}
+
+impl Steps for StepBar {
+    fn begin(&mut self, label: &str, total: u64, unit: &str) {
+        self.end();
+        if !self.enabled {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{label} {{bar:30}} {{pos}}/{{len}} {unit}, {{msg}} [{{elapsed}}]"
+        )) {
+            bar.set_style(style);
+        }
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, done: u64, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.inc(done);
+            bar.set_message(message.to_string());
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for StepBar {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

@@ -2,6 +2,7 @@
 //! No logic of its own beyond wiring flags to options.
 
 use std::future::Future;
+use std::io::Write;
 
 use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs, OutputArgs};
 use crate::delta::{self, orphans};
@@ -15,7 +16,7 @@ use crate::inspect::{describe, diff, history, restore, show, sql, tables};
 use crate::layers::bronze::{self, BronzeOptions, Observer};
 use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
-use crate::output::{Printer, Report};
+use crate::output::{Printer, Report, StepBar, Steps};
 use crate::stream::progress::Progress;
 use crate::warehouse::{DataDir, Warehouse};
 
@@ -61,11 +62,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_rows_per_commit: unlimited_at_0(args.max_rows_per_commit),
                 timezone: args.timezone,
             };
-            printer.report(&writing(printer, silver::run(&warehouse, &options)).await?);
+            let mut bar = StepBar::new(printer);
+            printer.report(&writing(printer, silver::run(&warehouse, &options, &mut bar)).await?);
         }
         Command::Gold => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            printer.report(&writing(printer, gold::run(&warehouse)).await?);
+            let mut bar = StepBar::new(printer);
+            printer.report(&writing(printer, gold::run(&warehouse, &mut bar)).await?);
         }
         Command::Pipeline(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
@@ -75,10 +78,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             // Progress records would mix with the report on stdout: keep them in the
             // checkpoint's progress.jsonl.
-            let mut observer = BronzeOutput::new(Printer {
-                json: false,
-                ..printer
-            });
+            let mut watcher = PipelineOutput {
+                bronze: BronzeOutput::new(Printer {
+                    json: false,
+                    ..printer
+                }),
+                steps: StepBar::new(printer),
+                printer,
+            };
             let report = writing(
                 printer,
                 pipeline::run(
@@ -86,11 +93,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     &data,
                     &bronze_options(&args.bronze),
                     &silver_options,
-                    &mut observer,
+                    &mut watcher,
                 ),
             )
             .await;
-            observer.finish();
+            watcher.bronze.finish();
+            watcher.steps.end();
             printer.report(&report?);
         }
         Command::Tables(args) => {
@@ -244,6 +252,31 @@ impl Report for GenerateReport {
     }
 }
 
+/// A pipeline run as it goes: bronze's bar (or batch lines with `-v`), silver's and gold's
+/// bars, and each layer's summary line, timestamped, as the layer ends.
+struct PipelineOutput {
+    bronze: BronzeOutput,
+    steps: StepBar,
+    printer: Printer,
+}
+
+impl pipeline::Watcher for PipelineOutput {
+    fn bronze(&mut self) -> &mut dyn Observer {
+        &mut self.bronze
+    }
+
+    fn steps(&mut self) -> &mut dyn Steps {
+        &mut self.steps
+    }
+
+    fn layer_done(&mut self, summary: &str) {
+        self.bronze.finish();
+        self.steps.end();
+        let time = chrono::Local::now().format("%H:%M:%S");
+        self.printer.line(&format!("{time} {summary}"));
+    }
+}
+
 /// Shows a bronze stream: a progress bar on a terminal, progress records as JSON lines with
 /// `--json`, warnings on stderr.
 struct BronzeOutput {
@@ -258,6 +291,9 @@ impl BronzeOutput {
 
     fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
+            if let Some(length) = bar.length() {
+                bar.set_position(length);
+            }
             bar.finish_and_clear();
         }
     }
@@ -283,10 +319,10 @@ impl Observer for BronzeOutput {
 
     fn batch(&mut self, progress: &Progress) {
         if self.printer.json {
-            println!(
-                "{}",
-                serde_json::to_string(progress).expect("progress serialises")
-            );
+            if let Ok(line) = serde_json::to_string(progress) {
+                // A closed pipe (`| head -1`) only ends the output, not the stream.
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
         } else if let Some(bar) = &self.bar {
             bar.inc(progress.sources[0].files.len() as u64);
             bar.set_message(format!(

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::delta::{self, TableId};
 use crate::error::Result;
-use crate::output::{Report, version_change};
+use crate::output::{Report, Steps, version_change};
 use crate::stream::failpoint::failpoint;
 use crate::warehouse::{Warehouse, tables};
 
@@ -126,8 +126,15 @@ const DAILY_SQL: &str = "SELECT mrn, CAST(datetime AS DATE) AS date, \
      MAX(heartrate) AS max_heartrate, COUNT(*) AS count \
      FROM silver WHERE {filter} GROUP BY mrn, CAST(datetime AS DATE)";
 
-/// Refresh gold and daily from silver's changes.
-pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
+/// Refresh gold and daily from silver's changes; `steps` hears the patients and days to
+/// refresh.
+pub async fn run(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
+    let report = refresh(warehouse, steps).await;
+    steps.end();
+    report
+}
+
+async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
     let start = Instant::now();
     let silver_id = TableId::new(warehouse, tables::SILVER);
     let silver = delta::open(&silver_id)
@@ -233,11 +240,14 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
                 (batches, Some(changes.patients.len() as u64))
             }
         };
+        let patients: usize = source.iter().map(RecordBatch::num_rows).sum();
+        steps.begin("gold", patients as u64, "patients");
         let source = ctx
             .read_batches(source)
             .map_err(silver_id.query_err("aggregate"))?;
         let (table, merged) =
             merge_aggregates(&id, table, source, &["mrn"], &gold_schema(), &txn).await?;
+        steps.advance(patients as u64, "merged into fact_heartrate_gold");
         // The first time every patient is computed: as many as the aggregate's rows.
         report.patients = refreshed.unwrap_or(merged.source_rows);
         report.inserted = merged.inserted;
@@ -246,6 +256,10 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
     }
     failpoint("gold-between-commits");
     if daily_from != Some(to) {
+        let days = changes
+            .as_ref()
+            .map(|changes| changes.days().map_or(0, |(first, last)| last - first + 1));
+        steps.begin("daily", days.unwrap_or(0).max(0) as u64, "days");
         let source = ctx
             .sql(&DAILY_SQL.replace("{filter}", &daily_filter))
             .await
@@ -273,6 +287,10 @@ pub async fn run(warehouse: &Warehouse) -> Result<GoldReport> {
         .await?;
         report.daily_inserted = merged.inserted;
         report.daily_updated = merged.updated;
+        steps.advance(
+            days.unwrap_or(0).max(0) as u64,
+            "merged into fact_heartrate_daily",
+        );
     }
     failpoint("gold-after-commit");
     report.duration_ms = start.elapsed().as_millis() as u64;

@@ -14,7 +14,7 @@ use crate::layers::bronze::{self, BronzeOptions, BronzeReport, Observer};
 use crate::layers::gold::{self, GoldReport};
 use crate::layers::patients::{self, PatientsReport};
 use crate::layers::silver::{self, SilverOptions, SilverReport};
-use crate::output::Report;
+use crate::output::{Report, Steps};
 use crate::warehouse::{DataDir, Warehouse, tables};
 
 /// What a pipeline run did, layer by layer, and the gold table it ended with.
@@ -31,21 +31,54 @@ pub struct PipelineReport {
     pub duration_ms: u64,
 }
 
-impl Report for PipelineReport {
-    fn summary(&self) -> String {
-        [
-            self.gold_table.clone(),
-            self.patients.summary(),
-            self.bronze.summary(),
-            self.silver.summary(),
-            self.gold.summary(),
-            format!("pipeline: {} ms", self.duration_ms),
-        ]
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+impl PipelineReport {
+    /// `PASS`, or `WARN` with what a user should look at: rows this run quarantined, rows
+    /// still waiting for their patient, warnings.
+    pub fn verdict(&self) -> String {
+        let mut issues = Vec::new();
+        let quarantined = self.bronze.quarantined_rows + self.silver.quarantined;
+        if quarantined > 0 {
+            issues.push(format!(
+                "{quarantined} rows quarantined (bronze {}, silver {})",
+                self.bronze.quarantined_rows, self.silver.quarantined
+            ));
+        }
+        if self.silver.waiting > 0 {
+            issues.push(format!(
+                "{} rows waiting for their patient",
+                self.silver.waiting
+            ));
+        }
+        if !self.bronze.warnings.is_empty() {
+            issues.push(format!("{} warnings", self.bronze.warnings.len()));
+        }
+        let seconds = self.duration_ms as f64 / 1000.0;
+        if issues.is_empty() {
+            format!("pipeline: PASS in {seconds:.2} s")
+        } else {
+            format!("pipeline: WARN, {} ({seconds:.2} s)", issues.join(", "))
+        }
     }
+}
+
+impl Report for PipelineReport {
+    /// The gold table and the verdict: each layer's line is told as the layer ends
+    /// ([`run`]'s `layer_done`).
+    fn summary(&self) -> String {
+        [self.gold_table.clone(), self.verdict()]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Who watches a pipeline run: bronze's observer, the progress of silver and gold, and each
+/// layer's summary line as the layer ends.
+pub trait Watcher {
+    fn bronze(&mut self) -> &mut dyn Observer;
+    fn steps(&mut self) -> &mut dyn Steps;
+    fn layer_done(&mut self, summary: &str);
 }
 
 /// Run every layer, then read gold.
@@ -54,13 +87,17 @@ pub async fn run(
     data: &DataDir,
     bronze_options: &BronzeOptions,
     silver_options: &SilverOptions,
-    observer: &mut dyn Observer,
+    watcher: &mut dyn Watcher,
 ) -> Result<PipelineReport> {
     let start = Instant::now();
     let patients = patients::run(warehouse, data).await?;
-    let bronze = bronze::run(warehouse, data, bronze_options, observer).await?;
-    let silver = silver::run(warehouse, silver_options).await?;
-    let gold = gold::run(warehouse).await?;
+    watcher.layer_done(&patients.summary());
+    let bronze = bronze::run(warehouse, data, bronze_options, watcher.bronze()).await?;
+    watcher.layer_done(&bronze.summary());
+    let silver = silver::run(warehouse, silver_options, watcher.steps()).await?;
+    watcher.layer_done(&silver.summary());
+    let gold = gold::run(warehouse, watcher.steps()).await?;
+    watcher.layer_done(&gold.summary());
     let batches = gold_by_rate(warehouse).await?;
     let gold_table = pretty_format_batches(&batches)
         .map(|t| t.to_string())

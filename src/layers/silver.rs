@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::output::{Report, version_change};
+use crate::output::{Report, Steps, version_change};
 use crate::parallel;
 use crate::source::json::{POSITION, SOURCE_COLUMNS, bronze_schema};
 use crate::stream::failpoint::failpoint;
@@ -203,12 +203,28 @@ fn need<'a>(name: &str, value: Option<&'a str>) -> std::result::Result<&'a str, 
 /// The default of [`SilverOptions::max_rows_per_commit`].
 pub const SLICE_ROWS: u64 = 500_000;
 
-/// Refresh silver from bronze's new rows and the dimension's changes, a slice at a time.
-pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
+/// Refresh silver from bronze's new rows and the dimension's changes, a slice at a time;
+/// `steps` hears how many bronze rows there are to read and each slice as it is committed.
+pub async fn run(
+    warehouse: &Warehouse,
+    options: &SilverOptions,
+    steps: &mut dyn Steps,
+) -> Result<SilverReport> {
     let start = Instant::now();
+    steps.begin("silver", rows_to_read(warehouse).await?, "bronze rows");
     let (mut total, mut more) = refresh_once(warehouse, options).await?;
+    let mut slices = 1;
+    let mut slice_done = |report: &SilverReport, slices: u64| {
+        steps.advance(
+            report.rows_read,
+            &format!("{slices} slices, bronze v{}", report.bronze_to),
+        );
+    };
+    slice_done(&total, slices);
     while more {
         let (next, again) = refresh_once(warehouse, options).await?;
+        slices += 1;
+        slice_done(&next, slices);
         more = again;
         total = SilverReport {
             bronze_from: total.bronze_from,
@@ -223,7 +239,41 @@ pub async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<Silve
         };
     }
     total.duration_ms = start.elapsed().as_millis() as u64;
+    steps.end();
     Ok(total)
+}
+
+/// The bronze rows silver has not read yet, by the statistics of the files bronze's later
+/// commits added (0 when there is no bronze, or its log no longer holds them).
+async fn rows_to_read(warehouse: &Warehouse) -> Result<u64> {
+    let bronze_id = TableId::new(warehouse, tables::BRONZE);
+    let Some(bronze) = delta::open(&bronze_id).await? else {
+        return Ok(0);
+    };
+    let id = TableId::new(warehouse, tables::SILVER);
+    let from = match delta::open(&id).await? {
+        Some(silver) => delta::app_version(&id, &silver, FROM_BRONZE).await?,
+        None => None,
+    };
+    let first = from.map_or(1, |v| v as u64 + 1);
+    let latest = bronze.version().unwrap_or(0);
+    if first > latest {
+        return Ok(0);
+    }
+    Ok(
+        match added_files(&bronze_id, &bronze, first, latest, u64::MAX).await? {
+            Some((adds, _)) => adds.iter().map(|(_, add)| add_rows(add)).sum(),
+            None => 0,
+        },
+    )
+}
+
+/// A data file's rows, by its statistics (0 without them).
+fn add_rows(add: &Add) -> u64 {
+    add.get_stats()
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.num_records.max(0) as u64)
 }
 
 /// One refresh, over about `max_rows_per_commit` new bronze rows; says whether bronze has more.
@@ -545,11 +595,7 @@ async fn added_files(
             if let Action::Add(add) = action
                 && add.data_change
             {
-                rows += add
-                    .get_stats()
-                    .ok()
-                    .flatten()
-                    .map_or(0, |s| s.num_records.max(0) as u64);
+                rows += add_rows(&add);
                 adds.push((version, add));
             }
         }
