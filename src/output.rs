@@ -102,6 +102,8 @@ impl Steps for StepBar {
         )) {
             bar.set_style(style);
         }
+        // Drawn even while a long step gives no news (a MERGE, the first slice).
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         self.bar = Some(bar);
     }
 
