@@ -208,8 +208,23 @@ every column (then rows are only added or removed).")]
   medallion restore fact_heartrate_silver --version 1 --force
 
 A restore below a version a downstream table has already consumed (e.g. silver below what gold
-read) is refused, with what it would mean for those tables, unless --force.")]
+read) is refused, with what it would mean for those tables, unless --force. A restore of a
+table that consumes another (silver, gold, daily) also takes back its consumed positions, so
+its next refresh reads again what the restore took back.")]
     Restore(RestoreArgs),
+
+    /// What each layer still has to do (files to ingest, upstream versions to consume), the
+    /// quarantined and waiting rows, each table's version and consumed positions, and anything
+    /// that does not add up.
+    #[command(after_help = "Examples:
+  medallion status
+  medallion --json status                     one JSON object
+
+Exit status: 0 when everything is consistent (work left to do is not an inconsistency), 1 when
+an inconsistency is found: a consumed version beyond its upstream's latest, rows of upstream
+versions a restore took back, a consumer of a missing table, a bronze checkpoint bound to
+another folder.")]
+    Status,
 }
 
 /// How the inspect commands print their results.
@@ -360,6 +375,11 @@ pub struct BronzeArgs {
     /// What to do with a file or element that cannot be read.
     #[arg(long, value_enum, default_value = "quarantine")]
     pub bad_files: BadFiles,
+
+    /// The tracker folder has moved on purpose: bind the stream to the one --data gives
+    /// (files whose names were already ingested are not read again).
+    #[arg(long)]
+    pub source_moved: bool,
 }
 
 #[derive(Debug, Args)]

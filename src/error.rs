@@ -21,6 +21,10 @@ pub enum Error {
     #[error("source file {} does not exist{hint}", path.display())]
     SourceMissing { path: PathBuf, hint: String },
 
+    /// A source folder the job reads is not there (a typo in `--data`?).
+    #[error("source folder {} does not exist{hint}", path.display())]
+    SourceFolderMissing { path: PathBuf, hint: String },
+
     /// A source file holds something the job cannot use. `line` is 1-based where there is one.
     #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     SourceParse {
@@ -119,6 +123,10 @@ pub enum Error {
          version from before that file"
     )]
     FileMissing { table: String, path: String },
+
+    /// `status` found what does not add up (listed on stdout).
+    #[error("status: {count} inconsistencies found (listed above)")]
+    Inconsistent { count: usize },
 
     /// A bad argument that clap could not catch (a folder that is a file, a time zone...).
     #[error("{0}")]

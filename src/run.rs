@@ -12,7 +12,7 @@ use crate::inspect::diff::DiffOptions;
 use crate::inspect::format::{Format, Rows};
 use crate::inspect::restore::RestoreOptions;
 use crate::inspect::show::{At, ShowOptions};
-use crate::inspect::{describe, diff, history, restore, show, sql, tables};
+use crate::inspect::{describe, diff, history, restore, show, sql, status, tables};
 use crate::layers::bronze::{self, BronzeOptions, Observer};
 use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
@@ -170,6 +170,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Err(e) => return Err(delta::name_the_winner(e).await),
             }
         }
+        Command::Status => {
+            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let found = status::run(&warehouse, &data).await?;
+            printer.report(&found);
+            if !found.consistent {
+                return Err(crate::error::Error::Inconsistent {
+                    count: found.inconsistencies.len(),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -213,6 +223,7 @@ fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
             .then_some(args.max_files_per_trigger),
         trigger: args.trigger,
         bad_files: args.bad_files,
+        source_moved: args.source_moved,
         ..BronzeOptions::default()
     }
 }

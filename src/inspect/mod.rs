@@ -12,6 +12,7 @@ pub mod history;
 pub mod restore;
 pub mod show;
 pub mod sql;
+pub mod status;
 pub mod tables;
 
 use std::collections::BTreeSet;

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
 use crate::source::discover::{self, Completeness, SourceFile};
 use crate::source::json;
-use crate::stream::checkpoint::{Checkpoint, Done, Plan, Recovered};
+use crate::stream::checkpoint::{Binding, Checkpoint, Done, Plan, Recovered};
 use crate::stream::failpoint::{failpoint, points};
 use crate::stream::progress::{Durations, Progress, SinkProgress, SourceProgress};
 use crate::stream::trigger::Trigger;
@@ -58,6 +58,8 @@ pub struct BronzeOptions {
     pub trigger: Trigger,
     pub bad_files: BadFiles,
     pub completeness: Completeness,
+    /// The source folder has moved on purpose: bind the checkpoint to the new one.
+    pub source_moved: bool,
 }
 
 impl Default for BronzeOptions {
@@ -67,6 +69,7 @@ impl Default for BronzeOptions {
             trigger: Trigger::AvailableNow,
             bad_files: BadFiles::Quarantine,
             completeness: Completeness::default(),
+            source_moved: false,
         }
     }
 }
@@ -147,6 +150,61 @@ fn require_position(id: &TableId, table: &DeltaTable) -> Result<()> {
     })
 }
 
+/// The tracker folder, canonical, checked before anything is written: it must exist (a typo
+/// in `--data` would otherwise ingest nothing into a new, empty table; an empty folder is fine)
+/// and be the folder the stream's checkpoint is bound to, unless `source_moved`.
+pub fn check_source(warehouse: &Warehouse, data: &DataDir, source_moved: bool) -> Result<PathBuf> {
+    let tracker = data.tracker_dir();
+    let folder = match std::fs::metadata(&tracker) {
+        Ok(m) if m.is_dir() => {
+            std::fs::canonicalize(&tracker).map_err(Error::io("resolve", &tracker))?
+        }
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "source folder {} is not a folder",
+                tracker.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let root = data.root();
+            let hint = if root.is_dir() {
+                format!(
+                    " (--data {} holds no healthcare/streaming/tracker/: run `medallion \
+                     generate` to write the lab's data, or give --data the folder that holds it)",
+                    root.display()
+                )
+            } else {
+                format!(
+                    " (--data {} does not exist: check its spelling, or run `medallion \
+                     generate` to write the lab's data there)",
+                    root.display()
+                )
+            };
+            return Err(Error::SourceFolderMissing {
+                path: tracker,
+                hint,
+            });
+        }
+        Err(e) => return Err(Error::io("read", &tracker)(e)),
+    };
+    let checkpoint_dir = warehouse.checkpoint_dir(tables::BRONZE)?;
+    if let Binding::Other(bound) = Checkpoint::binding(&checkpoint_dir, &folder)?
+        && !source_moved
+    {
+        return Err(Error::Usage(format!(
+            "the bronze stream (checkpoint {}) reads source folder {}, but --data gives {}: a \
+             stream knows files by name, so it would skip the files of the new folder whose \
+             names it has seen and ingest the others. Give --data the folder it reads; if the \
+             source has moved there on purpose, run again with --source-moved (files whose \
+             names were already ingested are not read again)",
+            checkpoint_dir.display(),
+            bound.display(),
+            folder.display()
+        )));
+    }
+    Ok(folder)
+}
+
 /// Stream the tracker folder into bronze until the trigger says stop.
 pub async fn run(
     warehouse: &Warehouse,
@@ -155,6 +213,7 @@ pub async fn run(
     observer: &mut dyn Observer,
 ) -> Result<BronzeReport> {
     let start = Instant::now();
+    let source = check_source(warehouse, data, options.source_moved)?;
     let id = TableId::new(warehouse, tables::BRONZE);
     let (table, created) = delta::open_or_create(
         &id,
@@ -172,7 +231,27 @@ pub async fn run(
     };
 
     let checkpoint_dir = warehouse.checkpoint_dir(tables::BRONZE)?;
-    let checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
+    let binding = Checkpoint::binding(&checkpoint_dir, &source)?;
+    let mut checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
+    checkpoint.bind_source(&source)?;
+    let bound = match binding {
+        Binding::New | Binding::Same => None,
+        Binding::Unrecorded => Some(format!(
+            "the bronze stream's checkpoint recorded no source folder (made by an earlier \
+             medallion): it is now bound to {}",
+            source.display()
+        )),
+        Binding::Other(before) => Some(format!(
+            "the bronze stream's source moved from {} to {} (--source-moved): files whose \
+             names were already ingested are not read again",
+            before.display(),
+            source.display()
+        )),
+    };
+    if let Some(message) = bound {
+        observer.warn(&message);
+        report.warnings.push(message);
+    }
     // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
     // rebuild was interrupted): take what the table holds as ingested before planning anything.
     let lost = checkpoint.planned()?.is_empty() && checkpoint.recovered()?.is_none();

@@ -1,6 +1,8 @@
 //! A stream's checkpoint folder, `<table>/_checkpoint/`, laid out as Spark lays out its own:
 //!
-//! - `metadata`: the stream's id (the appId of its Delta transactions);
+//! - `metadata`: the stream's id (the appId of its Delta transactions) and its source: the
+//!   canonical path of the folder it reads, as Spark's file source is bound to its path (file
+//!   names are the stream's identity of files, so another folder would be half skipped);
 //! - `offsets/<N>`: the plan of batch N, the files it takes, written before any data (the
 //!   write-ahead log);
 //! - `commits/<N>`: batch N is done: committed, and its progress recorded;
@@ -43,6 +45,22 @@ pub struct Done {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Metadata {
     id: String,
+    /// The source folder, canonical; absent in a checkpoint made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+}
+
+/// How a stream's source folder compares with the one its checkpoint is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// No checkpoint yet: the stream will be bound to the folder it is given.
+    New,
+    /// Bound to this folder.
+    Same,
+    /// A checkpoint made before sources were recorded: it adopts the folder (with a warning).
+    Unrecorded,
+    /// Bound to another folder, named here.
+    Other(PathBuf),
 }
 
 /// Files the table already held when the checkpoint was rebuilt.
@@ -59,12 +77,69 @@ pub struct Recovered {
 pub struct Checkpoint {
     dir: PathBuf,
     stream_id: String,
+    source: Option<String>,
 }
 
 impl Checkpoint {
     /// Whether a checkpoint exists in `dir`.
     pub fn exists(dir: &Path) -> bool {
         dir.join("metadata").is_file()
+    }
+
+    /// How `source` (a canonical folder) compares with the folder the checkpoint in `dir` is
+    /// bound to; reads only, creates nothing.
+    pub fn binding(dir: &Path, source: &Path) -> Result<Binding> {
+        let path = dir.join("metadata");
+        if !path.is_file() {
+            return Ok(Binding::New);
+        }
+        let metadata: Metadata = read_json(&path)?;
+        Ok(match metadata.source {
+            None => Binding::Unrecorded,
+            Some(bound) if Path::new(&bound) == source => Binding::Same,
+            Some(bound) => Binding::Other(PathBuf::from(bound)),
+        })
+    }
+
+    /// Bind the stream to `source` (a canonical folder), recording it in `metadata` if it is not
+    /// the one recorded there. The caller has checked [`Checkpoint::binding`].
+    pub fn bind_source(&mut self, source: &Path) -> Result<()> {
+        let text = source.to_str().ok_or_else(|| {
+            Error::Usage(format!(
+                "source folder {} cannot be recorded: its path is not valid UTF-8",
+                source.display()
+            ))
+        })?;
+        if self.source.as_deref() == Some(text) {
+            return Ok(());
+        }
+        let metadata = Metadata {
+            id: self.stream_id.clone(),
+            source: Some(text.to_string()),
+        };
+        atomic::write_atomically(&self.dir.join("metadata"), &to_json(&metadata))?;
+        self.source = metadata.source;
+        Ok(())
+    }
+
+    /// Open the checkpoint in `dir` to read it, creating and repairing nothing; `None` if
+    /// there is none.
+    pub fn open(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join("metadata");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let metadata: Metadata = read_json(&path)?;
+        Ok(Some(Self {
+            dir: dir.to_path_buf(),
+            stream_id: metadata.id,
+            source: metadata.source,
+        }))
+    }
+
+    /// The source folder the stream is bound to, if recorded.
+    pub fn source(&self) -> Option<&Path> {
+        self.source.as_deref().map(Path::new)
     }
 
     /// Open the checkpoint in `dir`, creating it (with a new stream id) if there is none. Two
@@ -78,6 +153,7 @@ impl Checkpoint {
         if !path.is_file() {
             let metadata = Metadata {
                 id: uuid::Uuid::new_v4().to_string(),
+                source: None,
             };
             atomic::create_new(&path, &to_json(&metadata), Durability::PowerCut, None)?;
         }
@@ -86,6 +162,7 @@ impl Checkpoint {
         Ok(Self {
             dir: dir.to_path_buf(),
             stream_id: metadata.id,
+            source: metadata.source,
         })
     }
 

@@ -199,3 +199,289 @@ fn restoring_dim_patients_gives_silver_and_gold_its_names_back() {
     assert_eq!(consumed(&ws, SILVER, "silver<-dim_patients"), Some(3));
     assert!(ws.version(BRONZE).is_some());
 }
+
+/// `medallion --warehouse <ws's> --data <data> ARGS`.
+fn with_data(ws: &Workspace, data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_medallion"))
+        .env_remove("MEDALLION_WAREHOUSE")
+        .env_remove("MEDALLION_DATA")
+        .arg("--warehouse")
+        .arg(ws.warehouse())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("medallion runs")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn regression_a_typo_in_data_is_an_error_before_any_table_is_made() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "1"]);
+    let typo = ws.dir.path().join("dta");
+    for args in [
+        vec!["bronze"],
+        vec!["pipeline"],
+        vec!["bronze", "--trigger", "every=1s"],
+    ] {
+        let out = with_data(&ws, &typo, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let tracker = typo.join("healthcare/streaming/tracker");
+        assert!(
+            err.contains(&format!(
+                "source folder {} does not exist",
+                tracker.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("medallion generate"), "{err}");
+        assert!(!ws.warehouse().exists(), "{args:?}: nothing was created");
+    }
+    // A data folder without a tracker folder says so.
+    std::fs::create_dir_all(typo.join("healthcare/batch")).unwrap();
+    let err = stderr(&with_data(&ws, &typo, &["bronze"]));
+    assert!(
+        err.contains("holds no healthcare/streaming/tracker/"),
+        "{err}"
+    );
+    assert!(!ws.warehouse().exists());
+
+    // An existing, empty tracker folder is a source with nothing new yet.
+    std::fs::create_dir_all(typo.join("healthcare/streaming/tracker")).unwrap();
+    let out = with_data(&ws, &typo, &["bronze"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 files, 0 rows"),
+        "{:?}",
+        out
+    );
+}
+
+fn bound_source(ws: &Workspace) -> Option<String> {
+    let metadata = ws
+        .warehouse()
+        .join("healthcare_dlh.db")
+        .join(BRONZE)
+        .join("_checkpoint/metadata");
+    let value: Value = serde_json::from_slice(&std::fs::read(metadata).unwrap()).unwrap();
+    value["source"].as_str().map(str::to_string)
+}
+
+#[test]
+fn regression_a_stream_pointed_at_another_folder_is_refused() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "6", "--months", "1"]);
+    ws.run_ok(&["-q", "bronze"]);
+    let tracker = std::fs::canonicalize(ws.tracker()).unwrap();
+    assert_eq!(
+        bound_source(&ws).as_deref(),
+        Some(tracker.to_str().unwrap())
+    );
+    let bronze_rows = one_number(&ws, "SELECT count(*) FROM fact_heartrate_bronze");
+
+    // Another data folder: January (a name the stream has seen) and February.
+    let other = ws.dir.path().join("other");
+    let out = with_data(
+        &ws,
+        &other,
+        &[
+            "generate",
+            "--patients",
+            "6",
+            "--months",
+            "2",
+            "--seed",
+            "7",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other_tracker = std::fs::canonicalize(other.join("healthcare/streaming/tracker")).unwrap();
+    let version = ws.version(BRONZE);
+    for args in [vec!["bronze"], vec!["pipeline"]] {
+        let out = with_data(&ws, &other, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for needle in [
+            format!("reads source folder {}", tracker.display()),
+            format!("but --data gives {}", other_tracker.display()),
+            "--source-moved".to_string(),
+        ] {
+            assert!(err.contains(&needle), "{needle}: {err}");
+        }
+        assert_eq!(ws.version(BRONZE), version, "{args:?}: nothing ingested");
+    }
+
+    // Moved on purpose: the new folder is recorded; January's name was seen, February is new.
+    let out = with_data(&ws, &other, &["bronze", "--source-moved"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("source moved from"), "{err}");
+    assert_eq!(
+        bound_source(&ws).as_deref(),
+        Some(other_tracker.to_str().unwrap())
+    );
+    let files = sql(
+        &ws,
+        "SELECT DISTINCT _source_file FROM fact_heartrate_bronze ORDER BY 1",
+    );
+    assert!(
+        files.contains("other/healthcare/streaming/tracker/02.json"),
+        "{files}"
+    );
+    assert!(
+        !files.contains("other/healthcare/streaming/tracker/01.json"),
+        "{files}"
+    );
+    assert!(one_number(&ws, "SELECT count(*) FROM fact_heartrate_bronze") > bronze_rows);
+    // Now the first folder is the other one.
+    ws.run_err(&["bronze"], 2);
+}
+
+#[test]
+fn a_checkpoint_without_a_source_adopts_the_current_folder() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "1"]);
+    ws.run_ok(&["-q", "bronze"]);
+    let metadata = ws
+        .warehouse()
+        .join("healthcare_dlh.db")
+        .join(BRONZE)
+        .join("_checkpoint/metadata");
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    value.as_object_mut().unwrap().remove("source");
+    std::fs::write(&metadata, serde_json::to_vec(&value).unwrap()).unwrap();
+
+    let out = ws.medallion().arg("bronze").output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("recorded no source folder"), "{err}");
+    let tracker = std::fs::canonicalize(ws.tracker()).unwrap();
+    assert_eq!(
+        bound_source(&ws).as_deref(),
+        Some(tracker.to_str().unwrap())
+    );
+}
+
+/// `status --json`, and whether it exited 0.
+fn status(ws: &Workspace) -> (Value, bool) {
+    let out = ws.medallion().args(["--json", "status"]).output().unwrap();
+    let code = out.status.code();
+    assert!(matches!(code, Some(0 | 1)), "{}", stderr(&out));
+    let value = serde_json::from_slice(&out.stdout).unwrap();
+    (value, code == Some(0))
+}
+
+fn table<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap()
+}
+
+#[test]
+fn status_says_what_each_layer_has_left_to_do() {
+    let ws = Workspace::new();
+    // A fresh warehouse: nothing made, nothing wrong; every tracker file is to ingest.
+    ws.run_ok(&["generate", "--patients", "12", "--months", "1"]);
+    let (fresh, ok) = status(&ws);
+    assert!(ok && fresh["consistent"] == true, "{fresh}");
+    assert_eq!(table(&fresh, BRONZE)["version"], Value::Null);
+    assert_eq!(table(&fresh, BRONZE)["files_to_ingest"], 1);
+    assert!(!ws.warehouse().exists(), "status creates nothing");
+
+    // After the pipeline: nothing to do.
+    ws.run_ok(&["-q", "pipeline"]);
+    let (done, ok) = status(&ws);
+    assert!(ok, "{done}");
+    assert_eq!(table(&done, BRONZE)["files_to_ingest"], 0);
+    assert_eq!(table(&done, BRONZE)["bytes_to_ingest"], 0);
+    for name in [SILVER, GOLD, DAILY] {
+        assert_eq!(
+            table(&done, name).get("versions_to_consume"),
+            None,
+            "{done}"
+        );
+    }
+    assert_eq!(table(&done, SILVER)["consumed"][BRONZE], 1);
+    assert_eq!(table(&done, GOLD)["consumed"][SILVER], 1);
+    assert_eq!(table(&done, SILVER)["quarantined"], 0);
+    assert_eq!(table(&done, SILVER)["waiting"], 0);
+    let text = ws.run_ok(&["status"]);
+    assert!(text.contains("| layer "), "{text}");
+    assert!(text.contains("consistent: "), "{text}");
+
+    // A new month: one file to ingest, with its bytes.
+    ws.run_ok(&["generate", "--append"]);
+    let (appended, ok) = status(&ws);
+    assert!(ok);
+    let size = std::fs::metadata(ws.tracker().join("02.json"))
+        .unwrap()
+        .len();
+    assert_eq!(table(&appended, BRONZE)["files_to_ingest"], 1);
+    assert_eq!(table(&appended, BRONZE)["bytes_to_ingest"], size);
+    assert!(
+        ws.run_ok(&["status"])
+            .contains(&format!("1 file to ingest ({size} bytes)"))
+    );
+
+    // Bronze only: silver has bronze's new version to consume; gold has nothing new yet.
+    ws.run_ok(&["-q", "bronze"]);
+    let (bronzed, ok) = status(&ws);
+    assert!(ok);
+    assert_eq!(table(&bronzed, SILVER)["versions_to_consume"][BRONZE], 1);
+    assert_eq!(table(&bronzed, GOLD).get("versions_to_consume"), None);
+    ws.run_ok(&["-q", "silver"]);
+    let (silvered, _) = status(&ws);
+    assert_eq!(table(&silvered, GOLD)["versions_to_consume"][SILVER], 1);
+    assert_eq!(table(&silvered, DAILY)["versions_to_consume"][SILVER], 1);
+}
+
+#[test]
+fn status_finds_positions_its_upstream_does_not_hold() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "12", "--months", "2"]);
+    ws.run_ok(&["-q", "pipeline"]);
+    // A forced restore of bronze takes back files silver has read: silver's rows stay.
+    ws.run_ok(&["-q", "restore", BRONZE, "--version", "1", "--force"]);
+    let (restored, ok) = status(&ws);
+    assert!(!ok, "{restored}");
+    let found = restored["inconsistencies"].to_string();
+    assert!(
+        found.contains("fact_heartrate_silver holds rows of fact_heartrate_bronze after v1"),
+        "{found}"
+    );
+    let err = ws.run_err(&["status"], 1);
+    assert!(err.contains("1 inconsistencies found"), "{err}");
+
+    // Bronze replaced by a shorter table: silver consumed a version beyond bronze's latest.
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "12", "--months", "2"]);
+    ws.run_ok(&["-q", "pipeline"]);
+    std::fs::remove_dir_all(ws.warehouse().join("healthcare_dlh.db").join(BRONZE)).unwrap();
+    ws.run_ok(&["-q", "bronze", "--max-files-per-trigger", "0"]);
+    let (replaced, ok) = status(&ws);
+    assert!(!ok);
+    let found = replaced["inconsistencies"].to_string();
+    assert!(
+        found.contains(
+            "fact_heartrate_silver consumed fact_heartrate_bronze up to v2, beyond its latest \
+             version v1"
+        ),
+        "{found}"
+    );
+
+    // A checkpoint bound to another folder.
+    let other = ws.dir.path().join("other");
+    std::fs::create_dir_all(other.join("healthcare/streaming/tracker")).unwrap();
+    let out = with_data(&ws, &other, &["--json", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(found.contains("reads source folder"), "{found}");
+}

@@ -1,0 +1,389 @@
+//! `medallion status`: what each layer still has to do, and whether the warehouse adds up.
+//!
+//! Per table: its version, the upstream positions it has consumed (its `txn`s), and what is
+//! left: for bronze the tracker files not yet taken (listed as the stream lists them, against
+//! its checkpoint), for silver the bronze and dimension versions after its positions, for gold
+//! and daily the silver versions after theirs; with the quarantined and waiting row counts.
+//! Then every inconsistency found: a position beyond its upstream's latest version (the
+//! upstream was replaced), rows of upstream versions a later restore of the upstream took back
+//! (a reader of `add`s never sees them go), a consumer of a table that is missing, a bronze
+//! checkpoint bound to another folder or holding batches the table does not. Reads only.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use deltalake::DeltaTable;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::format::{Format, Rows};
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::layers::silver;
+use crate::output::Report;
+use crate::source::discover::{self, Completeness, Seen};
+use crate::stream::checkpoint::Checkpoint;
+use crate::warehouse::{DataDir, Warehouse, tables};
+
+/// The warehouse's state, layer by layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub tables: Vec<TableStatus>,
+    /// What does not add up; empty when the warehouse is consistent.
+    pub inconsistencies: Vec<String>,
+    pub consistent: bool,
+}
+
+/// One table of the pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStatus {
+    pub layer: &'static str,
+    pub table: String,
+    /// Its latest version; `None` if it does not exist yet.
+    pub version: Option<u64>,
+    /// Upstream table (or `source` for the bronze stream's batch) -> the version consumed.
+    pub consumed: BTreeMap<String, i64>,
+    /// Tracker files not yet ingested (bronze).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_to_ingest: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_to_ingest: Option<u64>,
+    /// Upstream table -> versions after the consumed one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions_to_consume: BTreeMap<String, u64>,
+    /// Rows in the layer's quarantine table (bronze, silver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<u64>,
+    /// Rows waiting for their patient, as silver last left them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u64>,
+    /// What the layer's next run has to do, for people.
+    #[serde(skip)]
+    pub to_do: String,
+}
+
+impl Status {
+    /// The aligned table, as `tables` prints.
+    pub fn rows(&self) -> Rows {
+        let mut rows = Rows::new(&[
+            "layer",
+            "table",
+            "version",
+            "consumed",
+            "to_do",
+            "quarantined",
+            "waiting",
+        ]);
+        for t in &self.tables {
+            let consumed = t
+                .consumed
+                .iter()
+                .map(|(upstream, v)| match upstream.as_str() {
+                    "source" => format!("batch {v}"),
+                    _ => format!("{upstream} v{v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            rows.push(vec![
+                json!(t.layer),
+                json!(t.table),
+                t.version.map_or(Value::Null, Value::from),
+                json!(consumed),
+                json!(t.to_do),
+                t.quarantined.map_or(Value::Null, Value::from),
+                t.waiting.map_or(Value::Null, Value::from),
+            ]);
+        }
+        rows
+    }
+}
+
+impl Report for Status {
+    fn summary(&self) -> String {
+        let mut text = self.rows().render(Format::Text, false);
+        if self.consistent {
+            text.push_str("consistent: every consumed position is one its upstream holds");
+        } else {
+            let lines: Vec<String> = self
+                .inconsistencies
+                .iter()
+                .map(|i| format!("inconsistent: {i}"))
+                .collect();
+            text.push_str(&lines.join("\n"));
+        }
+        text
+    }
+}
+
+/// The pipeline's tables, each with its layer.
+const LAYERS: [(&str, &str); 5] = [
+    ("patients", tables::DIM_PATIENTS),
+    ("bronze", tables::BRONZE),
+    ("silver", tables::SILVER),
+    ("gold", tables::GOLD),
+    ("gold", tables::DAILY),
+];
+
+/// Look at every layer of the warehouse, and at the tracker folder of `data`.
+pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
+    let mut opened: BTreeMap<&str, (TableId, Option<DeltaTable>)> = BTreeMap::new();
+    for name in LAYERS
+        .iter()
+        .map(|(_, t)| *t)
+        .chain([tables::BRONZE_QUARANTINE, tables::SILVER_QUARANTINE])
+    {
+        let id = TableId::new(warehouse, name);
+        let table = delta::open(&id).await?;
+        opened.insert(name, (id, table));
+    }
+    let latest = |name: &str| opened.get(name).and_then(|(_, t)| t.as_ref()?.version());
+    let mut inconsistencies = Vec::new();
+    let mut statuses = Vec::new();
+    for (layer, name) in LAYERS {
+        let (id, table) = &opened[name];
+        let mut status = TableStatus {
+            layer,
+            table: name.to_string(),
+            version: table.as_ref().and_then(DeltaTable::version),
+            consumed: BTreeMap::new(),
+            files_to_ingest: None,
+            bytes_to_ingest: None,
+            versions_to_consume: BTreeMap::new(),
+            quarantined: None,
+            waiting: None,
+            to_do: String::new(),
+        };
+        let mut to_do = Vec::new();
+        if let Some(t) = table {
+            for txn in super::app_transactions(warehouse, id, t).await? {
+                let key = match (&txn.upstream, txn.bronze_stream) {
+                    (Some(upstream), _) => upstream.clone(),
+                    (None, true) => "source".to_string(),
+                    (None, false) => continue,
+                };
+                if let Some(upstream) = &txn.upstream {
+                    inconsistencies.extend(
+                        check_position(warehouse, name, upstream, &txn, latest(upstream)).await?,
+                    );
+                }
+                status.consumed.insert(key, txn.version);
+            }
+        } else {
+            to_do.push("not created yet".to_string());
+        }
+        match name {
+            tables::BRONZE => {
+                let (files, bytes, problems) =
+                    bronze_to_do(warehouse, data, status.version).await?;
+                inconsistencies.extend(problems);
+                if let Some(files) = files {
+                    to_do.push(format!(
+                        "{} to ingest ({bytes} bytes)",
+                        plural(files, "file")
+                    ));
+                    status.files_to_ingest = Some(files);
+                    status.bytes_to_ingest = Some(bytes);
+                } else {
+                    to_do.push(format!("no source folder {}", data.tracker_dir().display()));
+                }
+                status.quarantined = Some(rows_of(opened[tables::BRONZE_QUARANTINE].1.as_ref()));
+            }
+            tables::SILVER => {
+                for upstream in [tables::BRONZE, tables::DIM_PATIENTS] {
+                    pending(&mut status, upstream, latest(upstream), &mut to_do);
+                }
+                status.quarantined = Some(rows_of(opened[tables::SILVER_QUARANTINE].1.as_ref()));
+                status.waiting = Some(waiting_rows(warehouse, &status).await?);
+            }
+            tables::GOLD | tables::DAILY => {
+                pending(
+                    &mut status,
+                    tables::SILVER,
+                    latest(tables::SILVER),
+                    &mut to_do,
+                );
+            }
+            _ => {}
+        }
+        if to_do.is_empty() {
+            to_do.push("nothing".to_string());
+        }
+        status.to_do = to_do.join("; ");
+        statuses.push(status);
+    }
+    Ok(Status {
+        consistent: inconsistencies.is_empty(),
+        tables: statuses,
+        inconsistencies,
+    })
+}
+
+/// The versions of `upstream` after the one `status` consumed (all of them if none).
+fn pending(status: &mut TableStatus, upstream: &str, latest: Option<u64>, to_do: &mut Vec<String>) {
+    let Some(latest) = latest else {
+        return;
+    };
+    let consumed = status.consumed.get(upstream).copied().unwrap_or(0);
+    let behind = (latest as i64 - consumed).max(0) as u64;
+    if behind > 0 {
+        to_do.push(format!(
+            "{} of {upstream} to consume",
+            plural(behind, "version")
+        ));
+        status
+            .versions_to_consume
+            .insert(upstream.to_string(), behind);
+    }
+}
+
+/// What is wrong with `consumer`'s position in `upstream`, if anything.
+async fn check_position(
+    warehouse: &Warehouse,
+    consumer: &str,
+    upstream: &str,
+    txn: &super::AppTransaction,
+    latest: Option<u64>,
+) -> Result<Vec<String>> {
+    let Some(latest) = latest else {
+        return Ok(vec![format!(
+            "{consumer} consumed {upstream} up to v{}, but {upstream} does not exist",
+            txn.version
+        )]);
+    };
+    if txn.version > latest as i64 {
+        return Ok(vec![format!(
+            "{consumer} consumed {upstream} up to v{}, beyond its latest version v{latest} \
+             ({upstream} was replaced?): rebuild {consumer}",
+            txn.version
+        )]);
+    }
+    // Silver reads bronze's `add`s: a restore of bronze removes files silver never hears of.
+    // (Gold reads silver's change feed, in which a restore's removals are deletes.)
+    if txn.app_id != silver::FROM_BRONZE {
+        return Ok(Vec::new());
+    }
+    let upstream_id = TableId::new(warehouse, upstream);
+    let consumer_id = TableId::new(warehouse, consumer);
+    let (Some(up), Some(down)) = (
+        delta::open(&upstream_id).await?,
+        delta::open(&consumer_id).await?,
+    ) else {
+        return Ok(Vec::new());
+    };
+    let positions: Vec<i64> = super::read_commits(
+        &consumer_id,
+        &down,
+        0,
+        super::latest_version(&consumer_id, &down)?,
+    )
+    .await?
+    .into_iter()
+    .flat_map(|c| c.txns)
+    .filter(|t| t.app_id == txn.app_id)
+    .map(|t| t.version)
+    .collect();
+    let mut problems = Vec::new();
+    for commit in super::read_commits(&upstream_id, &up, 0, latest).await? {
+        let Some(info) = &commit.info else { continue };
+        if info.operation.as_deref() != Some("RESTORE") {
+            continue;
+        }
+        let Some(restored) = info
+            .operation_parameters
+            .as_ref()
+            .and_then(|p| p.get("version"))
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        else {
+            continue;
+        };
+        let at = commit.version as i64;
+        // Consumed past the restored version before the restore, and never taken back.
+        if let Some(i) = positions.iter().position(|p| *p > restored && *p < at)
+            && !positions[i..].iter().any(|p| *p <= restored)
+        {
+            problems.push(format!(
+                "{consumer} holds rows of {upstream} after v{restored} that {upstream} v{at} (a \
+                 restore of v{restored}) took back: rebuild {consumer}, or restore it to a \
+                 version that consumed {upstream} up to v{restored} at most"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Tracker files not yet taken by the bronze stream, with their bytes (`None` without a
+/// tracker folder), and what is wrong with its checkpoint.
+async fn bronze_to_do(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    version: Option<u64>,
+) -> Result<(Option<u64>, u64, Vec<String>)> {
+    let mut problems = Vec::new();
+    let dir = warehouse.checkpoint_dir(tables::BRONZE)?;
+    let checkpoint = Checkpoint::open(&dir)?;
+    let tracker = data.tracker_dir();
+    let canonical = std::fs::canonicalize(&tracker).ok();
+    if let (Some(cp), Some(folder)) = (&checkpoint, &canonical)
+        && let Some(bound) = cp.source()
+        && bound != folder
+    {
+        problems.push(format!(
+            "the bronze stream (checkpoint {}) reads source folder {}, not {} (--data)",
+            dir.display(),
+            bound.display(),
+            folder.display()
+        ));
+    }
+    if let Some(cp) = &checkpoint
+        && version.is_none()
+        && cp.planned()?.iter().any(|b| cp.is_done(*b))
+    {
+        problems.push(format!(
+            "the bronze stream's checkpoint {} has done batches, but {} does not exist",
+            dir.display(),
+            tables::BRONZE
+        ));
+    }
+    let Some(folder) = canonical else {
+        return Ok((None, 0, problems));
+    };
+    let mut seen = match &checkpoint {
+        Some(cp) => Seen::from_checkpoint(cp)?,
+        None => Seen::default(),
+    };
+    // Every file there counts, whether or not its writer has finished it.
+    let now = Completeness {
+        settle: Duration::ZERO,
+        recheck: Duration::ZERO,
+    };
+    let found = discover::discover(&folder, &mut seen, now).await?;
+    let bytes = found.files.iter().map(|f| f.size).sum();
+    Ok((Some(found.files.len() as u64), bytes, problems))
+}
+
+/// Rows of a table's latest version, from its files' statistics (0 if it does not exist).
+fn rows_of(table: Option<&DeltaTable>) -> u64 {
+    table
+        .and_then(|t| t.snapshot().ok())
+        .and_then(|s| super::file_totals(s).0)
+        .unwrap_or(0)
+}
+
+/// Rows waiting for their patient: the waiting table as of the version silver recorded.
+async fn waiting_rows(warehouse: &Warehouse, silver_status: &TableStatus) -> Result<u64> {
+    let id = TableId::new(warehouse, tables::SILVER_WAITING);
+    let Some(version) = silver_status.consumed.get(tables::SILVER_WAITING) else {
+        return Ok(0);
+    };
+    let table = delta::open_version(&id, *version as u64).await?;
+    Ok(rows_of(Some(&table)))
+}
+
+/// `1 file`, `2 files`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
