@@ -297,13 +297,105 @@ impl Recording {
 impl Recording {
     /// The local file of `location` if it is a commit file of a local table.
     fn local_commit(&self, location: &Path) -> Option<std::path::PathBuf> {
+        self.local_file(location)
+            .filter(|(_, commit)| *commit)
+            .map(|(p, _)| p)
+    }
+
+    /// The local file of `location` in a local table, and whether it is a commit file.
+    fn local_file(&self, location: &Path) -> Option<(std::path::PathBuf, bool)> {
         let dir = self.local.as_ref()?;
         let relative: Path = location.prefix_match(&self.table)?.collect();
-        is_commit(&relative).then(|| {
-            relative
-                .parts()
-                .fold(dir.clone(), |path, part| path.join(part.as_ref()))
+        let path = relative
+            .parts()
+            .fold(dir.clone(), |path, part| path.join(part.as_ref()));
+        Some((path, is_commit(&relative)))
+    }
+
+    /// The local data file of `location` (not a commit): synced once written, so that the
+    /// commit that names it (synced itself) never survives a power cut without it.
+    fn local_data(&self, location: &Path) -> Option<std::path::PathBuf> {
+        self.local_file(location)
+            .filter(|(_, commit)| !*commit)
+            .map(|(p, _)| p)
+    }
+}
+
+/// Sync data files a writer outside this store wrote to a local table (bronze's Parquet
+/// writer), by their paths relative to the table: before the commit that names them.
+pub(crate) async fn sync_local_files(
+    id: &TableId,
+    relative: &[String],
+) -> crate::error::Result<()> {
+    let Ok(dir) = id.url.to_file_path() else {
+        return Ok(());
+    };
+    for file in relative {
+        let Ok(path) = Path::from_url_path(file) else {
+            continue;
+        };
+        let local = path
+            .parts()
+            .fold(dir.clone(), |local, part| local.join(part.as_ref()));
+        sync_file_async(local)
+            .await
+            .map_err(|e| id.err("sync a data file")(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Sync a file and the folder that holds its name.
+fn sync_file(path: &std::path::Path) -> deltalake::logstore::object_store::Result<()> {
+    let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+    sync(path)
+        .and_then(|()| path.parent().map_or(Ok(()), sync))
+        .map_err(|e| ObjectStoreError::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(crate::error::Error::io("sync", path)(e)),
         })
+}
+
+async fn sync_file_async(
+    path: std::path::PathBuf,
+) -> deltalake::logstore::object_store::Result<()> {
+    tokio::task::spawn_blocking(move || sync_file(&path))
+        .await
+        .map_err(|e| ObjectStoreError::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        })?
+}
+
+/// A multipart upload of a local data file, synced when complete.
+#[derive(Debug)]
+struct SyncedUpload {
+    inner: Box<dyn MultipartUpload>,
+    path: std::path::PathBuf,
+}
+
+impl MultipartUpload for SyncedUpload {
+    fn put_part(&mut self, data: PutPayload) -> deltalake::logstore::object_store::UploadPart {
+        self.inner.put_part(data)
+    }
+
+    fn complete<'life0, 'async_trait>(&'life0 mut self) -> Boxed<'async_trait, PutResult>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let result = self.inner.complete().await?;
+            sync_file_async(self.path.clone()).await?;
+            Ok(result)
+        })
+    }
+
+    fn abort<'life0, 'async_trait>(&'life0 mut self) -> Boxed<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.inner.abort()
     }
 }
 
@@ -355,6 +447,14 @@ impl ObjectStore for Recording {
             });
         }
         self.note(location);
+        if let Some(path) = self.local_data(location) {
+            let put = self.inner.put_opts(location, payload, opts);
+            return Box::pin(async move {
+                let result = put.await?;
+                sync_file_async(path).await?;
+                Ok(result)
+            });
+        }
         self.inner.put_opts(location, payload, opts)
     }
 
@@ -369,7 +469,14 @@ impl ObjectStore for Recording {
         Self: 'async_trait,
     {
         self.note(location);
-        self.inner.put_multipart_opts(location, opts)
+        let upload = self.inner.put_multipart_opts(location, opts);
+        match self.local_data(location) {
+            Some(path) => Box::pin(async move {
+                let inner = upload.await?;
+                Ok(Box::new(SyncedUpload { inner, path }) as Box<dyn MultipartUpload>)
+            }),
+            None => upload,
+        }
     }
 
     fn get_opts<'life0, 'life1, 'async_trait>(

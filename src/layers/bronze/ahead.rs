@@ -302,6 +302,10 @@ impl BatchWriter {
         let start = Instant::now();
         if let Some(mut writer) = self.writer {
             self.prepared.adds = writer.flush().await.map_err(id.err("write Parquet"))?;
+            // On disk before the (synced) commit names them, or a power cut could keep the
+            // commit and lose its rows.
+            let paths: Vec<String> = self.prepared.adds.iter().map(|a| a.path.clone()).collect();
+            crate::delta::orphans::sync_local_files(id, &paths).await?;
         }
         self.prepared.millis += start.elapsed().as_millis() as u64;
         Ok(self.prepared)
