@@ -183,11 +183,17 @@ the log). --limit defaults to 20 rows; 0 shows them all.")]
   medallion sql 'SELECT * FROM \"fact_heartrate_gold@v1\"'             gold at version 1
   medallion sql 'SELECT n.mrn, o.count AS before, n.count AS after
                  FROM fact_heartrate_gold n JOIN \"fact_heartrate_gold@v1\" o USING (mrn)'
+  medallion sql 'SHOW TABLES'                          the tables, as `medallion tables`
+  medallion sql 'DESCRIBE fact_heartrate_gold'         its columns
+  medallion sql -f report.sql                          the query in a file
+  echo 'SELECT 1' | medallion sql -                    the query on stdin
 
 Every table is registered by its name and as healthcare_dlh.<name>. A past version of a table
 is read as \"<name>@v<N>\" (double-quoted: '@' is not an identifier character).
-Only queries run (SELECT, WITH ... SELECT, VALUES, EXPLAIN of a query): INSERT, COPY, CREATE,
-DROP, SET and several statements in one string are refused (exit 2) before anything runs.")]
+Only queries run (SELECT, WITH ... SELECT, VALUES, EXPLAIN of a query), and SHOW TABLES and
+DESCRIBE <table>: INSERT, COPY, CREATE, DROP, SET and several statements in one string are
+refused (exit 2) before anything runs, as is text that does not parse (with its line and
+column).")]
     Sql(SqlArgs),
 
     /// Rows added, removed and changed in a table between two versions, matched by key, with
@@ -298,8 +304,13 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The query (DataFusion SQL, read-only).
-    pub query: String,
+    /// The query (DataFusion SQL, read-only); `-` reads it from stdin.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub query: Option<String>,
+
+    /// Read the query from this file (`-`: stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,

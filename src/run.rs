@@ -142,11 +142,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            print_rows(
-                &sql::run(&warehouse, &args.query).await?,
-                &args.output,
-                printer,
-            );
+            let query = sql::query_text(args.query.as_deref(), args.file.as_deref())?;
+            print_rows(&sql::run(&warehouse, &query).await?, &args.output, printer);
         }
         Command::Diff(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;

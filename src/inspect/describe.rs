@@ -3,19 +3,16 @@
 //! upstream versions it has consumed (the application transactions its writers recorded), so a
 //! user can see how far behind its sources a table is.
 
+use deltalake::table::state::DeltaTableState;
 use serde_json::{Value, json};
 
 use super::format::{self, Rows};
 use crate::error::Result;
 use crate::warehouse::{DATABASE, Warehouse};
 
-/// Columns (name, type, nullable), then `# Detailed Table Information`, in Spark's layout:
-/// `col_name`, `data_type`, `comment`.
-pub async fn run(warehouse: &Warehouse, name: &str) -> Result<Rows> {
-    let (id, table) = super::open_table(warehouse, name).await?;
-    let version = super::latest_version(&id, &table)?;
-    let snapshot = table.snapshot().map_err(id.err("load"))?;
-
+/// A version's columns in Spark's `DESCRIBE` layout: `col_name`, `data_type`, and `comment`
+/// saying whether it is nullable. Also `DESCRIBE <table>` in `medallion sql`.
+pub(super) fn columns(snapshot: &DeltaTableState) -> Rows {
     let mut rows = Rows::new(&["col_name", "data_type", "comment"]);
     for field in snapshot.schema().fields() {
         let nullable = if field.is_nullable() {
@@ -29,6 +26,17 @@ pub async fn run(warehouse: &Warehouse, name: &str) -> Result<Rows> {
             json!(nullable),
         ]);
     }
+    rows
+}
+
+/// Columns (name, type, nullable), then `# Detailed Table Information`, in Spark's layout:
+/// `col_name`, `data_type`, `comment`.
+pub async fn run(warehouse: &Warehouse, name: &str) -> Result<Rows> {
+    let (id, table) = super::open_table(warehouse, name).await?;
+    let version = super::latest_version(&id, &table)?;
+    let snapshot = table.snapshot().map_err(id.err("load"))?;
+
+    let mut rows = columns(snapshot);
 
     // The kernel keeps most accessors of these actions private; their serialised form is the
     // log's own (`createdTime`, `configuration`, `minReaderVersion`...).

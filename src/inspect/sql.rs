@@ -1,18 +1,26 @@
 //! `medallion sql "<query>"`: DataFusion SQL over every table of the warehouse, each registered
 //! by its name and as `healthcare_dlh.<name>` (the database Spark would put it in).
 //!
-//! Read-only: one query (`SELECT`, `WITH … SELECT`, `VALUES`, `EXPLAIN` of one of those) and
-//! nothing else. DataFusion's SQL can also write files (`COPY … TO`), commit to the tables
-//! (`INSERT`), and change the session (`CREATE`, `DROP`, `SET`); a `COPY` into a table's
-//! `_delta_log` would even forge a commit. So the text is parsed first and anything but a query
+//! Read-only: one query (`SELECT`, `WITH … SELECT`, `VALUES`, `EXPLAIN` of one of those),
+//! `SHOW TABLES` or `DESCRIBE <table>`, and nothing else. The last two are answered by the
+//! `tables` listing and `describe`'s columns, not by DataFusion's statements, which stay off.
+//! DataFusion's SQL can also write files (`COPY … TO`), commit to the tables (`INSERT`), and
+//! change the session (`CREATE`, `DROP`, `SET`); a `COPY` into a table's `_delta_log` would
+//! even forge a commit. So the text is parsed first and anything but a query
 //! is refused by name, the plan is checked again with DDL, DML and statements off, and the
 //! tables are registered as views, which have no way to write to what they read.
 //!
 //! Time travel inside SQL: a table name written `<name>@v<N>` (double-quoted, since `@` is not
 //! an identifier character: `"fact_heartrate_gold@v3"`) reads version N. Only the versions the
 //! query names are loaded.
+//!
+//! What a user typed wrong is said in our words: a table the query names that does not exist
+//! lists the tables (as `show` does), and text that does not parse is one line with its
+//! position (`SQL syntax error at line 1, column 8: …`, exit 2).
 
+use std::io::Read;
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::datafusion::catalog::{MemorySchemaProvider, TableProvider};
@@ -26,20 +34,48 @@ use deltalake::datafusion::sql::parser::{DFParserBuilder, Statement};
 use deltalake::datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
 use deltalake::datafusion::sql::sqlparser::dialect::dialect_from_str;
 use deltalake::datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
+use deltalake::datafusion::sql::sqlparser::parser::ParserError;
 
 use super::format::Rows;
-use crate::delta;
+use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::warehouse::{DATABASE, Warehouse};
+use crate::warehouse::{self, DATABASE, Warehouse};
 
 /// What the refusals say `medallion sql` is for.
-const READ_ONLY: &str =
-    "medallion sql runs read-only queries (SELECT, WITH … SELECT, VALUES, EXPLAIN of a query)";
+const READ_ONLY: &str = "medallion sql runs read-only queries (SELECT, WITH … SELECT, VALUES, \
+     EXPLAIN of a query, SHOW TABLES, DESCRIBE <table>)";
+
+/// The text of the query: `query` as given, or read from `file`; `-` (as either) is stdin.
+pub fn query_text(query: Option<&str>, file: Option<&Path>) -> Result<String> {
+    let file = match (query, file) {
+        (Some("-"), _) => Path::new("-"),
+        (Some(query), _) => return Ok(query.to_string()),
+        (None, Some(file)) => file,
+        (None, None) => return Err(Error::Usage("no query: give one, -f FILE or -".into())),
+    };
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::Usage(format!("cannot read the query from stdin: {e}")))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(file).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the query file {}: {e}",
+            file.display()
+        ))
+    })
+}
 
 /// Run a query; its result as rows.
 pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Rows> {
     let ctx = session()?;
-    check_read_only(&ctx, query)?;
+    let statement = match check_read_only(&ctx, query)? {
+        ReadOnly::Query(statement) => statement,
+        ReadOnly::ShowTables => return super::tables::run(warehouse).await,
+        ReadOnly::Describe(name) => return describe(warehouse, &name).await,
+    };
     for name in super::table_names(warehouse)? {
         let (id, table) = super::open_table(warehouse, &name).await?;
         let provider = delta::provider(&id, &table, &ctx).await?;
@@ -52,7 +88,15 @@ pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Rows> {
         }
     }
     let state = ctx.state();
-    let plan = state.create_logical_plan(query).await.map_err(sql_err)?;
+    for reference in state
+        .resolve_table_references(&statement)
+        .map_err(sql_err)?
+    {
+        if !ctx.table_exist(reference.clone()).unwrap_or(false) {
+            return Err(unknown_table(warehouse, &reference));
+        }
+    }
+    let plan = state.statement_to_plan(*statement).await.map_err(sql_err)?;
     // The same check `SessionContext::sql_with_options` makes, kept apart so that a refusal is a
     // usage error like the ones above. It sees what parsing cannot: a write DataFusion plans
     // from something that reads like a query.
@@ -78,9 +122,20 @@ fn session() -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Refuse, by name, anything in `query` but one read-only query. Text that does not parse is
-/// left for DataFusion to report as it would.
-fn check_read_only(ctx: &SessionContext, query: &str) -> Result<()> {
+/// What a read-only text asks for.
+#[derive(Debug)]
+enum ReadOnly {
+    /// One query, for DataFusion.
+    Query(Box<Statement>),
+    /// `SHOW TABLES`, as it is.
+    ShowTables,
+    /// `DESCRIBE <table>` (or `DESC <table>`): the table's columns.
+    Describe(ast::ObjectName),
+}
+
+/// Refuse, by name, anything in `query` but one read-only query, `SHOW TABLES` or
+/// `DESCRIBE <table>`. Text that does not parse is a usage error with its position.
+fn check_read_only(ctx: &SessionContext, query: &str) -> Result<ReadOnly> {
     let state = ctx.state();
     let options = &state.config().options().sql_parser;
     let dialect = dialect_from_str(options.dialect).ok_or_else(|| {
@@ -89,18 +144,25 @@ fn check_read_only(ctx: &SessionContext, query: &str) -> Result<()> {
             options.dialect.as_ref()
         ))
     })?;
-    let statements = DFParserBuilder::new(query)
+    let mut statements = DFParserBuilder::new(query)
         .with_dialect(dialect.as_ref())
         .with_recursion_limit(options.recursion_limit.get())
         .build()
         .and_then(|mut parser| parser.parse_statements())
-        .map_err(sql_err)?;
+        .map_err(syntax_err)?;
+    if let [statement] = statements.make_contiguous()
+        && let Some(answer) = listing(statement)
+    {
+        return Ok(answer);
+    }
     let kinds: Vec<Option<String>> = statements.iter().map(refused_kind).collect();
     match kinds.as_slice() {
         [] => Err(Error::Usage(format!(
             "{READ_ONLY}: the text holds no query"
         ))),
-        [None] => Ok(()),
+        [None] => Ok(ReadOnly::Query(Box::new(
+            statements.pop_front().expect("one statement"),
+        ))),
         [Some(kind)] => Err(Error::Usage(format!("{READ_ONLY}: {kind} is refused"))),
         _ => {
             let names: Vec<&str> = kinds
@@ -114,6 +176,104 @@ fn check_read_only(ctx: &SessionContext, query: &str) -> Result<()> {
             )))
         }
     }
+}
+
+/// `SHOW TABLES` and `DESCRIBE <table>` exactly: with no option (`LIKE`, `EXTENDED`, `FULL`,
+/// `FORMATTED`...), which are refused as any other statement is.
+fn listing(statement: &Statement) -> Option<ReadOnly> {
+    let Statement::Statement(statement) = statement else {
+        return None;
+    };
+    match statement.as_ref() {
+        ast::Statement::ShowTables {
+            terse: false,
+            history: false,
+            extended: false,
+            full: false,
+            external: false,
+            show_options,
+        } if show_options.show_in.is_none()
+            && show_options.starts_with.is_none()
+            && show_options.limit.is_none()
+            && show_options.limit_from.is_none()
+            && show_options.filter_position.is_none() =>
+        {
+            Some(ReadOnly::ShowTables)
+        }
+        ast::Statement::ExplainTable {
+            describe_alias: ast::DescribeAlias::Describe | ast::DescribeAlias::Desc,
+            hive_format: None,
+            table_name,
+            ..
+        } => Some(ReadOnly::Describe(table_name.clone())),
+        _ => None,
+    }
+}
+
+/// `DESCRIBE <table>`: its columns as `describe` lists them (`col_name`, `data_type`,
+/// `comment`), for `<name>`, `healthcare_dlh.<name>` or `"<name>@v<N>"`.
+async fn describe(warehouse: &Warehouse, name: &ast::ObjectName) -> Result<Rows> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| match part.as_ident() {
+            // Unquoted names are folded to lower case, as DataFusion folds them in queries.
+            Some(ident) if ident.quote_style.is_none() => ident.value.to_lowercase(),
+            Some(ident) => ident.value.clone(),
+            None => part.to_string(),
+        })
+        .collect();
+    let table = match parts.as_slice() {
+        [table] => table,
+        [database, table] if database == DATABASE => table,
+        _ => {
+            return Err(Error::Usage(format!(
+                "DESCRIBE {name}: name a table as <name>, {DATABASE}.<name> or \"<name>@v<N>\""
+            )));
+        }
+    };
+    let (base, version) = split_version(table);
+    let (id, latest) = super::open_table(warehouse, base).await?;
+    let table = match version {
+        Some(version) => {
+            super::check_version(&id, &latest, version)?;
+            delta::open_version(&id, version).await?
+        }
+        None => latest,
+    };
+    let snapshot = table.snapshot().map_err(id.err("load"))?;
+    Ok(super::describe::columns(snapshot))
+}
+
+/// `("gold", Some(3))` for `gold@v3`; a name without a version suffix as it is.
+fn split_version(name: &str) -> (&str, Option<u64>) {
+    match name.rsplit_once("@v") {
+        Some((base, digits))
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            match digits.parse() {
+                Ok(version) => (base, Some(version)),
+                Err(_) => (name, None),
+            }
+        }
+        _ => (name, None),
+    }
+}
+
+/// A table a query names that the session does not hold, said as `show` says it: the tables
+/// there are.
+fn unknown_table(warehouse: &Warehouse, reference: &TableReference) -> Error {
+    let (base, _) = split_version(reference.table());
+    let names = super::table_names(warehouse).unwrap_or_default();
+    if warehouse::validate_table_name(base).is_ok() && !names.iter().any(|n| n == base) {
+        return super::unknown_table(warehouse, &TableId::new(warehouse, base));
+    }
+    // A table that exists, named in a way the session does not know (another schema...).
+    Error::Usage(format!(
+        "no table {reference}: a table is read as <name>, {DATABASE}.<name> or \"<name>@v<N>\"; \
+         the tables are: {}",
+        names.join(", ")
+    ))
 }
 
 /// What a statement is, when it is more than a read-only query (`None` when it is one).
@@ -211,6 +371,32 @@ fn sql_err(source: DataFusionError) -> Error {
     }
 }
 
+/// Text that does not parse, as one usage error with its position: sqlparser ends its messages
+/// with ` at Line: L, Column: C`.
+fn syntax_err(source: DataFusionError) -> Error {
+    let DataFusionError::SQL(parser, _) = source.find_root() else {
+        return sql_err(source);
+    };
+    let message = match parser.as_ref() {
+        ParserError::TokenizerError(message) | ParserError::ParserError(message) => {
+            message.as_str()
+        }
+        ParserError::RecursionLimitExceeded => {
+            "the query nests too deeply (recursion limit exceeded)"
+        }
+    };
+    let located = message.rsplit_once(" at Line: ").and_then(|(text, at)| {
+        let (line, column) = at.split_once(", Column: ")?;
+        Some((text, line.parse::<u64>().ok()?, column.parse::<u64>().ok()?))
+    });
+    Error::Usage(match located {
+        Some((text, line, column)) => {
+            format!("SQL syntax error at line {line}, column {column}: {text}")
+        }
+        None => format!("SQL syntax error: {message}"),
+    })
+}
+
 /// The versions of `table` a query names as `<table>@v<N>`.
 fn versions_named(query: &str, table: &str) -> Vec<u64> {
     let pattern = format!("{table}@v");
@@ -254,7 +440,7 @@ mod tests {
 
     fn refusal(query: &str) -> Option<String> {
         match check_read_only(&SessionContext::new(), query) {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(Error::Usage(message)) => Some(message),
             Err(other) => panic!("{query}: {}", other.chain()),
         }
@@ -319,6 +505,56 @@ mod tests {
             "{message}"
         );
         assert!(refusal("  ").unwrap().ends_with("the text holds no query"));
+    }
+
+    #[test]
+    fn show_tables_and_describe_pass_in_their_plain_forms_only() {
+        let check = |query: &str| check_read_only(&SessionContext::new(), query);
+        assert!(matches!(check("SHOW TABLES"), Ok(ReadOnly::ShowTables)));
+        assert!(matches!(check("show tables;"), Ok(ReadOnly::ShowTables)));
+        for query in ["DESCRIBE gold", "DESC gold", "DESCRIBE healthcare_dlh.gold"] {
+            assert!(matches!(check(query), Ok(ReadOnly::Describe(_))), "{query}");
+        }
+        for (query, kind) in [
+            ("SHOW TABLES LIKE 'g%'", "SHOW TABLES LIKE is refused"),
+            ("SHOW FULL TABLES", "SHOW FULL TABLES is refused"),
+            ("DESCRIBE EXTENDED gold", "DESCRIBE EXTENDED is refused"),
+            ("EXPLAIN SHOW TABLES", "EXPLAIN SHOW TABLES is refused"),
+            ("SHOW COLUMNS FROM gold", "SHOW COLUMNS FROM is refused"),
+        ] {
+            let message = refusal(query).unwrap_or_else(|| panic!("{query} passed"));
+            assert!(message.ends_with(kind), "{query}: {message}");
+        }
+        let message = refusal("SHOW TABLES; SELECT 1").unwrap();
+        assert!(
+            message.contains("2 statements (SHOW TABLES, a query)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_one_line_with_its_position() {
+        let message = |query: &str| match check_read_only(&SessionContext::new(), query) {
+            Err(Error::Usage(message)) => message,
+            other => panic!("{query}: {other:?}"),
+        };
+        assert_eq!(
+            message("SELEC 1"),
+            "SQL syntax error at line 1, column 1: Expected: an SQL statement, found: SELEC"
+        );
+        assert_eq!(
+            message("SELECT\n  'abc"),
+            "SQL syntax error at line 2, column 3: Unterminated string literal"
+        );
+    }
+
+    #[test]
+    fn versions_are_split_from_names() {
+        assert_eq!(split_version("gold@v3"), ("gold", Some(3)));
+        assert_eq!(split_version("gold"), ("gold", None));
+        assert_eq!(split_version("gold@v"), ("gold@v", None));
+        assert_eq!(split_version("gold@vx"), ("gold@vx", None));
+        assert_eq!(split_version("a@v1@v2"), ("a@v1", Some(2)));
     }
 
     /// Even SQL that bypasses the read-only check cannot write through a registered table.

@@ -4,6 +4,9 @@
 //! exist, reads `SHOW TABLES` / `DESCRIBE`, takes a query from a file or stdin and reports a
 //! syntax error once with its position; shell completions and man pages come from the binary.
 
+use std::io::Write;
+use std::process::Stdio;
+
 use serde_json::Value;
 
 use crate::common::Workspace;
@@ -161,4 +164,152 @@ fn exit_codes_are_in_the_top_level_help() {
     for line in ["0  done", "1  failed", "2  bad usage", "3  lost a race"] {
         assert!(help.contains(line), "{line}: {help}");
     }
+}
+
+/// `medallion sql` with `input` on stdin.
+fn sql_stdin(ws: &Workspace, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = ws
+        .medallion()
+        .arg("sql")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("medallion runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn regression_sql_unknown_table_lists_the_tables() {
+    let ws = pipeline_run();
+    let err = ws.run_err(&["sql", "SELECT * FROM fact_heartrate_gld"], 1);
+    // Was: `SQL query failed: Error during planning: table 'datafusion.public.…' not found`.
+    assert!(!err.contains("datafusion.public"), "{err}");
+    assert!(
+        err.starts_with("error: table fact_heartrate_gld does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the tables are: dim_patients, fact_heartrate_bronze"),
+        "{err}"
+    );
+    // Also in a join, by the database's name, and at a version.
+    for query in [
+        "SELECT * FROM fact_heartrate_gold JOIN nope USING (mrn)",
+        "SELECT * FROM healthcare_dlh.nope",
+        r#"SELECT * FROM "nope@v1""#,
+    ] {
+        let err = ws.run_err(&["sql", query], 1);
+        assert!(
+            err.starts_with("error: table nope does not exist"),
+            "{query}: {err}"
+        );
+        assert!(err.contains("the tables are: "), "{query}: {err}");
+    }
+    // A table of the warehouse under another schema is a usage error that says how to name it.
+    let err = ws.run_err(&["sql", "SELECT * FROM public2.fact_heartrate_gold"], 2);
+    assert!(err.contains("healthcare_dlh.<name>"), "{err}");
+    // A CTE is no table to look for.
+    ws.run_ok(&["sql", "WITH g AS (SELECT 1 AS x) SELECT x FROM g"]);
+}
+
+#[test]
+fn regression_sql_show_tables_and_describe_work() {
+    let ws = pipeline_run();
+    let shown = json_lines(&ws.run_ok(&["sql", "SHOW TABLES", "--format", "json"]));
+    let listed = json_lines(&ws.run_ok(&["tables", "--format", "json"]));
+    let names = |rows: &[Value]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["table"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&shown), names(&listed));
+    assert!(names(&shown).contains(&GOLD.to_string()));
+
+    let columns = json_lines(&ws.run_ok(&["sql", &format!("DESCRIBE {GOLD}"), "--format", "json"]));
+    let described = json_lines(&ws.run_ok(&["describe", GOLD, "--format", "json"]));
+    assert_eq!(columns[..], described[..columns.len()]);
+    assert_eq!(columns[0]["col_name"], "patient_name");
+    assert!(columns.iter().any(|c| c["col_name"] == "sum_heartrate"));
+    // By the database's name, at a version, lower-cased as queries are.
+    for query in [
+        format!("describe healthcare_dlh.{GOLD}"),
+        format!(r#"DESC "{GOLD}@v1""#),
+        "DESCRIBE FACT_HEARTRATE_GOLD".to_string(),
+    ] {
+        let rows = json_lines(&ws.run_ok(&["sql", &query, "--format", "json"]));
+        assert_eq!(rows, columns, "{query}");
+    }
+    let err = ws.run_err(&["sql", "DESCRIBE nope"], 1);
+    assert!(err.contains("the tables are: "), "{err}");
+    let err = ws.run_err(&["sql", &format!(r#"DESCRIBE "{GOLD}@v99""#)], 1);
+    assert!(err.contains("has no version 99"), "{err}");
+}
+
+#[test]
+fn regression_sql_reads_the_query_from_a_file_or_stdin() {
+    let ws = pipeline_run();
+    let query = format!("SELECT count(*) AS n\nFROM {GOLD}\n");
+    let expected = ws.run_ok(&["sql", &query, "--format", "json"]);
+    let file = ws.dir.path().join("query.sql");
+    std::fs::write(&file, &query).unwrap();
+    let file = file.to_str().unwrap();
+    assert_eq!(
+        ws.run_ok(&["sql", "-f", file, "--format", "json"]),
+        expected
+    );
+    assert_eq!(
+        ws.run_ok(&["sql", "--file", file, "--format", "json"]),
+        expected
+    );
+    for args in [
+        &["-", "--format", "json"][..],
+        &["-f", "-", "--format", "json"][..],
+    ] {
+        let out = sql_stdin(&ws, args, &query);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{args:?}");
+    }
+    // Still read-only, whatever the query comes from.
+    let out = sql_stdin(
+        &ws,
+        &["-"],
+        &format!("INSERT INTO {GOLD} SELECT * FROM {GOLD}"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INSERT INTO is refused"));
+
+    let err = ws.run_err(&["sql", "-f", "no/such/query.sql"], 2);
+    assert!(err.contains("no/such/query.sql"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    ws.run_err(&["sql", "SELECT 1", "-f", file], 2);
+    ws.run_err(&["sql"], 2);
+}
+
+#[test]
+fn regression_sql_syntax_error_is_one_line_with_its_position() {
+    let ws = Workspace::new();
+    let err = ws.run_err(&["sql", "SELECT * FRM fact_heartrate_gold"], 2);
+    // Was (exit 1): `SQL query failed: SQL error: ParserError("…"): sql parser error: …`.
+    assert_eq!(
+        err,
+        "error: SQL syntax error at line 1, column 10: Expected: end of statement, found: FRM\n"
+    );
+    let out = sql_stdin(&ws, &["-"], "SELECT\n  count(*\nFROM t");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: SQL syntax error at line 3, column 1: Expected: ), found: FROM\n"
+    );
 }

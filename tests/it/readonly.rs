@@ -193,7 +193,20 @@ fn sql_refuses_ddl_and_set() {
             format!("SELECT * INTO copy_of_gold FROM {GOLD}"),
             "SELECT … INTO is refused",
         ),
-        (format!("DESCRIBE {GOLD}"), "DESCRIBE is refused"),
+        // `DESCRIBE <table>` and `SHOW TABLES` run (tests/it/conventions.rs); their other forms
+        // do not.
+        (
+            format!("DESCRIBE EXTENDED {GOLD}"),
+            "DESCRIBE EXTENDED is refused",
+        ),
+        (
+            "SHOW TABLES LIKE 'fact%'".to_string(),
+            "SHOW TABLES LIKE is refused",
+        ),
+        (
+            "SHOW COLUMNS FROM t".to_string(),
+            "SHOW COLUMNS FROM is refused",
+        ),
     ] {
         refused(&ws, &query, kind);
     }
