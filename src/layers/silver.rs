@@ -517,23 +517,46 @@ async fn refresh_once(
     .into_iter()
     .flatten()
     .collect();
-    let source_rows: usize = source.iter().map(RecordBatch::num_rows).sum();
-    let before = silver.version();
     let props = CommitProperties::default().with_application_transactions(txns.clone());
-    if source_rows > 0 && !may_hold_any(&id, &silver, &source)? {
-        // New readings only (the usual case: a delivery of later readings): an append does what
-        // the MERGE would, without joining against the table.
-        report.inserted = source_rows as u64;
-        silver = delta::append_parallel(&id, silver, source, txns.clone()).await?;
-    } else if source_rows > 0 {
-        let (table, inserted, updated) = merge_readings(&id, silver, source, props.clone()).await?;
-        silver = table;
-        report.inserted = inserted;
-        report.updated = updated;
+    let files = file_ranges(&id, &silver)?;
+    let writes = plan_writes(
+        source.into_iter().filter(|b| b.num_rows() > 0).collect(),
+        |batch| time_range(std::slice::from_ref(batch)),
+        &files,
+    );
+    // The last write carries the transactions (what this slice consumed). A refresh that dies
+    // between two writes has recorded nothing: the next one reads the slice again, and finds
+    // the months already appended held by silver, so it MERGEs them (no row twice).
+    let mut recorded = false;
+    let merges = writes.merge.len();
+    if !writes.append.is_empty() {
+        report.inserted += writes
+            .append
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum::<u64>();
+        let last = merges == 0;
+        let carried = if last { txns.clone() } else { Vec::new() };
+        silver = delta::append_parallel(&id, silver, writes.append, carried).await?;
+        recorded = last;
     }
-    if silver.version() == before {
-        // Nothing changed in silver, but the versions consumed must be recorded, or the next
-        // refresh would read (and quarantine) the same bronze rows again.
+    for (i, month) in writes.merge.into_iter().enumerate() {
+        let last = i + 1 == merges;
+        let before = silver.version();
+        let carried = if last {
+            props.clone()
+        } else {
+            CommitProperties::default()
+        };
+        let (table, inserted, updated) = merge_readings(&id, silver, vec![month], carried).await?;
+        recorded = last && table.version() != before;
+        silver = table;
+        report.inserted += inserted;
+        report.updated += updated;
+    }
+    if !recorded {
+        // The last write changed nothing (or there was none), but the versions consumed must
+        // be recorded, or the next refresh would read (and quarantine) the same rows again.
         silver = delta::record_transactions(&id, silver, props).await?;
     }
     failpoint("silver-after-commit");
@@ -876,25 +899,22 @@ fn last_per_key(mut rows: Vec<Joined<'_>>) -> Vec<Joined<'_>> {
     kept
 }
 
-/// Whether some file of silver may hold a reading of `source`'s time range, by the files'
-/// `datetime` statistics (kept to the millisecond by Delta: compared with a second's margin).
-/// A file without statistics may.
-fn may_hold_any(id: &TableId, silver: &DeltaTable, source: &[RecordBatch]) -> Result<bool> {
-    let Some((min, max)) = time_range(source) else {
-        return Ok(false);
-    };
+/// The time range (`datetime` statistics, microseconds) of every data file of silver; a file
+/// without statistics spans all time. Delta keeps the statistics to the millisecond: ranges
+/// are widened by a second.
+fn file_ranges(id: &TableId, silver: &DeltaTable) -> Result<Vec<(i64, i64)>> {
     let files = silver
         .snapshot()
         .map_err(id.err("load"))?
         .add_actions_table(true)
         .map_err(id.err("read file statistics"))?;
     if files.num_rows() == 0 {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     if files.column_by_name("min.datetime").is_none()
         || files.column_by_name("max.datetime").is_none()
     {
-        return Ok(true);
+        return Ok(vec![(i64::MIN, i64::MAX)]);
     }
     let lows = delta::int64s(&files, "min.datetime")?;
     let highs = delta::int64s(&files, "max.datetime")?;
@@ -902,10 +922,42 @@ fn may_hold_any(id: &TableId, silver: &DeltaTable, source: &[RecordBatch]) -> Re
     Ok(lows
         .iter()
         .zip(highs.iter())
-        .any(|(low, high)| match (low, high) {
-            (Some(low), Some(high)) => low - MARGIN <= max && high + MARGIN >= min,
-            _ => true,
-        }))
+        .map(|range| match range {
+            (Some(low), Some(high)) => (low.saturating_sub(MARGIN), high.saturating_add(MARGIN)),
+            _ => (i64::MIN, i64::MAX),
+        })
+        .collect())
+}
+
+/// How one slice's readings (one batch per UTC month) reach silver: the months no silver file
+/// may hold are appended (one file each), each other month is MERGEd on its own, so that the
+/// MERGE rewrites only that month's files and writes one file for it (a single MERGE of
+/// several months writes one file spanning them all, which every later MERGE rewrites whole).
+#[derive(Debug, Default, PartialEq)]
+struct Writes<T> {
+    append: Vec<T>,
+    merge: Vec<T>,
+}
+
+fn plan_writes<T>(
+    months: Vec<T>,
+    range: impl Fn(&T) -> Option<(i64, i64)>,
+    files: &[(i64, i64)],
+) -> Writes<T> {
+    let mut writes = Writes {
+        append: Vec::new(),
+        merge: Vec::new(),
+    };
+    for month in months {
+        let held = range(&month)
+            .is_some_and(|(min, max)| files.iter().any(|(low, high)| *low <= max && *high >= min));
+        if held {
+            writes.merge.push(month);
+        } else {
+            writes.append.push(month);
+        }
+    }
+    writes
 }
 
 /// The earliest and latest `datetime` of silver rows.
@@ -1058,6 +1110,31 @@ mod tests {
                 .map(|r| ((r.key.2, r.key.0, r.key.1), r.heartrate))
                 .collect();
             assert_eq!(kept, expected.into_iter().collect::<Vec<_>>(), "{len}");
+        }
+    }
+
+    #[test]
+    fn months_no_file_holds_are_appended_and_each_other_month_merged_alone() {
+        // (month, its time range); files as (low, high).
+        let months = |list: &[(u32, i64, i64)]| list.to_vec();
+        let range = |m: &(u32, i64, i64)| Some((m.1, m.2));
+        let names = |w: &[(u32, i64, i64)]| w.iter().map(|m| m.0).collect::<Vec<_>>();
+        let cases: [(&[(i64, i64)], &[(u32, i64, i64)], &[u32], &[u32]); 5] = [
+            // An empty table: everything is appended.
+            (&[], &[(1, 0, 9), (2, 10, 19)], &[1, 2], &[]),
+            // A new month after the table's: appended; a re-delivery in an old month: merged.
+            (&[(0, 9)], &[(1, 5, 5), (2, 10, 19)], &[2], &[1]),
+            // Two old months touched: two MERGEs, one per month.
+            (&[(0, 9), (10, 19)], &[(1, 3, 3), (2, 12, 12)], &[], &[1, 2]),
+            // Touching a file's edge counts as held.
+            (&[(0, 9)], &[(2, 9, 15)], &[], &[2]),
+            // A file without statistics may hold anything.
+            (&[(i64::MIN, i64::MAX)], &[(3, 50, 60)], &[], &[3]),
+        ];
+        for (files, input, append, merge) in cases {
+            let writes = plan_writes(months(input), range, files);
+            assert_eq!(names(&writes.append), append, "{files:?} {input:?}");
+            assert_eq!(names(&writes.merge), merge, "{files:?} {input:?}");
         }
     }
 

@@ -424,3 +424,61 @@ fn regression_a_one_reading_redelivery_rewrites_only_its_month() {
     assert_eq!(live, n);
     assert_eq!(silver_rates(&ws, ADA.parse().unwrap())[&february], 123.5);
 }
+
+#[test]
+fn regression_a_merge_of_a_redelivery_and_a_new_month_keeps_files_to_one_month() {
+    // Each refresh brings a new month and a re-delivery of an old reading: one MERGE of both
+    // wrote one file spanning the months between, rewritten whole by every later refresh.
+    let ws = Workspace::new();
+    patients(&ws, &[(ADA, "Ada")]);
+    let start = 1_577_836_800; // 2020-01-01T00:00:00Z
+    let month = 96 * 30;
+    ws.write(
+        "healthcare/streaming/tracker/00.json",
+        &array(&readings(month * 3, ADA, start, |i| {
+            format!("{}", 60 + i % 40)
+        })),
+    );
+    ws.run_ok(&["pipeline"]);
+    for round in 1..=3i64 {
+        let later = start + 900 * (month as i64) * (2 + round);
+        let mut rows = readings(month, ADA, later, |_| "70".into());
+        rows.push(reading(
+            7,
+            &format!("{}.5", 100 + round),
+            ADA,
+            start + 900 * round,
+        ));
+        ws.write(
+            &format!("healthcare/streaming/tracker/{round:02}.json"),
+            &array(&rows),
+        );
+        ws.run_ok(&["pipeline"]);
+        let newest = newest_commit(&ws, SILVER);
+        let log = newest.parent().unwrap();
+        for entry in std::fs::read_dir(log).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let action: serde_json::Value = serde_json::from_str(line).unwrap();
+                let Some(add) = action.get("add") else {
+                    continue;
+                };
+                let stats: serde_json::Value =
+                    serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+                let month = |v: &serde_json::Value| v.as_str().unwrap()[..7].to_string();
+                assert_eq!(
+                    month(&stats["minValues"]["datetime"]),
+                    month(&stats["maxValues"]["datetime"]),
+                    "round {round}, {}: a file spans months",
+                    path.display()
+                );
+            }
+        }
+        let rates = silver_rates(&ws, ADA.parse().unwrap());
+        assert_eq!(rates[&(start + 900 * round)], 100.0 + round as f64 + 0.5);
+        assert_eq!(rates.len(), month * (3 + round as usize));
+    }
+}
