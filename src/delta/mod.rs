@@ -336,6 +336,18 @@ pub fn float64s(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::arr
     })
 }
 
+/// A column as `Decimal128` values of `kind` (a `DataType::Decimal128`).
+pub fn decimals(
+    batch: &RecordBatch,
+    name: &str,
+    kind: deltalake::arrow::datatypes::DataType,
+) -> Result<deltalake::arrow::array::Decimal128Array> {
+    cast_column(batch, name, &kind).map(|a| {
+        a.as_primitive::<deltalake::arrow::datatypes::Decimal128Type>()
+            .clone()
+    })
+}
+
 /// A column as `Int64` values.
 pub fn int64s(batch: &RecordBatch, name: &str) -> Result<deltalake::arrow::array::Int64Array> {
     cast_column(batch, name, &deltalake::arrow::datatypes::DataType::Int64).map(|a| {

@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::datafusion::logical_expr::{Operator, binary_expr};
@@ -95,8 +96,9 @@ pub fn gold_schema() -> SchemaRef {
         Field::new("max_heartrate", DataType::Float64, true),
         Field::new("first_reading", timestamp(), true),
         Field::new("last_reading", timestamp(), true),
-        // The exact sum behind `avg_heartrate`: new readings update it without a rescan.
-        Field::new("sum_heartrate", DataType::Float64, true),
+        // The exact sum behind `avg_heartrate` (to 10 decimals, as the readings are given):
+        // new readings update it without a rescan, and any order of adding gives the same.
+        Field::new("sum_heartrate", SUM_TYPE, true),
     ]))
 }
 
@@ -112,13 +114,19 @@ pub fn daily_schema() -> SchemaRef {
     ]))
 }
 
+/// `sum_heartrate`'s type: a decimal sum is exact, so adding new readings to an old sum and
+/// summing all readings again give the same value (a double sum depends on the order, and
+/// `ceil` of the mean turns a last-bit difference into a whole beat per minute).
+const SUM_TYPE: DataType = DataType::Decimal128(38, SUM_SCALE as i8);
+const SUM_SCALE: u32 = 10;
+
 /// A patient's aggregates from all its silver rows; `avg_heartrate` is then computed from the
 /// sum and count by [`Stats::avg`], as for a patient whose new readings are combined with its
 /// old row, so that both ways give the same row.
 const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, COUNT(*) AS count, mrn, \
      MIN(heartrate) AS min_heartrate, MAX(heartrate) AS max_heartrate, \
      MIN(datetime) AS first_reading, MAX(datetime) AS last_reading, \
-     SUM(heartrate) AS sum_heartrate \
+     SUM(CAST(heartrate AS DECIMAL(38, 10))) AS sum_heartrate \
      FROM silver WHERE {filter} GROUP BY mrn";
 
 const DAILY_SQL: &str = "SELECT mrn, CAST(datetime AS DATE) AS date, \
@@ -334,7 +342,8 @@ impl Changes {
 struct Stats {
     name: Option<String>,
     count: i64,
-    sum: Option<f64>,
+    /// In units of 10^-10 (`sum_heartrate`'s scale).
+    sum: Option<i128>,
     min: Option<f64>,
     max: Option<f64>,
     /// Microseconds since the epoch.
@@ -354,7 +363,7 @@ impl Stats {
         Stats {
             name: self.name.clone().max(new.name.clone()),
             count: self.count + new.count,
-            sum: pick(self.sum, new.sum, |a, b| a + b),
+            sum: pick(self.sum, new.sum, |a, b| a.saturating_add(b)),
             min: pick(self.min, new.min, f64::min),
             max: pick(self.max, new.max, f64::max),
             first: pick(self.first, new.first, i64::min),
@@ -367,8 +376,14 @@ impl Stats {
     /// mean that is not (a table written before the bound) is null, never a saturated cast.
     fn avg(&self) -> Option<i64> {
         let sum = self.sum?;
-        let avg = (sum / self.count as f64).ceil();
-        (self.count > 0 && avg.abs() < i64::MAX as f64).then_some(avg as i64)
+        if self.count <= 0 {
+            return None;
+        }
+        // ceil(sum / count), exactly, in integers.
+        let divisor = i128::from(self.count) * 10i128.pow(SUM_SCALE);
+        let floor = sum.div_euclid(divisor);
+        let ceil = floor + i128::from(sum.rem_euclid(divisor) != 0);
+        i64::try_from(ceil).ok()
     }
 }
 
@@ -398,7 +413,8 @@ async fn silver_changes(
         .sql(
             "SELECT mrn, \
              MAX(CASE WHEN _change_type = 'insert' THEN 0 ELSE 1 END) AS other_changes, \
-             MAX(patient_name) AS name, COUNT(*) AS count, SUM(heartrate) AS sum, \
+             MAX(patient_name) AS name, COUNT(*) AS count, \
+             SUM(CAST(heartrate AS DECIMAL(38, 10))) AS sum, \
              MIN(heartrate) AS min, MAX(heartrate) AS max, \
              CAST(MIN(datetime) AS BIGINT) AS first, CAST(MAX(datetime) AS BIGINT) AS last \
              FROM silver_changes GROUP BY mrn",
@@ -471,7 +487,7 @@ fn read_stats(
     let names = delta::strings(batch, name)?;
     let counts = delta::int64s(batch, count)?;
     let (sums, mins, maxs) = (
-        delta::float64s(batch, sum)?,
+        delta::decimals(batch, sum, SUM_TYPE)?,
         delta::float64s(batch, min)?,
         delta::float64s(batch, max)?,
     );
@@ -514,7 +530,10 @@ fn gold_batch(rows: &[(i64, Stats)]) -> RecordBatch {
             Arc::new(Float64Array::from_iter(rows.iter().map(|(_, s)| s.max))),
             times(|s| s.first),
             times(|s| s.last),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|(_, s)| s.sum))),
+            Arc::new(
+                Decimal128Array::from_iter(rows.iter().map(|(_, s)| s.sum))
+                    .with_data_type(SUM_TYPE),
+            ),
         ],
     )
     .expect("columns match the schema")
@@ -540,6 +559,12 @@ async fn gold_aggregates(
     Ok(gold_batch(&rows))
 }
 
+/// `sum_heartrate`'s type in the table's (Delta) schema.
+fn sum_kind(id: &TableId) -> Result<deltalake::kernel::DataType> {
+    deltalake::kernel::DataType::decimal(38, SUM_SCALE as u8)
+        .map_err(|e| id.err("schema")(deltalake::DeltaTableError::from(e)))
+}
+
 /// A gold table made before gold kept `sum_heartrate` gets the column (null in its rows, so
 /// those patients are recomputed the next time they change).
 async fn with_sum_column(id: &TableId, table: DeltaTable) -> Result<DeltaTable> {
@@ -548,17 +573,26 @@ async fn with_sum_column(id: &TableId, table: DeltaTable) -> Result<DeltaTable> 
         .map_err(id.err("load"))?
         .schema()
         .field("sum_heartrate")
-        .is_some();
-    if has_sum {
-        return Ok(table);
+        .map(|f| f.data_type().clone());
+    match has_sum {
+        Some(kind) if kind == sum_kind(id)? => {
+            return Ok(table);
+        }
+        Some(kind) => {
+            return Err(crate::error::Error::Refused {
+                table: id.name.clone(),
+                message: format!(
+                    "its sum_heartrate is {kind}, from an earlier medallion; gold now keeps an \
+                     exact decimal sum: rebuild gold (remove {} and run gold again)",
+                    id.url
+                ),
+            });
+        }
+        None => {}
     }
     table
         .add_columns()
-        .with_fields([StructField::new(
-            "sum_heartrate",
-            deltalake::kernel::DataType::DOUBLE,
-            true,
-        )])
+        .with_fields([StructField::new("sum_heartrate", sum_kind(id)?, true)])
         .await
         .map_err(id.err("add column sum_heartrate"))
 }

@@ -12,6 +12,7 @@ Usage: check.py MEDALLION_BIN
 
 import collections
 import datetime
+import decimal
 import json
 import os
 import subprocess
@@ -60,6 +61,9 @@ def canon(value):
         return ("ts", delta // datetime.timedelta(microseconds=1))
     if isinstance(value, datetime.date):
         return ("date", value.isoformat())
+    if isinstance(value, decimal.Decimal):
+        # medallion's JSON writes a decimal as its exact text, e.g. "141.7500000000".
+        return str(value)
     if isinstance(value, str) and len(value) >= 20 and value[4] == "-" and value[10] == "T":
         try:
             return canon(datetime.datetime.fromisoformat(value))

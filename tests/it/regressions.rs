@@ -482,3 +482,31 @@ fn regression_a_merge_of_a_redelivery_and_a_new_month_keeps_files_to_one_month()
         assert_eq!(rates.len(), month * (3 + round as usize));
     }
 }
+
+#[test]
+fn regression_gold_paths_agree_when_the_mean_is_a_whole_number() {
+    // 0.1 + 0.2 + 2.7 = 3 exactly, but as doubles added in this order 3.0000000000000004:
+    // ceil of the mean gave 2 when gold combined the later readings with its row, 1 when it
+    // recomputed them all.
+    let combined = Workspace::new();
+    let at_once = Workspace::new();
+    for ws in [&combined, &at_once] {
+        patients(ws, &[(ADA, "Ada")]);
+    }
+    let first = [reading(1, "0.1", ADA, START)];
+    let later = [
+        reading(1, "0.2", ADA, START + 900),
+        reading(1, "2.7", ADA, START + 1800),
+    ];
+    combined.write("healthcare/streaming/tracker/01.json", &array(&first));
+    combined.run_ok(&["pipeline"]);
+    combined.write("healthcare/streaming/tracker/02.json", &array(&later));
+    let out = combined.run_ok(&["pipeline"]);
+    assert!(out.contains("(1 from new readings only)"), "{out}");
+    let all: Vec<String> = first.iter().chain(&later).cloned().collect();
+    at_once.write("healthcare/streaming/tracker/01.json", &array(&all));
+    at_once.run_ok(&["pipeline"]);
+    let mrn = ADA.parse::<i64>().unwrap();
+    assert_eq!(gold(&combined)[&mrn], (3, Some(1), Some(3.0)));
+    assert_eq!(gold(&at_once)[&mrn], (3, Some(1), Some(3.0)));
+}
