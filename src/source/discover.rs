@@ -256,6 +256,11 @@ fn inspect(path: &Path) -> Result<Entry> {
     let target =
         std::fs::read_link(path).map_or_else(|_| "?".to_string(), |t| t.display().to_string());
     match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && !inside_data(path) => Ok(Entry::Skipped(format!(
+            "a symbolic link to {target}, outside the data folder: bronze follows links only to \
+             files under the data folder, so that a link cannot copy any file this process may \
+             read into the warehouse"
+        ))),
         Ok(m) => Ok(kind(
             m,
             &format!("a symbolic link to the folder {target}"),
@@ -273,6 +278,16 @@ fn inspect(path: &Path) -> Result<Entry> {
         Err(e) => Ok(Entry::Skipped(format!(
             "a symbolic link to {target} that cannot be followed ({e})"
         ))),
+    }
+}
+
+/// Whether a link in the tracker folder (`<data>/healthcare/streaming/tracker/`) resolves to
+/// a file under the data folder.
+fn inside_data(link: &Path) -> bool {
+    let data = link.parent().and_then(|tracker| tracker.ancestors().nth(3));
+    match (data.map(std::fs::canonicalize), std::fs::canonicalize(link)) {
+        (Some(Ok(data)), Ok(target)) => target.starts_with(data),
+        _ => false,
     }
 }
 
@@ -390,21 +405,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_symlink_to_a_file_is_listed_under_its_own_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        write_aged(elsewhere.path(), "real.json", "[1, 2]", 100);
+        // <data>/healthcare/streaming/tracker/link.json -> <data>/archive/real.json
+        let data = tempfile::tempdir().unwrap();
+        let tracker = data.path().join("healthcare/streaming/tracker");
+        std::fs::create_dir_all(&tracker).unwrap();
+        std::fs::create_dir_all(data.path().join("archive")).unwrap();
+        write_aged(&data.path().join("archive"), "real.json", "[1, 2]", 100);
         std::os::unix::fs::symlink(
-            elsewhere.path().join("real.json"),
-            dir.path().join("link.json"),
+            data.path().join("archive/real.json"),
+            tracker.join("link.json"),
         )
         .unwrap();
-        let found = discover(dir.path(), &mut Seen::default(), Completeness::default())
+        let found = discover(&tracker, &mut Seen::default(), Completeness::default())
             .await
             .unwrap();
         assert_eq!(found.files.len(), 1);
         assert_eq!(found.files[0].name, "link.json");
         assert_eq!(found.files[0].size, 6, "the target's size");
         assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+    }
+
+    #[tokio::test]
+    async fn regression_a_symlink_out_of_the_data_folder_is_not_followed() {
+        // A link to any file the process can read (/etc/passwd) put its text in the
+        // warehouse, as a quarantined file's excerpt.
+        let data = tempfile::tempdir().unwrap();
+        let tracker = data.path().join("healthcare/streaming/tracker");
+        std::fs::create_dir_all(&tracker).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        write_aged(elsewhere.path(), "secret.json", "[1]", 100);
+        std::os::unix::fs::symlink(elsewhere.path().join("secret.json"), tracker.join("x.json"))
+            .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tracker.join("passwd.json")).unwrap();
+        let found = discover(&tracker, &mut Seen::default(), Completeness::default())
+            .await
+            .unwrap();
+        assert!(found.files.is_empty(), "{:?}", found.files);
+        assert_eq!(found.warnings.len(), 2, "{:?}", found.warnings);
+        for w in &found.warnings {
+            assert!(w.contains("outside the data folder"), "{w}");
+        }
     }
 
     #[tokio::test]
