@@ -59,8 +59,12 @@ pub fn create_new(
 }
 
 fn temp_file(dir: &Path, bytes: &[u8], durability: Durability) -> Result<NamedTempFile> {
+    // Readable by others as a file written with `std::fs::write` would be (a temporary file
+    // is created 0600).
+    use std::os::unix::fs::PermissionsExt;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(Error::io("create a temporary file in", dir))?;
     tmp.write_all(bytes)

@@ -183,7 +183,16 @@ pub fn type_row(
 pub const HEARTRATE_LIMIT: f64 = 1000.0;
 
 fn plausible_heartrate(text: &str) -> std::result::Result<f64, String> {
-    let rate = parse_float(text).ok_or_else(|| format!("heartrate {text:?} is not a number"))?;
+    let rate = match parse_float(text) {
+        Some(rate) => rate,
+        // A number too large for a double (`1e400`) is out of range, not "not a number".
+        None if text.trim().parse::<f64>().is_ok_and(f64::is_infinite)
+            && !text.trim().to_ascii_lowercase().contains("inf") =>
+        {
+            f64::INFINITY
+        }
+        None => return Err(format!("heartrate {text:?} is not a number")),
+    };
     if rate.abs() > HEARTRATE_LIMIT {
         return Err(format!(
             "heartrate {text:?} is outside the plausible range -{HEARTRATE_LIMIT} to \
@@ -1171,6 +1180,10 @@ mod tests {
         assert!(zero == 0.0 && zero.is_sign_positive());
         assert!(plausible_heartrate("1000.000001").is_err());
         assert!(plausible_heartrate("NaN").is_err());
+        let huge = plausible_heartrate("1e400").unwrap_err();
+        assert!(huge.contains("outside the plausible range"), "{huge}");
+        let inf = plausible_heartrate("inf").unwrap_err();
+        assert!(inf.contains("is not a number"), "{inf}");
     }
 
     #[test]
