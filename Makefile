@@ -14,13 +14,24 @@ MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
 VENV := .venv
 INTEROP_PACKAGES := deltalake==1.6.6 polars==2.1.0 duckdb==1.4.4 duckdb-ext-delta==1.4.4.20260205 pyarrow==26.0.1
 
-.PHONY: help build data patients bronze silver gold pipeline test bench interop soak lint fmt clean clean-data
+.PHONY: help build man completions data patients bronze silver gold pipeline test bench interop soak lint fmt clean clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## Build the medallion binary (dev profile, optimised dependencies)
 	$(CARGO) build --bin medallion
+
+man: build ## Man pages from the binary: target/man/medallion.1 and one per command
+	$(BIN) man --out target/man
+
+completions: build ## Shell completion scripts (bash, zsh, fish, powershell, elvish) in target/completions/
+	mkdir -p target/completions
+	$(BIN) completions bash > target/completions/medallion.bash
+	$(BIN) completions zsh > target/completions/_medallion
+	$(BIN) completions fish > target/completions/medallion.fish
+	$(BIN) completions powershell > target/completions/_medallion.ps1
+	$(BIN) completions elvish > target/completions/medallion.elv
 
 data: build ## Generate the lab's source data under lab_data/ if it is not there
 	@if [ -e $(DATA)/healthcare/batch/patient_info.csv ]; then \

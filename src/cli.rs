@@ -27,6 +27,7 @@ const GLOBAL: &str = "Global options";
   medallion --json patients          the same, with a JSON report on stdout
   medallion tables                   the tables of the warehouse, their versions and sizes
   medallion show fact_heartrate_gold --version 1     a table as it was at version 1
+  medallion completions bash > ~/.local/share/bash-completion/completions/medallion
 
 --warehouse and --data are local folders: a path (taken as written) or a file:///absolute/path
 URL; object storage URLs (s3://...) are not supported yet.
@@ -231,6 +232,37 @@ an inconsistency is found: a consumed version beyond its upstream's latest, rows
 versions a restore took back, a consumer of a missing table, a bronze checkpoint bound to
 another folder.")]
     Status,
+
+    /// Print the shell completion script of medallion: bash, zsh, fish, powershell or elvish.
+    #[command(after_help = "Examples:
+  medallion completions bash > ~/.local/share/bash-completion/completions/medallion
+  medallion completions zsh > ~/.zfunc/_medallion        (with fpath+=(~/.zfunc) in .zshrc)
+  medallion completions fish > ~/.config/fish/completions/medallion.fish
+  make completions                   every shell's script under target/completions/")]
+    Completions(CompletionsArgs),
+
+    /// Write the man pages: medallion.1 and one per command (medallion-silver.1, ...).
+    #[command(
+        hide = true,
+        after_help = "Examples:
+  medallion man --out target/man     what `make man` runs
+  man target/man/medallion.1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Folder to write the pages into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "target/man")]
+    pub out: PathBuf,
 }
 
 /// How the inspect commands print their results.

@@ -18,10 +18,12 @@
 //!   restore.
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
+//! - [`docgen`]: shell completions and man pages, generated from the command line's definition.
 
 pub mod atomic;
 pub mod cli;
 pub mod delta;
+pub mod docgen;
 pub mod error;
 pub mod generate;
 pub mod inspect;

@@ -167,6 +167,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Err(e) => return Err(delta::name_the_winner(e).await),
             }
         }
+        Command::Completions(args) => crate::docgen::print_completions(args.shell)?,
+        Command::Man(args) => printer.report(&crate::docgen::man_pages(&args.out)?),
         Command::Status => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let found = status::run(&warehouse, &data).await?;

@@ -313,3 +313,87 @@ fn regression_sql_syntax_error_is_one_line_with_its_position() {
         "error: SQL syntax error at line 3, column 1: Expected: ), found: FROM\n"
     );
 }
+
+const COMMANDS: [&str; 16] = [
+    "generate",
+    "patients",
+    "bronze",
+    "silver",
+    "gold",
+    "pipeline",
+    "tables",
+    "describe",
+    "history",
+    "show",
+    "sql",
+    "diff",
+    "restore",
+    "status",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completions_for_each_shell_name_the_commands() {
+    let ws = Workspace::new();
+    let bash = ws.run_ok(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _medallion"), "{bash}");
+    for command in COMMANDS.iter().filter(|c| **c != "man") {
+        assert!(bash.contains(command), "bash: {command}");
+    }
+    assert!(bash.contains("--max-rows-per-commit") && bash.contains("--warehouse"));
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let script = ws.run_ok(&["completions", shell]);
+        assert!(
+            script.contains("pipeline") && script.contains("history"),
+            "{shell}"
+        );
+    }
+    let err = ws.run_err(&["completions", "tcsh"], 2);
+    assert!(err.contains("bash"), "{err}");
+}
+
+#[test]
+fn man_writes_a_page_per_command_with_its_name_and_sections() {
+    let ws = Workspace::new();
+    let dir = ws.dir.path().join("man");
+    let out = ws.run_ok(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(out.starts_with("man: 16 pages in "), "{out}");
+    let page = std::fs::read_to_string(dir.join("medallion.1")).unwrap();
+    assert!(page.contains(".TH medallion 1 "), "{page}");
+    for section in [
+        ".SH NAME\nmedallion \\- A bronze/silver/gold lakehouse pipeline",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH OPTIONS",
+        ".SH \"GLOBAL OPTIONS\"",
+        ".SH SUBCOMMANDS",
+        ".SH EXAMPLES\n.nf\nExamples:",
+        "Exit status:\n  0  done",
+        ".SH VERSION",
+    ] {
+        assert!(page.contains(section), "{section}: {page}");
+    }
+    assert!(!page.contains(".SH EXTRA"), "{page}");
+    // One page per command but `man` itself (hidden), each named medallion-<command>.1.
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = COMMANDS
+        .iter()
+        .filter(|c| **c != "man")
+        .map(|c| format!("medallion-{c}.1"))
+        .chain(["medallion.1".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected);
+    let silver = std::fs::read_to_string(dir.join("medallion-silver.1")).unwrap();
+    assert!(silver.contains(".TH medallion-silver 1 "), "{silver}");
+    assert!(
+        silver.contains("\\-\\-max\\-rows\\-per\\-commit"),
+        "{silver}"
+    );
+    assert!(silver.contains(&format!("\"medallion {}\"", env!("CARGO_PKG_VERSION"))));
+}
