@@ -1128,7 +1128,13 @@ mod tests {
         let months = |list: &[(u32, i64, i64)]| list.to_vec();
         let range = |m: &(u32, i64, i64)| Some((m.1, m.2));
         let names = |w: &[(u32, i64, i64)]| w.iter().map(|m| m.0).collect::<Vec<_>>();
-        let cases: [(&[(i64, i64)], &[(u32, i64, i64)], &[u32], &[u32]); 5] = [
+        type Case<'a> = (
+            &'a [(i64, i64)],
+            &'a [(u32, i64, i64)],
+            &'a [u32],
+            &'a [u32],
+        );
+        let cases: [Case<'_>; 5] = [
             // An empty table: everything is appended.
             (&[], &[(1, 0, 9), (2, 10, 19)], &[1, 2], &[]),
             // A new month after the table's: appended; a re-delivery in an old month: merged.
