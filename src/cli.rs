@@ -203,10 +203,13 @@ column).")]
   medallion diff fact_heartrate_gold --from 1                 version 1 against the latest
   medallion diff fact_heartrate_gold --from 1 --to 2
   medallion diff fact_heartrate_daily --from 1 --key mrn,date --format json
+  medallion diff fact_heartrate_gold --from 1 --all-columns     unchanged columns too
 
 The key defaults to the table's merge key: dim_patients mrn; fact_heartrate_silver
 device_id,mrn,datetime; fact_heartrate_gold mrn; fact_heartrate_daily mrn,date; other tables
-every column (then rows are only added or removed).")]
+every column (then rows are only added or removed). The text table shows the key and the
+columns whose old and new values differ in at least one row (an added or removed row differs
+in every column it has a value for).")]
     Diff(DiffArgs),
 
     /// Restore a past version of a table, as a new commit.
@@ -272,7 +275,8 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 
-    /// Print long values whole in text tables (they are cut at 40 characters).
+    /// Print long values whole in text tables (they are cut at 40 characters, and to fit the
+    /// terminal's width or COLUMNS).
     #[arg(long)]
     pub no_truncate: bool,
 }
@@ -364,6 +368,11 @@ pub struct DiffArgs {
     /// Columns that identify a row, comma-separated (default: the table's merge key).
     #[arg(long, value_delimiter = ',', value_name = "COLS")]
     pub key: Option<Vec<String>>,
+
+    /// Show every column in the text table, not only the key and the columns that changed in
+    /// at least one row (JSON and CSV always have every column).
+    #[arg(long)]
+    pub all_columns: bool,
 
     #[command(flatten)]
     pub output: OutputArgs,

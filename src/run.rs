@@ -9,7 +9,7 @@ use crate::delta::{self, orphans};
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, GenerateReport};
 use crate::inspect::diff::DiffOptions;
-use crate::inspect::format::{Format, Rows};
+use crate::inspect::format::{Format, Rows, terminal_width};
 use crate::inspect::restore::RestoreOptions;
 use crate::inspect::show::{At, ShowOptions};
 use crate::inspect::{describe, diff, history, restore, show, sql, status, tables};
@@ -153,8 +153,24 @@ pub async fn run(cli: Cli) -> Result<()> {
                 key: args.key,
             };
             let diff = diff::run(&warehouse, &args.table, &options).await?;
-            print_rows(&diff.rows, &args.output, printer);
-            note(printer, &diff.summary());
+            let text = !printer.json && args.output.format == Format::Text;
+            if text && !args.all_columns {
+                let (rows, hidden) = diff.changed_columns();
+                print_rows(&rows, &args.output, printer);
+                note(printer, &diff.summary());
+                if !hidden.is_empty() {
+                    note(
+                        printer,
+                        &format!(
+                            "unchanged, not shown (--all-columns shows them): {}",
+                            hidden.join(", ")
+                        ),
+                    );
+                }
+            } else {
+                print_rows(&diff.rows, &args.output, printer);
+                note(printer, &diff.summary());
+            }
         }
         Command::Restore(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
@@ -206,7 +222,7 @@ fn print_rows(rows: &Rows, output: &OutputArgs, printer: Printer) {
     } else {
         output.format
     };
-    rows.print(format, !output.no_truncate);
+    rows.print(format, !output.no_truncate, terminal_width());
 }
 
 /// A note beside the results, on stderr (silenced by `-q`).

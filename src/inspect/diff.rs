@@ -59,6 +59,36 @@ impl Diff {
             self.changed
         )
     }
+
+    /// The rows with only `change`, the key, and the `old_`/`new_` pairs of the columns whose
+    /// values differ in at least one row (an added or removed row differs wherever it has a
+    /// value); and the names of the columns left out. What a person reading a wide table wants:
+    /// a refresh that changed the counts of gold does not need `patient_name` twice per row.
+    pub fn changed_columns(&self) -> (Rows, Vec<String>) {
+        let pairs = 1 + self.key.len();
+        let mut keep: Vec<usize> = (0..pairs.min(self.rows.columns.len())).collect();
+        let mut hidden = Vec::new();
+        for old in (pairs..self.rows.columns.len()).step_by(2) {
+            let new = old + 1;
+            if self.rows.rows.iter().any(|row| row[old] != row[new]) {
+                keep.extend([old, new]);
+            } else {
+                let name = &self.rows.columns[old];
+                hidden.push(name.strip_prefix("old_").unwrap_or(name).to_string());
+            }
+        }
+        let rows = Rows {
+            columns: keep.iter().map(|&i| self.rows.columns[i].clone()).collect(),
+            rows: self
+                .rows
+                .rows
+                .iter()
+                .map(|row| keep.iter().map(|&i| row[i].clone()).collect())
+                .collect(),
+            lead: self.rows.lead,
+        };
+        (rows, hidden)
+    }
 }
 
 pub async fn run(warehouse: &Warehouse, name: &str, options: &DiffOptions) -> Result<Diff> {
@@ -109,7 +139,8 @@ pub async fn run(warehouse: &Warehouse, name: &str, options: &DiffOptions) -> Re
     let frame = ctx.sql(&query).await.map_err(id.query_err("diff"))?;
     let schema = frame.schema().as_arrow().clone();
     let batches = frame.collect().await.map_err(id.query_err("diff"))?;
-    let rows = Rows::from_batches(&schema, &batches)?;
+    let mut rows = Rows::from_batches(&schema, &batches)?;
+    rows.lead = 1 + key.len();
     let count = |kind: &str| {
         rows.rows
             .iter()
@@ -171,4 +202,81 @@ fn diff_query(key: &[String], others: &[&String]) -> String {
         differs.join(" OR "),
         order.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changed_columns_keep_the_key_and_what_differs_in_some_row() {
+        let mut rows = Rows::new(&[
+            "change",
+            "mrn",
+            "old_name",
+            "new_name",
+            "old_count",
+            "new_count",
+            "old_min",
+            "new_min",
+        ]);
+        rows.lead = 2;
+        rows.push(vec![
+            json!("changed"),
+            json!(1),
+            json!("Ada"),
+            json!("Ada"),
+            json!(3),
+            json!(5),
+            json!(60),
+            json!(60),
+        ]);
+        rows.push(vec![
+            json!("added"),
+            json!(2),
+            Value::Null,
+            json!("Bo"),
+            Value::Null,
+            json!(4),
+            Value::Null,
+            Value::Null,
+        ]);
+        let diff = Diff {
+            table: "gold".into(),
+            from: 1,
+            to: 2,
+            key: vec!["mrn".into()],
+            added: 1,
+            removed: 0,
+            changed: 1,
+            rows,
+        };
+        let (shown, hidden) = diff.changed_columns();
+        // The added row gives its name: a value where there was none is a change.
+        assert_eq!(
+            shown.columns,
+            [
+                "change",
+                "mrn",
+                "old_name",
+                "new_name",
+                "old_count",
+                "new_count"
+            ]
+        );
+        assert_eq!(
+            shown.rows[1],
+            [
+                json!("added"),
+                json!(2),
+                Value::Null,
+                json!("Bo"),
+                Value::Null,
+                json!(4)
+            ]
+        );
+        assert_eq!(shown.lead, 2);
+        assert_eq!(hidden, ["min"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! How the inspect commands print what they found: an aligned text table for people (long values
-//! cut short unless `--no-truncate`), one JSON object per line or CSV for programs. Every command
-//! builds the same [`Rows`], so the three formats always agree.
+//! cut short unless `--no-truncate`, and laid out within the terminal's width), one JSON object
+//! per line or CSV for programs (never cut). Every command builds the same [`Rows`], so the three
+//! formats always agree.
 
 use std::io::Write;
 
@@ -30,12 +31,32 @@ pub enum Format {
 /// Values longer than this are cut short in text tables (unless `--no-truncate`).
 pub const TRUNCATE_AT: usize = 40;
 
+/// A text table fitted to a width shrinks no column below this many characters (or its own
+/// width, if less): past that, its columns wrap into several tables, one under the other.
+pub const MIN_COLUMN: usize = 6;
+
+/// The width text tables should fit in: `COLUMNS` if it is set to a number, else the width of
+/// the terminal stdout is, else `None` (a pipe or a file gets whole lines).
+pub fn terminal_width() -> Option<usize> {
+    let columns = std::env::var("COLUMNS").ok();
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| {
+            terminal_size::terminal_size_of(std::io::stdout())
+                .map(|(terminal_size::Width(w), _)| usize::from(w))
+        })
+}
+
 /// A result: named columns and rows of JSON values (null, booleans, numbers, strings;
 /// timestamps are RFC 3339 UTC strings).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// How many leading columns tell rows apart (a diff's change and key; 0 means 1): a text
+    /// table too wide for the terminal wraps into several, each repeating them.
+    pub lead: usize,
 }
 
 impl Rows {
@@ -43,6 +64,7 @@ impl Rows {
         Self {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
+            lead: 0,
         }
     }
 
@@ -60,6 +82,7 @@ impl Rows {
         let mut rows = Self {
             columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
             rows: Vec::new(),
+            lead: 0,
         };
         for batch in batches {
             let columns = batch
@@ -77,20 +100,28 @@ impl Rows {
 
     /// Render in `format`; text values longer than [`TRUNCATE_AT`] are cut when `truncate`.
     pub fn render(&self, format: Format, truncate: bool) -> String {
+        self.render_within(format, truncate, None)
+    }
+
+    /// Render in `format`; when `truncate`, text values longer than [`TRUNCATE_AT`] are cut and
+    /// a text table is laid out within `width` characters (see [`fit`] and [`blocks`]). JSON
+    /// and CSV are never cut.
+    pub fn render_within(&self, format: Format, truncate: bool, width: Option<usize>) -> String {
         match format {
-            Format::Text => self.text(truncate),
+            Format::Text => self.text(truncate, width.filter(|_| truncate)),
             Format::Json => self.json_lines(),
             Format::Csv => self.csv(),
         }
     }
 
-    /// Print to stdout; a closed pipe (`| head`) is not an error.
-    pub fn print(&self, format: Format, truncate: bool) {
+    /// Print to stdout, a text table within `width`; a closed pipe (`| head`) is not an error.
+    pub fn print(&self, format: Format, truncate: bool, width: Option<usize>) {
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(self.render(format, truncate).as_bytes());
+        let _ = out.write_all(self.render_within(format, truncate, width).as_bytes());
     }
 
-    fn text(&self, truncate: bool) -> String {
+    fn text(&self, truncate: bool, width: Option<usize>) -> String {
+        let header: Vec<String> = self.columns.iter().map(|c| one_line(c)).collect();
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -101,35 +132,24 @@ impl Rows {
                 cells
                     .iter()
                     .map(|row| row[i].chars().count())
-                    .chain([self.columns[i].chars().count()])
+                    .chain([header[i].chars().count()])
                     .max()
                     .unwrap_or(0)
             })
             .collect();
-        let rule = format!(
-            "+{}+\n",
-            widths
-                .iter()
-                .map(|w| "-".repeat(w + 2))
-                .collect::<Vec<_>>()
-                .join("+")
-        );
-        let line = |values: &[String]| {
-            let padded: Vec<String> = values
-                .iter()
-                .zip(&widths)
-                .map(|(v, w)| format!(" {v}{} ", " ".repeat(w - v.chars().count())))
-                .collect();
-            format!("|{}|\n", padded.join("|"))
+        let Some(width) = width else {
+            let all: Vec<usize> = (0..widths.len()).collect();
+            return table(&header, &cells, &all, &widths);
         };
-        let mut text = rule.clone();
-        text.push_str(&line(&self.columns));
-        text.push_str(&rule);
-        for row in &cells {
-            text.push_str(&line(row));
-        }
-        if !cells.is_empty() {
-            text.push_str(&rule);
+        let mut text = String::new();
+        let lead = self.lead.max(1);
+        for (n, block) in blocks(&header, &widths, lead, width).iter().enumerate() {
+            if n > 0 {
+                text.push('\n');
+            }
+            let natural: Vec<usize> = block.iter().map(|&i| widths[i]).collect();
+            let fitted = fit(&natural, lead.min(block.len()), width);
+            text.push_str(&table(&header, &cells, block, &fitted));
         }
         text
     }
@@ -160,6 +180,121 @@ impl Rows {
     }
 }
 
+/// The characters a table line takes with columns of these widths: `| a | b |`.
+fn line_width(widths: &[usize]) -> usize {
+    widths.iter().map(|w| w + 3).sum::<usize>() + 1
+}
+
+/// The narrowest a column of natural width `w` is cut to.
+fn floor(w: usize) -> usize {
+    w.min(MIN_COLUMN)
+}
+
+/// Column widths within `width`: the widest column shrinks first, one character at a time, none
+/// below its [`floor`], the `lead` columns (what tells rows apart) only once the others are at
+/// theirs. The result is wider than `width` only if the floors are.
+fn fit(natural: &[usize], lead: usize, width: usize) -> Vec<usize> {
+    let mut widths = natural.to_vec();
+    while line_width(&widths) > width {
+        let widest = |from: usize| {
+            (from..widths.len())
+                .filter(|&i| widths[i] > floor(natural[i]))
+                .max_by_key(|&i| (widths[i], std::cmp::Reverse(i)))
+        };
+        match widest(lead).or_else(|| widest(0)) {
+            Some(i) => widths[i] -= 1,
+            None => break,
+        }
+    }
+    widths
+}
+
+/// The columns of each table. One table if its columns fit in `width` at their floors (then
+/// [`fit`] cuts them); else the columns wrap, in order, each table after the first repeating the
+/// `lead` columns (a commit's version, a diff's change and key) so that its rows can be told
+/// apart, and holding as many as fit whole, or cut to half of what the lead columns leave: a
+/// diff's `old_<c>` and the `new_<c>` after it stay side by side.
+fn blocks(header: &[String], widths: &[usize], lead: usize, width: usize) -> Vec<Vec<usize>> {
+    let floors: Vec<usize> = widths.iter().map(|&w| floor(w)).collect();
+    let lead = lead.min(widths.len());
+    if line_width(&floors) <= width || widths.len() <= lead {
+        return vec![(0..widths.len()).collect()];
+    }
+    let free = width.saturating_sub(line_width(&widths[..lead]));
+    let cap = (free / 2).saturating_sub(3).max(MIN_COLUMN);
+    let packed: Vec<usize> = widths
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| if i < lead { w } else { w.min(cap) })
+        .collect();
+    let pair = |i: usize| {
+        let old = header[i].strip_prefix("old_");
+        let fits = || {
+            let with: Vec<usize> = (0..lead).chain([i, i + 1]).map(|j| packed[j]).collect();
+            line_width(&with) <= width
+        };
+        old.is_some() && header.get(i + 1).and_then(|h| h.strip_prefix("new_")) == old && fits()
+    };
+    let mut blocks: Vec<Vec<usize>> = Vec::new();
+    let mut block: Vec<usize> = (0..lead).collect();
+    let mut i = lead;
+    while i < widths.len() {
+        let unit: Vec<usize> = if pair(i) { vec![i, i + 1] } else { vec![i] };
+        let with: Vec<usize> = block.iter().chain(&unit).map(|&j| packed[j]).collect();
+        // A table holds at least one column of its own.
+        if block.len() > lead && line_width(&with) > width {
+            blocks.push(std::mem::replace(&mut block, (0..lead).collect()));
+        }
+        i += unit.len();
+        block.extend(unit);
+    }
+    blocks.push(block);
+    blocks
+}
+
+/// An aligned table of the `columns` of the header and cells, each cut to its width with `…`.
+fn table(header: &[String], cells: &[Vec<String>], columns: &[usize], widths: &[usize]) -> String {
+    let rule = format!(
+        "+{}+\n",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let line = |values: &[String]| {
+        let padded: Vec<String> = columns
+            .iter()
+            .zip(widths)
+            .map(|(&i, &w)| {
+                let v = cut(&values[i], w);
+                format!(" {v}{} ", " ".repeat(w - v.chars().count()))
+            })
+            .collect();
+        format!("|{}|\n", padded.join("|"))
+    };
+    let mut text = rule.clone();
+    text.push_str(&line(header));
+    text.push_str(&rule);
+    for row in cells {
+        text.push_str(&line(row));
+    }
+    if !cells.is_empty() {
+        text.push_str(&rule);
+    }
+    text
+}
+
+/// `text` in at most `width` characters: cut with `…` if it is longer.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// A value as plain text: strings without quotes, null as nothing, anything else as JSON.
 pub fn plain(value: &Value) -> String {
     match value {
@@ -173,10 +308,7 @@ pub fn plain(value: &Value) -> String {
 fn text_cell(value: &Value, truncate: bool) -> String {
     let text = match value {
         Value::Null => "NULL".to_string(),
-        other => plain(other)
-            .replace('\n', "\\n")
-            .replace('\r', "\\r")
-            .replace('\t', " "),
+        other => one_line(&plain(other)),
     };
     if truncate && text.chars().count() > TRUNCATE_AT {
         let mut cut: String = text.chars().take(TRUNCATE_AT - 3).collect();
@@ -185,6 +317,13 @@ fn text_cell(value: &Value, truncate: bool) -> String {
     } else {
         text
     }
+}
+
+/// Text on one line: line breaks shown as `\\n` and `\\r`, tabs as spaces.
+fn one_line(text: &str) -> String {
+    text.replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace('\t', " ")
 }
 
 /// An instant (milliseconds since the epoch) as RFC 3339 UTC, e.g. `2024-05-01T12:00:00.123Z`.
@@ -305,6 +444,63 @@ mod tests {
                 .render(Format::Text, false)
                 .contains(&"x".repeat(50))
         );
+    }
+
+    #[test]
+    fn text_tables_fit_a_width_by_cutting_the_widest_columns() {
+        let text = sample().render_within(Format::Text, true, Some(30));
+        assert_eq!(
+            text,
+            "+----+----------------+------+\n\
+             | id | name           | note |\n\
+             +----+----------------+------+\n\
+             | 1  | Ada, \"the fir… | NULL |\n\
+             | 22 | xxxxxxxxxxxxx… | 1.5  |\n\
+             +----+----------------+------+\n"
+        );
+        // Wide enough, or not cut at all: the table as it was.
+        let whole = sample().render(Format::Text, true);
+        assert_eq!(sample().render_within(Format::Text, true, Some(200)), whole);
+        assert_eq!(
+            sample().render_within(Format::Text, false, Some(30)),
+            sample().render(Format::Text, false)
+        );
+        assert_eq!(
+            sample().render_within(Format::Json, true, Some(30)),
+            sample().render(Format::Json, true)
+        );
+    }
+
+    #[test]
+    fn too_many_columns_wrap_into_tables_that_repeat_the_lead() {
+        let mut rows = Rows::new(&["change", "k", "old_a", "new_a", "old_b", "new_b"]);
+        rows.lead = 2;
+        rows.push(vec![
+            json!("changed"),
+            json!(7),
+            json!("a".repeat(12)),
+            json!("A".repeat(12)),
+            json!(1),
+            json!(2),
+        ]);
+        let text = rows.render_within(Format::Text, true, Some(34));
+        let expected = "+---------+---+--------+---------+\n\
+                        | change  | k | old_a  | new_a   |\n\
+                        +---------+---+--------+---------+\n\
+                        | changed | 7 | aaaaa… | AAAAAA… |\n\
+                        +---------+---+--------+---------+\n\
+                        \n\
+                        +---------+---+-------+-------+\n\
+                        | change  | k | old_b | new_b |\n\
+                        +---------+---+-------+-------+\n\
+                        | changed | 7 | 1     | 2     |\n\
+                        +---------+---+-------+-------+\n";
+        assert_eq!(text, expected);
+        assert!(text.lines().all(|l| l.chars().count() <= 34), "{text}");
+        // Too narrow for a pair: old_a and new_a wrap apart, each whole.
+        let text = rows.render_within(Format::Text, true, Some(30));
+        assert!(text.contains("| changed | 7 | aaaaaaaaaaaa |\n"), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ impl Workspace {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_medallion"));
         cmd.env_remove("MEDALLION_WAREHOUSE")
             .env_remove("MEDALLION_DATA")
+            // Text tables fit COLUMNS when it is set: the tests' pipes get whole lines.
+            .env_remove("COLUMNS")
             .arg("--warehouse")
             .arg(self.warehouse())
             .arg("--data")

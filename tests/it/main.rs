@@ -12,3 +12,4 @@ mod regressions;
 mod safety_rails;
 mod silver_gold;
 mod skipped_files;
+mod wide_output;
