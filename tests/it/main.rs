@@ -3,6 +3,7 @@
 mod bronze;
 mod common;
 mod conventions;
+mod feedback;
 mod generate;
 mod hostile_env;
 mod inspect;
