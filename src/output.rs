@@ -97,9 +97,13 @@ impl Steps for StepBar {
             return;
         }
         let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
-            "{label} {{bar:30}} {{pos}}/{{len}} {unit}, {{msg}} [{{elapsed}}]"
-        )) {
+        // A stage whose size is not known (0) turns a spinner instead of a bar at 0/0.
+        let template = if total == 0 {
+            format!("{label} {{spinner}} {unit} {{msg}} [{{elapsed}}]")
+        } else {
+            format!("{label} {{bar:30}} {{pos}}/{{len}} {unit}, {{msg}} [{{elapsed}}]")
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
             bar.set_style(style);
         }
         // Drawn even while a long step gives no news (a MERGE, the first slice).

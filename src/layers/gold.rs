@@ -267,7 +267,10 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
         let days = changes
             .as_ref()
             .map(|changes| changes.days().map_or(0, |(first, last)| last - first + 1));
-        steps.begin("daily", days.unwrap_or(0).max(0) as u64, "days");
+        match days {
+            Some(days) => steps.begin("daily", days.max(0) as u64, "days"),
+            None => steps.begin("daily", 0, "every patient's days"),
+        }
         let source = ctx
             .sql(&DAILY_SQL.replace("{filter}", &daily_filter))
             .await
