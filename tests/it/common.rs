@@ -147,3 +147,56 @@ pub fn folder_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     files
 }
+
+impl Workspace {
+    /// January for 12 generated patients through the pipeline, then February appended and
+    /// refreshed (gold v1, then v2).
+    pub fn two_runs() -> Self {
+        let ws = Self::new();
+        ws.run_ok(&["generate", "--patients", "12", "--months", "1"]);
+        ws.run_ok(&["-q", "pipeline"]);
+        ws.run_ok(&["generate", "--append"]);
+        ws.run_ok(&["-q", "pipeline"]);
+        ws
+    }
+
+    /// Every data file a commit of silver's log ever added holds readings of one UTC month
+    /// (by its `datetime` statistics); `only_appends`: look at appends (WRITE) only. Returns
+    /// how many files were checked.
+    pub fn assert_silver_files_keep_to_one_month(&self, only_appends: bool) -> usize {
+        let log = self
+            .warehouse()
+            .join("healthcare_dlh.db/fact_heartrate_silver/_delta_log");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&log).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let actions: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let append = actions
+                .iter()
+                .any(|a| a["commitInfo"]["operation"] == "WRITE");
+            if only_appends && !append {
+                continue;
+            }
+            for add in actions.iter().filter_map(|a| a.get("add")) {
+                let stats: serde_json::Value =
+                    serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+                let month = |v: &serde_json::Value| v.as_str().unwrap()[..7].to_string();
+                assert_eq!(
+                    month(&stats["minValues"]["datetime"]),
+                    month(&stats["maxValues"]["datetime"]),
+                    "{}: a file spans months: {stats}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+        checked
+    }
+}

@@ -23,16 +23,6 @@ const DAILY_SQL: &str = "SELECT mrn, date, round(avg_heartrate, 6) AS avg, min_h
                          max_heartrate, count FROM fact_heartrate_daily ORDER BY mrn, date";
 const SILVER_SQL: &str = "SELECT * FROM fact_heartrate_silver ORDER BY device_id, mrn, datetime";
 
-/// 12 patients, January through the pipeline, then February appended and refreshed.
-fn two_runs() -> Workspace {
-    let ws = Workspace::new();
-    ws.run_ok(&["generate", "--patients", "12", "--months", "1"]);
-    ws.run_ok(&["-q", "pipeline"]);
-    ws.run_ok(&["generate", "--append"]);
-    ws.run_ok(&["-q", "pipeline"]);
-    ws
-}
-
 /// A warehouse computed in one run from the same source files as `ws`.
 fn one_shot(ws: &Workspace) -> Workspace {
     let fresh = Workspace::new();
@@ -83,7 +73,7 @@ fn described_positions(ws: &Workspace, table: &str) -> Vec<String> {
 
 #[test]
 fn regression_restoring_gold_then_refreshing_loses_no_reading() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     assert_eq!(consumed(&ws, GOLD, "gold<-fact_heartrate_silver"), Some(2));
     let out = ws.run_ok(&["restore", GOLD, "--version", "1"]);
     assert!(
@@ -111,7 +101,7 @@ fn regression_restoring_gold_then_refreshing_loses_no_reading() {
 
 #[test]
 fn regression_restoring_silver_then_refreshing_loses_no_reading() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     assert_eq!(
         consumed(&ws, SILVER, "silver<-fact_heartrate_bronze"),
         Some(2)
@@ -141,7 +131,7 @@ fn regression_restoring_silver_then_refreshing_loses_no_reading() {
 
 #[test]
 fn restoring_a_version_that_consumed_nothing_is_refused() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     // Gold's v0 is its creation: it had consumed nothing, and a position cannot be removed.
     let err = ws.run_err(&["restore", GOLD, "--version", "0"], 1);
     assert!(

@@ -13,16 +13,6 @@ const BRONZE: &str = "fact_heartrate_bronze";
 const SILVER: &str = "fact_heartrate_silver";
 const GOLD: &str = "fact_heartrate_gold";
 
-/// Two refreshes: January for 12 patients, then February appended (gold v1, then v2).
-fn two_runs() -> Workspace {
-    let ws = Workspace::new();
-    ws.run_ok(&["generate", "--patients", "12", "--months", "1"]);
-    ws.run_ok(&["-q", "pipeline"]);
-    ws.run_ok(&["generate", "--append"]);
-    ws.run_ok(&["-q", "pipeline"]);
-    ws
-}
-
 /// `medallion ARGS` with `COLUMNS` set (or not), expected to succeed.
 fn run(ws: &Workspace, columns: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = ws.medallion();
@@ -61,7 +51,7 @@ fn longest_line(text: &str) -> usize {
 
 #[test]
 fn regression_history_fits_an_80_column_terminal() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     for width in [80, 140] {
         for table in [BRONZE, SILVER, GOLD] {
             let text = stdout(&ws, Some(&width.to_string()), &["history", table]);
@@ -82,7 +72,7 @@ fn regression_history_fits_an_80_column_terminal() {
 
 #[test]
 fn regression_diff_fits_an_80_column_terminal() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     for width in [80, 140] {
         let columns = width.to_string();
         for table in [SILVER, GOLD] {
@@ -111,7 +101,7 @@ fn regression_diff_fits_an_80_column_terminal() {
 
 #[test]
 fn no_truncate_and_pipes_without_columns_keep_whole_lines() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     let whole = stdout(&ws, Some("80"), &["history", GOLD, "--no-truncate"]);
     assert!(longest_line(&whole) > 80, "{whole}");
     assert!(!whole.contains('…') && !whole.contains("..."), "{whole}");
@@ -131,7 +121,7 @@ fn no_truncate_and_pipes_without_columns_keep_whole_lines() {
 
 #[test]
 fn diff_shows_the_changed_columns_unless_all_columns() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     let before = ws.version(GOLD).unwrap();
     // A patient renamed: gold's row changes its name, not its counts.
     let csv = std::fs::read_to_string(ws.patients_csv()).unwrap();
@@ -197,7 +187,7 @@ fn diff_shows_the_changed_columns_unless_all_columns() {
 
 #[test]
 fn json_history_is_never_trimmed() {
-    let ws = two_runs();
+    let ws = Workspace::two_runs();
     let json = stdout(&ws, Some("80"), &["history", SILVER, "--format", "json"]);
     assert_eq!(
         json,
