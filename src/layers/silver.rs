@@ -417,14 +417,21 @@ async fn refresh_once(
                 .collect::<Result<Vec<_>>>()
         },
     );
+    let mut waiting_keys = Vec::new();
     for share in typed {
         for typed in share? {
             joined.extend(typed.joined);
             still_waiting.push(typed.waiting);
+            waiting_keys.push(typed.waiting_keys);
             refused.extend(typed.refused);
         }
     }
     drop(inputs);
+    let still_waiting: Vec<RecordBatch> = still_waiting
+        .iter()
+        .zip(last_waiting(&waiting_keys))
+        .map(|(batch, rows)| take_rows(batch, &rows))
+        .collect::<Result<_>>()?;
     report.waiting = still_waiting.iter().map(|b| b.num_rows() as u64).sum();
     report.quarantined = refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
 
@@ -727,6 +734,8 @@ fn with_error(batch: &RecordBatch, reasons: Vec<String>) -> Result<RecordBatch> 
 struct TypedBatch<'n> {
     joined: Vec<Joined<'n>>,
     waiting: RecordBatch,
+    /// The key and delivery of each of `waiting`'s rows.
+    waiting_keys: Vec<Delivery>,
     refused: Option<(RecordBatch, Vec<String>)>,
 }
 
@@ -743,6 +752,7 @@ fn type_batch<'n>(
     );
     let mut joined = Vec::with_capacity(batch.num_rows());
     let mut wait_rows = Vec::new();
+    let mut waiting_keys = Vec::new();
     let mut bad_rows = Vec::new();
     let mut bad_reasons = Vec::new();
     for i in 0..batch.num_rows() {
@@ -754,7 +764,13 @@ fn type_batch<'n>(
                     heartrate: r.heartrate,
                     name,
                 }),
-                None => wait_rows.push(i as u32),
+                None => {
+                    wait_rows.push(i as u32);
+                    waiting_keys.push((
+                        (r.device_id, r.mrn, r.datetime),
+                        (batch_ids.value(i), positions.value(i)),
+                    ));
+                }
             },
             Err(reason) if refuse => {
                 bad_rows.push(i as u32);
@@ -773,8 +789,38 @@ fn type_batch<'n>(
     Ok(TypedBatch {
         joined,
         waiting: rows(&wait_rows)?,
+        waiting_keys,
         refused,
     })
+}
+
+/// A reading's key (device_id, mrn, datetime) and its delivery (`_batch_id`, `_position`).
+type Delivery = ((i32, i64, i64), (i64, i64));
+
+/// Of the rows waiting for their patient (`keys[b][r]`: row r of batch b), those to keep: the
+/// last delivery of each reading (an earlier one would lose anyway when the patient arrives,
+/// and keeping it would let the waiting table grow with every re-delivery). Row indices per
+/// batch, in order.
+fn last_waiting(keys: &[Vec<Delivery>]) -> Vec<Vec<u32>> {
+    let mut best: HashMap<(i32, i64, i64), ((i64, i64), usize, u32)> = HashMap::new();
+    for (b, batch) in keys.iter().enumerate() {
+        for (r, (key, delivered)) in batch.iter().enumerate() {
+            let candidate = (*delivered, b, r as u32);
+            best.entry(*key)
+                .and_modify(|kept| {
+                    if candidate.0 > kept.0 {
+                        *kept = candidate;
+                    }
+                })
+                .or_insert(candidate);
+        }
+    }
+    let mut kept = vec![Vec::new(); keys.len()];
+    for (_, b, r) in best.into_values() {
+        kept[b].push(r);
+    }
+    kept.iter_mut().for_each(|rows| rows.sort_unstable());
+    kept
 }
 
 /// A text column of bronze, read as it comes (`Utf8View` from a table, `Utf8` otherwise)
@@ -1151,6 +1197,18 @@ mod tests {
             assert_eq!(names(&writes.append), append, "{files:?} {input:?}");
             assert_eq!(names(&writes.merge), merge, "{files:?} {input:?}");
         }
+    }
+
+    #[test]
+    fn only_the_last_delivery_of_a_waiting_reading_is_kept() {
+        let (a, b) = ((1, 10, 100), (1, 10, 200));
+        let keys = vec![
+            vec![(a, (1, 0)), (b, (1, 1))],
+            vec![(a, (3, 5))],
+            vec![(a, (2, 0)), (b, (1, 0))],
+        ];
+        assert_eq!(last_waiting(&keys), vec![vec![1], vec![0], vec![]]);
+        assert!(last_waiting(&[]).is_empty());
     }
 
     #[test]
