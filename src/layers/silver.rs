@@ -802,7 +802,9 @@ type Delivery = ((i32, i64, i64), (i64, i64));
 /// and keeping it would let the waiting table grow with every re-delivery). Row indices per
 /// batch, in order.
 fn last_waiting(keys: &[Vec<Delivery>]) -> Vec<Vec<u32>> {
-    let mut best: HashMap<(i32, i64, i64), ((i64, i64), usize, u32)> = HashMap::new();
+    // Per key: (delivery, batch, row) of the last delivery seen.
+    type Kept = ((i64, i64), usize, u32);
+    let mut best: HashMap<(i32, i64, i64), Kept> = HashMap::new();
     for (b, batch) in keys.iter().enumerate() {
         for (r, (key, delivered)) in batch.iter().enumerate() {
             let candidate = (*delivered, b, r as u32);
