@@ -134,9 +134,8 @@ pub enum Error {
 
     /// A commit file of a table's log is empty or unreadable: the job stops, never repairs it.
     #[error(
-        "table {table}: commit file {path}{}: {message}; medallion stops rather than read it \
-         as an empty commit (restore the file from a copy of the table, or remove it only if \
-         no reader has used that version)",
+        "table {table}: log file {path}{}: {message}; medallion stops rather than guess what \
+         the table holds (restore the file from a copy of the table; never edit a log by hand)",
         line.map(|l| format!(":{l}")).unwrap_or_default()
     )]
     DamagedLog {

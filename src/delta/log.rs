@@ -3,7 +3,9 @@
 //! Delta readers (deltalake's kernel included) read a 0-byte commit file as an empty commit
 //! and move on to its version: a torn write then silently drops what the commit recorded
 //! (e.g. the upstream version a consumer consumed, so it reads its input again and counts it
-//! twice). A medallion job stops instead, naming the file; it never "repairs" a log.
+//! twice). A medallion job stops instead, naming the file; it never "repairs" a log. The
+//! newest checkpoint must be a whole Parquet file and `_last_checkpoint` must point at one
+//! (deltalake's own errors for those name no file).
 
 use deltalake::DeltaTable;
 use deltalake::logstore::object_store::ObjectStoreExt;
@@ -66,6 +68,7 @@ pub async fn check(id: &TableId, table: &DeltaTable) -> Result<()> {
         .map_err(|e| id.err("list the log")(e.into()))?;
     let mut commits = Vec::new();
     let mut checkpoint = None;
+    let mut checkpoints = Vec::new();
     for meta in &listed {
         let Some(name) = meta.location.filename() else {
             continue;
@@ -77,9 +80,49 @@ pub async fn check(id: &TableId, table: &DeltaTable) -> Result<()> {
                 }
                 commits.push((version, meta.location.clone()));
             }
-            Some((version, false)) => checkpoint = checkpoint.max(Some(version)),
+            Some((version, false)) => {
+                checkpoint = checkpoint.max(Some(version));
+                checkpoints.push((version, meta.location.clone(), meta.size));
+            }
             None => {}
         }
+    }
+    // The newest checkpoint is what a reader starts from: it must be a whole Parquet file
+    // (`PAR1` at both ends), and `_last_checkpoint` must point at one that is there.
+    for (version, location, size) in &checkpoints {
+        if Some(*version) != checkpoint {
+            continue;
+        }
+        let whole = *size >= 8 && {
+            let read = |range| store.get_range(location, range);
+            let (head, tail) = (read(0..4).await, read(size - 4..*size).await);
+            matches!((head, tail), (Ok(h), Ok(t)) if h.as_ref() == b"PAR1" && t.as_ref() == b"PAR1")
+        };
+        if !whole {
+            return Err(damaged(
+                id,
+                location,
+                None,
+                format!(
+                    "the checkpoint ({size} bytes) is not a whole Parquet file (a torn write?)"
+                ),
+            ));
+        }
+    }
+    let pointer = deltalake::Path::from("_delta_log/_last_checkpoint");
+    if listed.iter().any(|m| m.location == pointer)
+        && let Ok(got) = store.get(&pointer).await
+        && let Ok(bytes) = got.bytes().await
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        && let Some(version) = value.get("version").and_then(serde_json::Value::as_u64)
+        && !checkpoints.iter().any(|(v, _, _)| *v == version)
+    {
+        return Err(damaged(
+            id,
+            &pointer,
+            None,
+            format!("it points at a checkpoint of v{version}, which is not in the log"),
+        ));
     }
     for (version, location) in commits {
         if checkpoint.is_some_and(|c| version <= c) {

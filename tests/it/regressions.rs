@@ -499,3 +499,41 @@ fn regression_gold_paths_agree_when_the_mean_is_a_whole_number() {
     assert_eq!(gold(&combined)[&mrn], (3, Some(1), Some(3.0)));
     assert_eq!(gold(&at_once)[&mrn], (3, Some(1), Some(3.0)));
 }
+
+#[test]
+fn regression_a_damaged_checkpoint_is_named() {
+    // Bronze writes a Delta checkpoint at v100: tear it, then point `_last_checkpoint` nowhere.
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "101"]);
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    ws.run_ok(&["-q", "bronze"]);
+    let log = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_delta_log");
+    let checkpoint = log.join("00000000000000000100.checkpoint.parquet");
+    let whole = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &whole[..whole.len() / 2]).unwrap();
+    for args in [
+        &["tables"][..],
+        &["-q", "bronze"],
+        &["history", "fact_heartrate_bronze"],
+    ] {
+        let err = ws.run_err(args, 1);
+        assert!(
+            err.contains(&checkpoint.display().to_string())
+                && err.contains("not a whole Parquet file"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::write(&checkpoint, &whole).unwrap();
+    let pointer = log.join("_last_checkpoint");
+    let kept = std::fs::read(&pointer).unwrap();
+    std::fs::write(&pointer, br#"{"version":107,"size":3}"#).unwrap();
+    let err = ws.run_err(&["-q", "bronze"], 1);
+    assert!(
+        err.contains("_last_checkpoint") && err.contains("checkpoint of v107"),
+        "{err}"
+    );
+    std::fs::write(&pointer, kept).unwrap();
+    ws.run_ok(&["-q", "bronze"]);
+}
