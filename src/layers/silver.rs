@@ -555,6 +555,9 @@ async fn refresh_once(
         let carried = if last { txns.clone() } else { Vec::new() };
         silver = delta::append_parallel(&id, silver, writes.append, carried).await?;
         recorded = last;
+        if !last {
+            failpoint("silver-between-writes");
+        }
     }
     for (i, month) in writes.merge.into_iter().enumerate() {
         let last = i + 1 == merges;

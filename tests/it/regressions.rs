@@ -537,3 +537,82 @@ fn regression_a_damaged_checkpoint_is_named() {
     std::fs::write(&pointer, kept).unwrap();
     ws.run_ok(&["-q", "bronze"]);
 }
+
+#[test]
+fn regression_a_crash_between_silver_writes_then_a_rerun_doubles_nothing() {
+    // A refresh with a new month (appended) and a re-delivery (MERGEd) writes two commits and
+    // records what it consumed only in the last: killed between them, the rerun reads the
+    // slice again, finds the appended month held, and must MERGE it, not append it twice.
+    let ws = Workspace::new();
+    patients(&ws, &[(ADA, "Ada")]);
+    let start = 1_577_836_800; // 2020-01-01T00:00:00Z
+    let month = 96 * 31;
+    ws.write(
+        "healthcare/streaming/tracker/01.json",
+        &array(&readings(month, ADA, start, |_| "60".into())),
+    );
+    ws.run_ok(&["pipeline"]);
+    let mut rows = readings(month, ADA, start + 900 * month as i64, |_| "70".into());
+    rows.push(reading(7, "99.5", ADA, start + 900));
+    ws.write("healthcare/streaming/tracker/02.json", &array(&rows));
+    let before = ws.version(SILVER);
+    let out = ws
+        .medallion()
+        .arg("pipeline")
+        .env("MEDALLION_FAILPOINT", "silver-between-writes")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint was reached");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failpoint silver-between-writes"),
+        "the kill landed between the two writes"
+    );
+    assert_eq!(
+        ws.version(SILVER),
+        before.map(|v| v + 1),
+        "the append landed, the MERGE did not"
+    );
+    ws.run_ok(&["pipeline"]);
+    let rates = silver_rates(&ws, ADA.parse().unwrap());
+    assert_eq!(rates.len(), 2 * month, "no reading twice, none lost");
+    assert_eq!(rates[&(start + 900)], 99.5);
+    let mrn = ADA.parse::<i64>().unwrap();
+    assert_eq!(gold(&ws)[&mrn].0, 2 * month as i64);
+}
+
+#[test]
+fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
+    // `medallion --json bronze | head -1` and `pipeline | head -1`: the reader goes away after
+    // one line; the job still finishes (exit 0) and prints no panic.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for args in [&["--json", "bronze"][..], &["pipeline"]] {
+        let ws = Workspace::new();
+        patients(&ws, &[(ADA, "Ada")]);
+        // Enough batches that records are still being written after the reader has gone.
+        for i in 0..20 {
+            ws.write(
+                &format!("healthcare/streaming/tracker/{i:02}.json"),
+                &array(&readings(200, ADA, START + 900 * 200 * i, |_| "70".into())),
+            );
+        }
+        let mut child = ws
+            .medallion()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reading end is dropped here: later writes hit a closed pipe.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty(), "{args:?}");
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panick"), "{args:?}: {stderr}");
+        assert_eq!(ws.version("fact_heartrate_bronze"), Some(20), "{args:?}");
+    }
+}
