@@ -62,6 +62,10 @@ impl Printer {
 /// How far a long job is, for a progress bar. Jobs call it; the CLI draws it on a terminal
 /// (stderr), and nothing is drawn otherwise. Every method does nothing by default.
 pub trait Steps {
+    /// Whether anybody watches: a job may skip work done only to size its stages.
+    fn watched(&self) -> bool {
+        false
+    }
     /// A new stage: `total` units of `unit` to do (`label`: what is being done).
     fn begin(&mut self, _label: &str, _total: u64, _unit: &str) {}
     /// `done` more units of the current stage, and what is happening now.
@@ -91,6 +95,10 @@ impl StepBar {
 }
 
 impl Steps for StepBar {
+    fn watched(&self) -> bool {
+        self.enabled
+    }
+
     fn begin(&mut self, label: &str, total: u64, unit: &str) {
         self.end();
         if !self.enabled {

@@ -295,13 +295,6 @@ impl Recording {
 }
 
 impl Recording {
-    /// The local file of `location` if it is a commit file of a local table.
-    fn local_commit(&self, location: &Path) -> Option<std::path::PathBuf> {
-        self.local_file(location)
-            .filter(|(_, commit)| *commit)
-            .map(|(p, _)| p)
-    }
-
     /// The local file of `location` in a local table, and whether it is a commit file.
     fn local_file(&self, location: &Path) -> Option<(std::path::PathBuf, bool)> {
         let dir = self.local.as_ref()?;
@@ -431,7 +424,8 @@ impl ObjectStore for Recording {
         'life1: 'async_trait,
         Self: 'async_trait,
     {
-        if let Some(path) = self.local_commit(location) {
+        let local = self.local_file(location);
+        if let Some((path, true)) = local {
             let create = matches!(
                 opts.mode,
                 deltalake::logstore::object_store::PutMode::Create
@@ -447,7 +441,7 @@ impl ObjectStore for Recording {
             });
         }
         self.note(location);
-        if let Some(path) = self.local_data(location) {
+        if let Some((path, false)) = local {
             let put = self.inner.put_opts(location, payload, opts);
             return Box::pin(async move {
                 let result = put.await?;

@@ -187,7 +187,8 @@ pub async fn read_commits(
 pub struct AppTransaction {
     pub app_id: String,
     pub version: i64,
-    /// The upstream table, for a consumer's app id `<consumer><-<table>`.
+    /// The upstream table, for a consumer's app id `<consumer><-<table>` (not silver's
+    /// position in its own waiting table, [`silver::WAITING_VERSION`]).
     pub upstream: Option<String>,
     /// Whether the app id is the bronze stream's id (its `_checkpoint/metadata`).
     pub bronze_stream: bool,
@@ -219,7 +220,11 @@ pub async fn app_transactions(
     for app_id in app_ids {
         if let Some(version) = delta::app_version(id, table, &app_id).await? {
             found.push(AppTransaction {
-                upstream: app_id.split_once("<-").map(|(_, t)| t.to_string()),
+                // Silver's position in its own waiting table is not an upstream it consumes.
+                upstream: app_id
+                    .split_once("<-")
+                    .filter(|_| app_id != silver::WAITING_VERSION)
+                    .map(|(_, t)| t.to_string()),
                 bronze_stream: stream_id.as_deref() == Some(app_id.as_str()),
                 app_id,
                 version,

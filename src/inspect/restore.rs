@@ -181,6 +181,20 @@ async fn positions_at(
     let then = super::app_transactions(warehouse, id, &past).await?;
     let mut positions = Vec::new();
     for now in super::app_transactions(warehouse, id, table).await? {
+        // Silver's waiting rows as of `version` go back with it when it had any; a version
+        // before the first waiting row keeps the latest set: the rows it holds are read
+        // again from bronze too, and silver keeps one delivery of each.
+        if now.app_id == crate::layers::silver::WAITING_VERSION {
+            if let Some(before) = then.iter().find(|t| t.app_id == now.app_id) {
+                positions.push(Position {
+                    app_id: now.app_id.clone(),
+                    upstream: crate::warehouse::tables::SILVER_WAITING.to_string(),
+                    version_before: now.version,
+                    version_after: before.version,
+                });
+            }
+            continue;
+        }
         let Some(upstream) = now.upstream else {
             continue;
         };

@@ -193,7 +193,10 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
                     pending(&mut status, upstream, latest(upstream), &mut to_do);
                 }
                 status.quarantined = Some(rows_of(opened[tables::SILVER_QUARANTINE].1.as_ref()));
-                status.waiting = Some(waiting_rows(warehouse, &status).await?);
+                status.waiting = Some(match table {
+                    Some(t) => waiting_rows(warehouse, (id, t)).await?,
+                    None => 0,
+                });
             }
             tables::GOLD | tables::DAILY => {
                 pending(
@@ -370,12 +373,12 @@ fn rows_of(table: Option<&DeltaTable>) -> u64 {
 }
 
 /// Rows waiting for their patient: the waiting table as of the version silver recorded.
-async fn waiting_rows(warehouse: &Warehouse, silver_status: &TableStatus) -> Result<u64> {
+async fn waiting_rows(warehouse: &Warehouse, table: (&TableId, &DeltaTable)) -> Result<u64> {
     let id = TableId::new(warehouse, tables::SILVER_WAITING);
-    let Some(version) = silver_status.consumed.get(tables::SILVER_WAITING) else {
+    let Some(version) = delta::app_version(table.0, table.1, silver::WAITING_VERSION).await? else {
         return Ok(0);
     };
-    let table = delta::open_version(&id, *version as u64).await?;
+    let table = delta::open_version(&id, version as u64).await?;
     Ok(rows_of(Some(&table)))
 }
 

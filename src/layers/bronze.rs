@@ -143,9 +143,13 @@ fn require_position(id: &TableId, table: &DeltaTable) -> Result<()> {
         message: format!(
             "this table was made by an earlier medallion whose rows do not carry their delivery \
              position ({}), which silver needs to keep the last delivery of a reading; \
-             rebuild the warehouse from the source files (remove {} and rerun)",
+             rebuild the warehouse from the source files: remove the whole warehouse ({}, \
+             with every table and the stream's checkpoint, since silver and its waiting rows \
+             were built from this bronze) and rerun",
             json::POSITION,
             id.url
+                .join("../..")
+                .map_or_else(|_| id.url.to_string(), |u| u.to_string())
         ),
     })
 }

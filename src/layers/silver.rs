@@ -220,7 +220,13 @@ pub async fn run(
     steps: &mut dyn Steps,
 ) -> Result<SilverReport> {
     let start = Instant::now();
-    steps.begin("silver", rows_to_read(warehouse).await?, "bronze rows");
+    // Sizing the bar reads bronze's pending commits once more: only for someone watching.
+    let to_read = if steps.watched() {
+        rows_to_read(warehouse).await?
+    } else {
+        0
+    };
+    steps.begin("silver", to_read, "bronze rows");
     let (mut total, mut more) = refresh_once(warehouse, options).await?;
     let mut slices = 1;
     let mut slice_done = |report: &SilverReport, slices: u64| {
@@ -540,27 +546,16 @@ async fn refresh_once(
         |batch| time_range(std::slice::from_ref(batch)),
         &files,
     );
-    // The last write carries the transactions (what this slice consumed). A refresh that dies
-    // between two writes has recorded nothing: the next one reads the slice again, and finds
-    // the months already appended held by silver, so it MERGEs them (no row twice).
+    // The last write carries the transactions (what this slice consumed): MERGEs first,
+    // without them (a MERGE run again leaves matching rows alone), then the append with them.
+    // A refresh that dies between the two has recorded nothing: the next one reads the slice
+    // again, its MERGEs change nothing, and it appends. Two refreshes of one slice at once
+    // cannot both append it: the second append's transactions conflict with the first's.
     let mut recorded = false;
+    let appends = !writes.append.is_empty();
     let merges = writes.merge.len();
-    if !writes.append.is_empty() {
-        report.inserted += writes
-            .append
-            .iter()
-            .map(|b| b.num_rows() as u64)
-            .sum::<u64>();
-        let last = merges == 0;
-        let carried = if last { txns.clone() } else { Vec::new() };
-        silver = delta::append_parallel(&id, silver, writes.append, carried).await?;
-        recorded = last;
-        if !last {
-            failpoint("silver-between-writes");
-        }
-    }
     for (i, month) in writes.merge.into_iter().enumerate() {
-        let last = i + 1 == merges;
+        let last = i + 1 == merges && !appends;
         let before = silver.version();
         let carried = if last {
             props.clone()
@@ -572,6 +567,18 @@ async fn refresh_once(
         silver = table;
         report.inserted += inserted;
         report.updated += updated;
+    }
+    if appends {
+        if merges > 0 {
+            failpoint("silver-between-writes");
+        }
+        report.inserted += writes
+            .append
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum::<u64>();
+        silver = delta::append_parallel(&id, silver, writes.append, txns.clone()).await?;
+        recorded = true;
     }
     if !recorded {
         // The last write changed nothing (or there was none), but the versions consumed must

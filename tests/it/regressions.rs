@@ -540,9 +540,9 @@ fn regression_a_damaged_checkpoint_is_named() {
 
 #[test]
 fn regression_a_crash_between_silver_writes_then_a_rerun_doubles_nothing() {
-    // A refresh with a new month (appended) and a re-delivery (MERGEd) writes two commits and
+    // A refresh with a re-delivery (MERGEd) and a new month (appended) writes two commits and
     // records what it consumed only in the last: killed between them, the rerun reads the
-    // slice again, finds the appended month held, and must MERGE it, not append it twice.
+    // slice again; its MERGE changes nothing, and the month is appended once.
     let ws = Workspace::new();
     patients(&ws, &[(ADA, "Ada")]);
     let start = 1_577_836_800; // 2020-01-01T00:00:00Z
@@ -570,7 +570,7 @@ fn regression_a_crash_between_silver_writes_then_a_rerun_doubles_nothing() {
     assert_eq!(
         ws.version(SILVER),
         before.map(|v| v + 1),
-        "the append landed, the MERGE did not"
+        "the MERGE landed, the append did not"
     );
     ws.run_ok(&["pipeline"]);
     let rates = silver_rates(&ws, ADA.parse().unwrap());

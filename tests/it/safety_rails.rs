@@ -475,3 +475,31 @@ fn status_finds_positions_its_upstream_does_not_hold() {
     let found = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(found.contains("reads source folder"), "{found}");
 }
+
+#[test]
+fn regression_status_with_rows_waiting_for_their_patient_is_consistent() {
+    // Silver's position in its own waiting table is not an upstream: status took it for one
+    // it could not find, and called every warehouse with a waiting row inconsistent; restore
+    // refused a silver version from before the first waiting row.
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "12", "--months", "1"]);
+    ws.run_ok(&["-q", "pipeline"]);
+    ws.write(
+        "healthcare/streaming/tracker/99.json",
+        r#"[{"device_id": "39", "heartrate": "70", "mrn": "99999999", "time": "1600000000"}]"#,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    ws.run_ok(&["-q", "pipeline"]);
+    let (report, ok) = status(&ws);
+    assert!(ok && report["consistent"] == true, "{report}");
+    assert_eq!(table(&report, SILVER)["waiting"], 1, "{report}");
+    let out = ws.run_ok(&["restore", SILVER, "--version", "1", "--force"]);
+    assert!(
+        out.contains("restore: fact_heartrate_silver v1 restored"),
+        "{out}"
+    );
+    // The next refresh reads the reading again from bronze: it still waits, once.
+    ws.run_ok(&["-q", "pipeline"]);
+    let (report, _) = status(&ws);
+    assert_eq!(table(&report, SILVER)["waiting"], 1, "{report}");
+}
