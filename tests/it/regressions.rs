@@ -616,3 +616,40 @@ fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
         assert_eq!(ws.version("fact_heartrate_bronze"), Some(20), "{args:?}");
     }
 }
+
+#[test]
+fn regression_two_silvers_on_a_slice_with_a_merge_and_an_append_double_nothing() {
+    // The slice is written as a MERGE then an append, and only the append carries what was
+    // consumed: two refreshes at once must not both append it. Five rounds, each a race.
+    let start = 1_577_836_800; // 2020-01-01T00:00:00Z
+    let month = 96 * 31;
+    for round in 0..5 {
+        let ws = Workspace::new();
+        patients(&ws, &[(ADA, "Ada")]);
+        ws.write(
+            "healthcare/streaming/tracker/01.json",
+            &array(&readings(month, ADA, start, |_| "60".into())),
+        );
+        ws.run_ok(&["pipeline"]);
+        let mut rows = readings(month, ADA, start + 900 * month as i64, |_| "70".into());
+        rows.push(reading(7, "99.5", ADA, start + 900));
+        ws.write("healthcare/streaming/tracker/02.json", &array(&rows));
+        std::thread::sleep(std::time::Duration::from_millis(2200));
+        ws.run_ok(&["-q", "bronze"]);
+        let racers: Vec<_> = (0..2)
+            .map(|_| ws.medallion().arg("silver").spawn().unwrap())
+            .collect();
+        let codes: Vec<Option<i32>> = racers
+            .into_iter()
+            .map(|mut c| c.wait().unwrap().code())
+            .collect();
+        assert!(
+            codes.iter().all(|c| matches!(c, Some(0 | 3))) && codes.contains(&Some(0)),
+            "round {round}: {codes:?}"
+        );
+        ws.run_ok(&["-q", "silver"]);
+        let rates = silver_rates(&ws, ADA.parse().unwrap());
+        assert_eq!(rates.len(), 2 * month, "round {round}: {codes:?}");
+        assert_eq!(rates[&(start + 900)], 99.5, "round {round}");
+    }
+}
