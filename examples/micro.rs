@@ -11,11 +11,12 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use medallion::delta::append::{AppendCommit, AppendLog};
-use medallion::delta::{self, TableId};
-use medallion::generate::{self, GenerateOptions};
-use medallion::source::json::{self, Lineage};
-use medallion::warehouse::{DataDir, Warehouse};
+use medallion::testing::GenerateOptions;
+use medallion::testing::Lineage;
+use medallion::testing::catalog;
+use medallion::testing::{self as delta, TableId};
+use medallion::testing::{AppendCommit, AppendLog};
+use medallion::testing::{DataDir, Warehouse};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -25,7 +26,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn reader() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let data = DataDir::new(dir.path());
-    generate::generate(&data, &GenerateOptions::default(), false).expect("generate");
+    medallion::testing::generate(&data, &GenerateOptions::default(), false).expect("generate");
     let files: Vec<Vec<u8>> = std::fs::read_dir(data.tracker_dir())
         .expect("tracker")
         .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
@@ -44,7 +45,7 @@ fn reader() {
         rows = 0;
         for file in &files {
             let mut sink = |b: RecordBatch| rows += b.num_rows();
-            json::read_tracker(file, &lineage, &mut sink).expect("valid file");
+            medallion::testing::read_tracker(file, &lineage, &mut sink).expect("valid file");
         }
         times.push(start.elapsed().as_secs_f64());
     }
@@ -66,9 +67,11 @@ async fn one_row_adds(id: &TableId) -> Vec<deltalake::kernel::Add> {
         first_position: 0,
     };
     let mut batches = Vec::new();
-    json::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| batches.push(b)).expect("row");
-    let mut writer = RecordBatchWriter::try_new(id.url.as_str(), json::bronze_schema(), None, None)
-        .expect("writer");
+    medallion::testing::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| batches.push(b))
+        .expect("row");
+    let mut writer =
+        RecordBatchWriter::try_new(id.url.as_str(), catalog::BRONZE.schema(), None, None)
+            .expect("writer");
     writer.write(batches.remove(0)).await.expect("write");
     writer.flush().await.expect("flush")
 }
@@ -81,7 +84,7 @@ async fn commits(n: usize) {
         ("deltalake table.write", false),
     ] {
         let id = TableId::new(&warehouse, if ours { "ours" } else { "theirs" });
-        let mut table = delta::create(&id, &json::bronze_schema(), &[], "bench")
+        let mut table = delta::create(&id, &catalog::BRONZE, &[])
             .await
             .expect("create");
         let mut log = AppendLog::open(id.clone(), &table, "bench")
@@ -109,8 +112,10 @@ async fn commits(n: usize) {
                     first_position: 0,
                 };
                 let mut batches = Vec::new();
-                json::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| batches.push(b))
-                    .expect("row");
+                medallion::testing::read_tracker(br#"[{"mrn": "1"}]"#, &lineage, &mut |b| {
+                    batches.push(b)
+                })
+                .expect("row");
                 let start = Instant::now();
                 table = table
                     .write(batches)

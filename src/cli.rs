@@ -64,7 +64,8 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
-    /// Print nothing but errors (and the JSON report with --json).
+    /// No progress, no summary: only warnings and errors, on stderr (and the JSON report with
+    /// --json).
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 

@@ -2,7 +2,6 @@
 //! binary itself (`medallion completions <shell>`, `medallion man --out DIR`), so they always
 //! match the options of the build that writes them, and no build script reruns on every change.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -20,14 +19,10 @@ pub fn completions(shell: Shell) -> Vec<u8> {
     script
 }
 
-/// Print the completion script on stdout; a closed pipe only ends it.
+/// Print the completion script on stdout (a closed pipe ends the command quietly).
 pub fn print_completions(shell: Shell) -> Result<()> {
-    match std::io::stdout().lock().write_all(&completions(shell)) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("write the completions to", "stdout")(e))
-        }
-        _ => Ok(()),
-    }
+    crate::output::stdout(&completions(shell));
+    Ok(())
 }
 
 /// The man pages `man` wrote.

@@ -1,17 +1,23 @@
 //! medallion: a bronze/silver/gold ("medallion") lakehouse pipeline on Delta Lake tables.
 //!
-//! Data flows one way: source files → layers → Delta tables.
+//! Data flows one way: source files → layers → Delta tables. Modules are private: the binary
+//! needs [`cli`] and [`run`](run()); the integration tests, benchmarks and examples reach what
+//! they need through [`testing`], which is not an API.
 //!
 //! - [`cli`]: the command line (clap derive), parsing only.
 //! - [`run`]: dispatch a parsed command to the job that does it and print its report.
 //! - [`error`]: the one error type; every variant names the file, table or version concerned.
 //! - [`atomic`]: files that appear whole or not at all (temporary name, sync, rename).
+//! - [`catalog`]: every table described once (name, schema, key, properties, description) and
+//!   the app ids by which a consumer records what it consumed.
 //! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders.
 //! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
 //! - [`layers`]: one job per table (`patients`, `bronze`, `silver`, `gold`) and the whole
 //!   `pipeline`, each returning a report.
-//! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and failpoints.
-//! - [`delta`]: opening, creating and reading tables; the stream's cheap append commits.
+//! - [`stream`]: the bronze stream's checkpoint, triggers, progress records, stop request and
+//!   failpoints.
+//! - [`delta`]: opening and creating tables; one reader of the log, one upsert, application
+//!   transactions, the SQL plumbing, and the stream's cheap append commits.
 //! - [`parallel`]: per-row work spread over the cores, results in order.
 //! - [`transform`]: silver's pure conversions (text to types, instants to the lab's strings).
 //! - [`inspect`]: the read side: tables, describe, history, show (time travel), sql, diff, and
@@ -20,22 +26,35 @@
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 //! - [`docgen`]: shell completions and man pages, generated from the command line's definition.
 
-pub mod atomic;
+mod atomic;
+pub mod catalog;
 pub mod cli;
-pub mod delta;
-pub mod docgen;
-pub mod error;
-pub mod generate;
-pub mod inspect;
-pub mod layers;
-pub mod output;
-pub mod parallel;
-pub mod source;
-pub mod stream;
-pub mod transform;
-pub mod warehouse;
-
+mod delta;
+mod docgen;
+mod error;
+mod generate;
+mod inspect;
+mod layers;
+mod output;
+mod parallel;
 mod run;
+mod source;
+mod stream;
+mod transform;
+mod warehouse;
 
 pub use error::{Error, Result};
 pub use run::run;
+
+/// What the integration tests, the benchmarks and the example reach inside the crate for: the
+/// tables' descriptions, opening and reading a table, the stream's append path, the generator
+/// and the tracker reader. Not an API: it changes with the code.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::catalog;
+    pub use crate::delta::append::{AppendCommit, AppendLog};
+    pub use crate::delta::{TableId, app_version, create, int64s, open, read_all, strings};
+    pub use crate::generate::{GenerateOptions, generate};
+    pub use crate::source::json::{Lineage, read_tracker};
+    pub use crate::warehouse::{DataDir, Warehouse};
+}

@@ -1,5 +1,10 @@
 //! How results reach people and programs: reports on stdout (a summary line, or JSON with
-//! `--json`), warnings and progress on stderr (silenced by `-q`).
+//! `--json`), warnings and progress on stderr (progress silenced by `-q`).
+//!
+//! Every write to stdout goes through [`stdout`]: a closed pipe (`| head`) ends the command
+//! quietly with exit 0, as ripgrep does (the reader has what it wanted; what is committed stays
+//! committed, as after any stop), and any other failure to write (a full disk behind `>`)
+//! ends it with an error.
 
 use std::io::{IsTerminal, Write};
 
@@ -21,7 +26,6 @@ pub struct Printer {
 impl Printer {
     /// Print a job's report: one JSON object per line with `--json`, else its summary.
     pub fn report(&self, report: &impl Report) {
-        let mut out = std::io::stdout().lock();
         let line = if self.json {
             serde_json::to_string(report).expect("reports serialise")
         } else if self.quiet {
@@ -29,8 +33,7 @@ impl Printer {
         } else {
             report.summary()
         };
-        // A closed pipe (`| head`) is not an error worth a panic.
-        let _ = writeln!(out, "{line}");
+        stdout_line(&line);
     }
 
     /// A line of results for people on stdout (nothing with `-q` or `--json`).
@@ -38,18 +41,18 @@ impl Printer {
         if self.quiet || self.json {
             return;
         }
-        let _ = writeln!(std::io::stdout().lock(), "{text}");
+        stdout_line(text);
     }
 
     /// A warning a user must see: on stderr, even with `-q`.
     pub fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+        stderr_line(&format!("warning: {message}"));
     }
 
     /// A note for `-v`.
     pub fn info(&self, message: &str) {
         if self.verbose {
-            eprintln!("{message}");
+            stderr_line(message);
         }
     }
 
@@ -57,6 +60,38 @@ impl Printer {
     pub fn progress_bars(&self) -> bool {
         !self.quiet && !self.json && std::io::stderr().is_terminal()
     }
+}
+
+/// Write `bytes` to stdout and flush them. A closed pipe ends the process quietly (exit 0); any
+/// other failure ends it with `error: cannot write the output: ...` (exit 1).
+pub fn stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// [`stdout`] of a line.
+pub fn stdout_line(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    stdout(line.as_bytes());
+}
+
+/// What a failed write to stdout does: see [`stdout`]. For writers that stream their output
+/// through their own buffer.
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    stderr_line(&format!("error: cannot write the output: {e}"));
+    std::process::exit(1);
+}
+
+/// A line on stderr; a closed stderr loses it (there is nowhere else to say it), never panics.
+pub fn stderr_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// How far a long job is, for a progress bar. Jobs call it; the CLI draws it on a terminal
@@ -73,11 +108,6 @@ pub trait Steps {
     /// The job is over (done or failed).
     fn end(&mut self) {}
 }
-
-/// Steps that nobody watches.
-pub struct Unwatched;
-
-impl Steps for Unwatched {}
 
 /// [`Steps`] drawn as a bar on stderr when it is a terminal (and not `-q` / `--json`).
 pub struct StepBar {

@@ -2,7 +2,6 @@
 //! No logic of its own beyond wiring flags to options.
 
 use std::future::Future;
-use std::io::Write;
 
 use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs, OutputArgs};
 use crate::delta::{self, orphans};
@@ -228,7 +227,7 @@ fn print_rows(rows: &Rows, output: &OutputArgs, printer: Printer) {
 /// A note beside the results, on stderr (silenced by `-q`).
 fn note(printer: Printer, message: &str) {
     if !printer.quiet {
-        eprintln!("{message}");
+        crate::output::stderr_line(message);
     }
 }
 
@@ -346,8 +345,8 @@ impl Observer for BronzeOutput {
     fn batch(&mut self, progress: &Progress) {
         if self.printer.json {
             if let Ok(line) = serde_json::to_string(progress) {
-                // A closed pipe (`| head -1`) only ends the output, not the stream.
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                // After the batch is done: a closed pipe (`| head -1`) ends the stream there.
+                crate::output::stdout_line(&line);
             }
         } else if let Some(bar) = &self.bar {
             bar.inc(progress.sources[0].files.len() as u64);

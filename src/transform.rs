@@ -65,7 +65,8 @@ pub fn parse_epoch_micros(text: &str) -> Option<i64> {
 }
 
 /// The lab's `date` (`MM/dd/yyyy`) and `time` (`hh:mm:ss a z`) of an instant, in a time zone.
-pub fn date_and_time(micros: i64, tz: Tz) -> (String, String) {
+#[cfg(test)]
+fn date_and_time(micros: i64, tz: Tz) -> (String, String) {
     let mut renderer = Renderer::new(tz);
     let (date, time) = renderer.render(micros);
     (date.to_string(), time.to_string())

@@ -11,22 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use url::Url;
 
+use crate::catalog::{self, DATABASE};
 use crate::error::{Error, Result};
-
-/// The database folder inside the warehouse, named as Spark names a database's folder.
-pub const DATABASE: &str = "healthcare_dlh";
-
-/// Tables the pipeline writes, in the order the pipeline writes them.
-pub mod tables {
-    pub const DIM_PATIENTS: &str = "dim_patients";
-    pub const BRONZE: &str = "fact_heartrate_bronze";
-    pub const BRONZE_QUARANTINE: &str = "fact_heartrate_bronze_quarantine";
-    pub const SILVER: &str = "fact_heartrate_silver";
-    pub const SILVER_QUARANTINE: &str = "fact_heartrate_silver_quarantine";
-    pub const SILVER_WAITING: &str = "fact_heartrate_silver_waiting";
-    pub const GOLD: &str = "fact_heartrate_gold";
-    pub const DAILY: &str = "fact_heartrate_daily";
-}
 
 /// A warehouse: a root location holding `<database>.db/<table>/` Delta tables.
 #[derive(Debug, Clone)]
@@ -56,10 +42,10 @@ impl Warehouse {
         let warehouse = Self { root: url };
         // The tables' locations must come back to folders under this one, both as file paths
         // (checkpoints) and as object_store paths (Delta), or a table would land elsewhere.
-        let table = warehouse.table_url(tables::DIM_PATIENTS);
+        let table = warehouse.table_url(catalog::DIM_PATIENTS.name);
         let expected = absolute
             .join(format!("{DATABASE}.db"))
-            .join(tables::DIM_PATIENTS);
+            .join(catalog::DIM_PATIENTS.name);
         if table.to_file_path().ok().as_ref() != Some(&expected) {
             return Err(unusable("its tables' URLs do not name folders inside it"));
         }
@@ -130,19 +116,6 @@ impl DataDir {
     /// Where `generate` keeps the parameters it was run with, for `generate --append`.
     pub fn generator_manifest(&self) -> PathBuf {
         self.root.join("healthcare/.generator.json")
-    }
-}
-
-/// The job that writes a table, for messages ("another `silver` committed ..."), if it is one
-/// of the pipeline's.
-pub fn writer_of(table: &str) -> Option<&'static str> {
-    use tables::*;
-    match table {
-        DIM_PATIENTS => Some("patients"),
-        BRONZE | BRONZE_QUARANTINE => Some("bronze"),
-        SILVER | SILVER_QUARANTINE | SILVER_WAITING => Some("silver"),
-        GOLD | DAILY => Some("gold"),
-        _ => None,
     }
 }
 
@@ -226,11 +199,11 @@ mod tests {
     fn table_urls_sit_under_the_database_folder() {
         let w = Warehouse::local(Path::new("/tmp/wh")).unwrap();
         assert_eq!(
-            w.table_url("dim_patients").as_str(),
+            w.table_url(catalog::DIM_PATIENTS.name).as_str(),
             "file:///tmp/wh/healthcare_dlh.db/dim_patients/"
         );
         assert_eq!(
-            w.checkpoint_dir("fact_heartrate_bronze").unwrap(),
+            w.checkpoint_dir(catalog::BRONZE.name).unwrap(),
             PathBuf::from("/tmp/wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint")
         );
     }
@@ -276,8 +249,8 @@ mod tests {
             let root = Path::new("/tmp/wh").join(name);
             let w = Warehouse::local(&root).unwrap();
             assert_eq!(
-                w.table_dir(tables::SILVER).unwrap(),
-                root.join("healthcare_dlh.db").join(tables::SILVER),
+                w.table_dir(catalog::SILVER.name).unwrap(),
+                root.join("healthcare_dlh.db").join(catalog::SILVER.name),
                 "{name}"
             );
         }
@@ -292,7 +265,7 @@ mod tests {
 
     #[test]
     fn table_names_are_identifiers() {
-        assert!(validate_table_name("fact_heartrate_gold").is_ok());
+        assert!(validate_table_name(catalog::GOLD.name).is_ok());
         for bad in ["", "../x", "a/b", "_checkpoint", "a.b"] {
             assert!(validate_table_name(bad).is_err(), "{bad}");
         }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitData, TransactionError};
 use deltalake::kernel::{Action, Add, Transaction};
-use deltalake::logstore::{CommitOrBytes, LogStoreRef, get_actions};
+use deltalake::logstore::{CommitOrBytes, LogStoreRef};
 use deltalake::protocol::{DeltaOperation, OutputMode};
 use serde_json::Value;
 
@@ -194,39 +194,34 @@ impl AppendLog {
             .await
             .map_err(self.id.err("list the log"))?;
         for version in self.version + 1..=latest {
-            let Some(bytes) = self
-                .log_store
-                .read_commit_entry(version)
-                .await
-                .map_err(self.id.err("read the log"))?
+            let Some(commit) =
+                super::log::read_commit(&self.id, self.log_store.as_ref(), version).await?
             else {
                 continue;
             };
-            for action in get_actions(version, &bytes).map_err(self.id.err("read the log"))? {
-                let conflict = match &action {
-                    Action::Txn(txn) if txn.app_id == self.app_id => {
-                        self.app_version = Some(txn.version);
-                        Some(format!(
-                            "another `bronze` of stream {} committed its batch {} as version \
-                             {version} first (a second `bronze` on the same checkpoint?), so \
-                             nothing of this batch was committed; run it again to go on from \
-                             there",
-                            self.app_id, txn.version
-                        ))
-                    }
-                    Action::Metadata(_) | Action::Protocol(_) => Some(format!(
-                        "version {version} changed the table's schema or protocol while the \
-                         stream was writing, so nothing of this batch was committed; run it \
-                         again to go on from there"
-                    )),
-                    _ => None,
-                };
-                if let Some(message) = conflict {
-                    return Err(Error::Conflict {
-                        table: self.id.name.clone(),
-                        message,
-                    });
-                }
+            let ours = commit.txns.iter().find(|txn| txn.app_id == self.app_id);
+            let conflict = if let Some(txn) = ours {
+                self.app_version = Some(txn.version);
+                Some(format!(
+                    "another `bronze` of stream {} committed its batch {} as version {version} \
+                     first (a second `bronze` on the same checkpoint?), so nothing of this \
+                     batch was committed; run it again to go on from there",
+                    self.app_id, txn.version
+                ))
+            } else if commit.changes_table {
+                Some(format!(
+                    "version {version} changed the table's schema or protocol while the stream \
+                     was writing, so nothing of this batch was committed; run it again to go on \
+                     from there"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = conflict {
+                return Err(Error::Conflict {
+                    table: self.id.name.clone(),
+                    message,
+                });
             }
         }
         self.version = latest;

@@ -7,8 +7,9 @@ use deltalake::table::state::DeltaTableState;
 use serde_json::{Value, json};
 
 use super::format::{self, Rows};
+use crate::catalog::DATABASE;
 use crate::error::Result;
-use crate::warehouse::{DATABASE, Warehouse};
+use crate::warehouse::Warehouse;
 
 /// A version's columns in Spark's `DESCRIBE` layout: `col_name`, `data_type`, and `comment`
 /// saying whether it is nullable. Also `DESCRIBE <table>` in `medallion sql`.

@@ -6,20 +6,17 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde_json::Value;
 
 use super::format::Rows;
+use crate::catalog;
 use crate::delta;
 use crate::error::{Error, Result};
-use crate::warehouse::{Warehouse, tables};
+use crate::warehouse::Warehouse;
 
 /// The key rows are matched by: the columns the table is merged on; `None` for tables
 /// appended to (every column is the key).
 pub fn default_key(table: &str) -> Option<&'static [&'static str]> {
-    match table {
-        tables::DIM_PATIENTS => Some(&["mrn"]),
-        tables::SILVER => Some(&["device_id", "mrn", "datetime"]),
-        tables::GOLD => Some(&["mrn"]),
-        tables::DAILY => Some(&["mrn", "date"]),
-        _ => None,
-    }
+    catalog::find(table)
+        .map(|t| t.key)
+        .filter(|key| !key.is_empty())
 }
 
 #[derive(Debug, Clone)]

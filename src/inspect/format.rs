@@ -3,8 +3,6 @@
 //! per line or CSV for programs (never cut). Every command builds the same [`Rows`], so the three
 //! formats always agree.
 
-use std::io::Write;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
@@ -114,10 +112,9 @@ impl Rows {
         }
     }
 
-    /// Print to stdout, a text table within `width`; a closed pipe (`| head`) is not an error.
+    /// Print to stdout, a text table within `width` (a closed pipe ends the command quietly).
     pub fn print(&self, format: Format, truncate: bool, width: Option<usize>) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(self.render_within(format, truncate, width).as_bytes());
+        crate::output::stdout(self.render_within(format, truncate, width).as_bytes());
     }
 
     fn text(&self, truncate: bool, width: Option<usize>) -> String {

@@ -18,26 +18,12 @@ pub mod tables;
 use std::collections::BTreeSet;
 
 use deltalake::DeltaTable;
-use deltalake::kernel::{Action, CommitInfo, Transaction};
-use deltalake::logstore::get_actions;
 
+use crate::catalog::{self, AppId, DATABASE};
+use crate::delta::log::{self, Commit};
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::layers::{gold, silver};
-use crate::warehouse::{self, DATABASE, Warehouse, tables as names};
-
-/// The pipeline's tables in the order it writes them: listings follow this order, then any
-/// other table by name.
-const PIPELINE_ORDER: [&str; 8] = [
-    names::DIM_PATIENTS,
-    names::BRONZE,
-    names::BRONZE_QUARANTINE,
-    names::SILVER,
-    names::SILVER_QUARANTINE,
-    names::SILVER_WAITING,
-    names::GOLD,
-    names::DAILY,
-];
+use crate::warehouse::{self, Warehouse};
 
 /// The tables of the warehouse: the folders of `<warehouse>/healthcare_dlh.db/` that hold a
 /// `_delta_log` (a stream's `_checkpoint` folder is not a table). Listed on the local file
@@ -66,10 +52,7 @@ pub fn table_names(warehouse: &Warehouse) -> Result<Vec<String>> {
             found.push(name);
         }
     }
-    found.sort_by_key(|name| {
-        let rank = PIPELINE_ORDER.iter().position(|p| p == name);
-        (rank.unwrap_or(PIPELINE_ORDER.len()), name.clone())
-    });
+    found.sort_by_key(|name| catalog::listing_order(name));
     Ok(found)
 }
 
@@ -115,55 +98,10 @@ pub fn check_version(id: &TableId, table: &DeltaTable, version: u64) -> Result<(
     Ok(())
 }
 
-/// One commit of a table's log, as read from `_delta_log/<version>.json`.
-#[derive(Debug, Clone)]
-pub struct Commit {
-    pub version: u64,
-    pub info: Option<CommitInfo>,
-    /// The application transactions recorded with it (`txn` actions).
-    pub txns: Vec<Transaction>,
-    pub adds: usize,
-    pub removes: usize,
-}
-
-impl Commit {
-    /// When it was committed (milliseconds since the epoch): the in-commit timestamp if there
-    /// is one, else `commitInfo.timestamp`. Never the commit file's modification time, which a
-    /// copy or a restore from backup changes.
-    pub fn timestamp(&self) -> Option<i64> {
-        let info = self.info.as_ref()?;
-        info.in_commit_timestamp.or(info.timestamp)
-    }
-}
-
-/// One commit of the table's log, or `None` if its file is gone (log cleanup after a
+/// One commit of a table's log, or `None` if its file is gone (log cleanup after a
 /// checkpoint).
 pub async fn read_commit(id: &TableId, table: &DeltaTable, version: u64) -> Result<Option<Commit>> {
-    let Some(bytes) = table
-        .log_store()
-        .read_commit_entry(version)
-        .await
-        .map_err(id.err("read the log"))?
-    else {
-        return Ok(None);
-    };
-    let mut commit = Commit {
-        version,
-        info: None,
-        txns: Vec::new(),
-        adds: 0,
-        removes: 0,
-    };
-    for action in get_actions(version, &bytes).map_err(id.err("read the log"))? {
-        match action {
-            Action::CommitInfo(info) => commit.info = Some(info),
-            Action::Txn(txn) => commit.txns.push(txn),
-            Action::Add(_) => commit.adds += 1,
-            Action::Remove(_) => commit.removes += 1,
-            _ => {}
-        }
-    }
-    Ok(Some(commit))
+    log::read_commit(id, table.log_store().as_ref(), version).await
 }
 
 /// The commits of versions `from..=to` still in the log, oldest first.
@@ -173,13 +111,7 @@ pub async fn read_commits(
     from: u64,
     to: u64,
 ) -> Result<Vec<Commit>> {
-    let mut commits = Vec::new();
-    for version in from..=to {
-        if let Some(commit) = read_commit(id, table, version).await? {
-            commits.push(commit);
-        }
-    }
-    Ok(commits)
+    log::read_commits(id, table.log_store().as_ref(), from, to).await
 }
 
 /// An application transaction of a table: the latest version an application recorded.
@@ -187,8 +119,8 @@ pub async fn read_commits(
 pub struct AppTransaction {
     pub app_id: String,
     pub version: i64,
-    /// The upstream table, for a consumer's app id `<consumer><-<table>` (not silver's
-    /// position in its own waiting table, [`silver::WAITING_VERSION`]).
+    /// The upstream table, for a consumer's app id `<consumer><-<table>` (not a position in a
+    /// side table the consumer writes itself, such as silver's waiting rows).
     pub upstream: Option<String>,
     /// Whether the app id is the bronze stream's id (its `_checkpoint/metadata`).
     pub bronze_stream: bool,
@@ -203,16 +135,11 @@ pub async fn app_transactions(
     table: &DeltaTable,
 ) -> Result<Vec<AppTransaction>> {
     let stream_id = bronze_stream_id(warehouse);
-    let mut app_ids: BTreeSet<String> = [
-        silver::FROM_BRONZE,
-        silver::FROM_PATIENTS,
-        silver::WAITING_VERSION,
-        gold::FROM_SILVER,
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .chain(stream_id.clone())
-    .collect();
+    let mut app_ids: BTreeSet<String> = catalog::APP_IDS
+        .iter()
+        .map(AppId::id)
+        .chain(stream_id.clone())
+        .collect();
     for commit in read_commits(id, table, 0, latest_version(id, table)?).await? {
         app_ids.extend(commit.txns.into_iter().map(|t| t.app_id));
     }
@@ -220,11 +147,9 @@ pub async fn app_transactions(
     for app_id in app_ids {
         if let Some(version) = delta::app_version(id, table, &app_id).await? {
             found.push(AppTransaction {
-                // Silver's position in its own waiting table is not an upstream it consumes.
-                upstream: app_id
-                    .split_once("<-")
-                    .filter(|_| app_id != silver::WAITING_VERSION)
-                    .map(|(_, t)| t.to_string()),
+                upstream: catalog::parse_app_id(&app_id)
+                    .filter(|c| c.upstream)
+                    .map(|c| c.table.to_string()),
                 bronze_stream: stream_id.as_deref() == Some(app_id.as_str()),
                 app_id,
                 version,
@@ -237,7 +162,7 @@ pub async fn app_transactions(
 /// The bronze stream's id, if its checkpoint has one.
 fn bronze_stream_id(warehouse: &Warehouse) -> Option<String> {
     let path = warehouse
-        .checkpoint_dir(names::BRONZE)
+        .checkpoint_dir(catalog::BRONZE.name)
         .ok()?
         .join("metadata");
     let text = std::fs::read_to_string(path).ok()?;

@@ -19,10 +19,11 @@ use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use serde::Serialize;
 
+use crate::catalog;
 use crate::delta;
 use crate::error::{Error, Result};
 use crate::output::Report;
-use crate::warehouse::{Warehouse, tables};
+use crate::warehouse::Warehouse;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RestoreOptions {
@@ -131,7 +132,7 @@ pub async fn run(
                 txn.version
             ));
         }
-        if name == tables::BRONZE {
+        if name == catalog::BRONZE.name {
             message.push_str(
                 "\n  - the bronze stream's checkpoint records the source files of those batches \
                  as done: it will not read them again",
@@ -181,14 +182,14 @@ async fn positions_at(
     let then = super::app_transactions(warehouse, id, &past).await?;
     let mut positions = Vec::new();
     for now in super::app_transactions(warehouse, id, table).await? {
-        // Silver's waiting rows as of `version` go back with it when it had any; a version
-        // before the first waiting row keeps the latest set: the rows it holds are read
-        // again from bronze too, and silver keeps one delivery of each.
-        if now.app_id == crate::layers::silver::WAITING_VERSION {
+        // A side table's position (silver's waiting rows) as of `version` goes back with it
+        // when it had one; a version before the first keeps the latest set: the rows it holds
+        // are read again from bronze too, and silver keeps one delivery of each.
+        if let Some(side) = catalog::parse_app_id(&now.app_id).filter(|c| !c.upstream) {
             if let Some(before) = then.iter().find(|t| t.app_id == now.app_id) {
                 positions.push(Position {
                     app_id: now.app_id.clone(),
-                    upstream: crate::warehouse::tables::SILVER_WAITING.to_string(),
+                    upstream: side.table.to_string(),
                     version_before: now.version,
                     version_after: before.version,
                 });

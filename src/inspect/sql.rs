@@ -37,9 +37,10 @@ use deltalake::datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use deltalake::datafusion::sql::sqlparser::parser::ParserError;
 
 use super::format::Rows;
+use crate::catalog::DATABASE;
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
-use crate::warehouse::{self, DATABASE, Warehouse};
+use crate::warehouse::{self, Warehouse};
 
 /// What the refusals say `medallion sql` is for.
 const READ_ONLY: &str = "medallion sql runs read-only queries (SELECT, WITH … SELECT, VALUES, \

@@ -17,13 +17,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::format::{Format, Rows};
+use crate::catalog::{self, Table};
 use crate::delta::{self, TableId};
 use crate::error::Result;
-use crate::layers::silver;
 use crate::output::Report;
 use crate::source::discover::{self, Completeness, Seen};
 use crate::stream::checkpoint::Checkpoint;
-use crate::warehouse::{DataDir, Warehouse, tables};
+use crate::warehouse::{DataDir, Warehouse};
 
 /// The warehouse's state, layer by layer.
 #[derive(Debug, Clone, Serialize)]
@@ -115,13 +115,13 @@ impl Report for Status {
     }
 }
 
-/// The pipeline's tables, each with its layer.
-const LAYERS: [(&str, &str); 5] = [
-    ("patients", tables::DIM_PATIENTS),
-    ("bronze", tables::BRONZE),
-    ("silver", tables::SILVER),
-    ("gold", tables::GOLD),
-    ("gold", tables::DAILY),
+/// The pipeline's tables status reports on (its layer: the job that writes it), in order.
+const LAYERS: [&Table; 5] = [
+    &catalog::DIM_PATIENTS,
+    &catalog::BRONZE,
+    &catalog::SILVER,
+    &catalog::GOLD,
+    &catalog::DAILY,
 ];
 
 /// Look at every layer of the warehouse, and at the tracker folder of `data`.
@@ -129,8 +129,8 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
     let mut opened: BTreeMap<&str, (TableId, Option<DeltaTable>)> = BTreeMap::new();
     for name in LAYERS
         .iter()
-        .map(|(_, t)| *t)
-        .chain([tables::BRONZE_QUARANTINE, tables::SILVER_QUARANTINE])
+        .chain([&&catalog::BRONZE_QUARANTINE, &&catalog::SILVER_QUARANTINE])
+        .map(|t| t.name)
     {
         let id = TableId::new(warehouse, name);
         let table = delta::open(&id).await?;
@@ -139,7 +139,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
     let latest = |name: &str| opened.get(name).and_then(|(_, t)| t.as_ref()?.version());
     let mut inconsistencies = Vec::new();
     let mut statuses = Vec::new();
-    for (layer, name) in LAYERS {
+    for (layer, name) in LAYERS.iter().map(|t| (t.writer, t.name)) {
         let (id, table) = &opened[name];
         let mut status = TableStatus {
             layer,
@@ -171,42 +171,32 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
         } else {
             to_do.push("not created yet".to_string());
         }
-        match name {
-            tables::BRONZE => {
-                let (files, bytes, problems) =
-                    bronze_to_do(warehouse, data, status.version).await?;
-                inconsistencies.extend(problems);
-                if let Some(files) = files {
-                    to_do.push(format!(
-                        "{} to ingest ({bytes} bytes)",
-                        plural(files, "file")
-                    ));
-                    status.files_to_ingest = Some(files);
-                    status.bytes_to_ingest = Some(bytes);
-                } else {
-                    to_do.push(format!("no source folder {}", data.tracker_dir().display()));
-                }
-                status.quarantined = Some(rows_of(opened[tables::BRONZE_QUARANTINE].1.as_ref()));
+        if name == catalog::BRONZE.name {
+            let (files, bytes, problems) = bronze_to_do(warehouse, data, status.version).await?;
+            inconsistencies.extend(problems);
+            if let Some(files) = files {
+                to_do.push(format!(
+                    "{} to ingest ({bytes} bytes)",
+                    plural(files, "file")
+                ));
+                status.files_to_ingest = Some(files);
+                status.bytes_to_ingest = Some(bytes);
+            } else {
+                to_do.push(format!("no source folder {}", data.tracker_dir().display()));
             }
-            tables::SILVER => {
-                for upstream in [tables::BRONZE, tables::DIM_PATIENTS] {
-                    pending(&mut status, upstream, latest(upstream), &mut to_do);
-                }
-                status.quarantined = Some(rows_of(opened[tables::SILVER_QUARANTINE].1.as_ref()));
-                status.waiting = Some(match table {
-                    Some(t) => waiting_rows(warehouse, (id, t)).await?,
-                    None => 0,
-                });
+            status.quarantined = Some(rows_of(opened[catalog::BRONZE_QUARANTINE.name].1.as_ref()));
+        } else if name == catalog::SILVER.name {
+            for upstream in [catalog::BRONZE.name, catalog::DIM_PATIENTS.name] {
+                pending(&mut status, upstream, latest(upstream), &mut to_do);
             }
-            tables::GOLD | tables::DAILY => {
-                pending(
-                    &mut status,
-                    tables::SILVER,
-                    latest(tables::SILVER),
-                    &mut to_do,
-                );
-            }
-            _ => {}
+            status.quarantined = Some(rows_of(opened[catalog::SILVER_QUARANTINE.name].1.as_ref()));
+            status.waiting = Some(match table {
+                Some(t) => waiting_rows(warehouse, (id, t)).await?,
+                None => 0,
+            });
+        } else if name == catalog::GOLD.name || name == catalog::DAILY.name {
+            let silver = catalog::SILVER.name;
+            pending(&mut status, silver, latest(silver), &mut to_do);
         }
         if to_do.is_empty() {
             to_do.push("nothing".to_string());
@@ -262,7 +252,7 @@ async fn check_position(
     }
     // Silver reads bronze's `add`s: a restore of bronze removes files silver never hears of.
     // (Gold reads silver's change feed, in which a restore's removals are deletes.)
-    if txn.app_id != silver::FROM_BRONZE {
+    if txn.app_id != catalog::SILVER_FROM_BRONZE.id() {
         return Ok(Vec::new());
     }
     let upstream_id = TableId::new(warehouse, upstream);
@@ -322,7 +312,7 @@ async fn bronze_to_do(
     version: Option<u64>,
 ) -> Result<(Option<u64>, u64, Vec<String>)> {
     let mut problems = Vec::new();
-    let dir = warehouse.checkpoint_dir(tables::BRONZE)?;
+    let dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
     let checkpoint = Checkpoint::open(&dir)?;
     let tracker = data.tracker_dir();
     let canonical = std::fs::canonicalize(&tracker).ok();
@@ -344,7 +334,7 @@ async fn bronze_to_do(
         problems.push(format!(
             "the bronze stream's checkpoint {} has done batches, but {} does not exist",
             dir.display(),
-            tables::BRONZE
+            catalog::BRONZE.name
         ));
     }
     let Some(folder) = canonical else {
@@ -374,8 +364,10 @@ fn rows_of(table: Option<&DeltaTable>) -> u64 {
 
 /// Rows waiting for their patient: the waiting table as of the version silver recorded.
 async fn waiting_rows(warehouse: &Warehouse, table: (&TableId, &DeltaTable)) -> Result<u64> {
-    let id = TableId::new(warehouse, tables::SILVER_WAITING);
-    let Some(version) = delta::app_version(table.0, table.1, silver::WAITING_VERSION).await? else {
+    let id = TableId::of(warehouse, &catalog::SILVER_WAITING);
+    let Some(version) =
+        delta::app_version(table.0, table.1, &catalog::SILVER_WAITING_VERSION.id()).await?
+    else {
         return Ok(0);
     };
     let table = delta::open_version(&id, version as u64).await?;

@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::datafusion::prelude::{SessionContext, col};
+use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use serde::Serialize;
 
+use crate::catalog::DIM_PATIENTS;
+use crate::delta::merge::{Upsert, upsert};
 use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::output::{Report, version_change};
-use crate::source::csv::{PatientRow, patients_batch, patients_schema, read_patients};
-use crate::warehouse::{DataDir, Warehouse, tables};
+use crate::source::csv::{PatientRow, patients_batch, read_patients};
+use crate::warehouse::{DataDir, Warehouse};
 
 /// What a `patients` run did.
 #[derive(Debug, Clone, Serialize)]
@@ -54,7 +56,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<PatientsReport
     let start = Instant::now();
     let source = data.patients_csv();
     let rows = read_patients(&source)?;
-    let id = TableId::new(warehouse, tables::DIM_PATIENTS);
+    let id = TableId::of(warehouse, &DIM_PATIENTS);
 
     let (table, version_before, current) = match delta::open(&id).await? {
         Some(table) => {
@@ -63,13 +65,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<PatientsReport
             (table, version, current)
         }
         None => {
-            let table = delta::create(
-                &id,
-                &patients_schema(),
-                &[],
-                "Patient dimension, loaded from healthcare/batch/patient_info.csv",
-            )
-            .await?;
+            let table = delta::create(&id, &DIM_PATIENTS, &[]).await?;
             (table, None, HashMap::new())
         }
     };
@@ -100,23 +96,21 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<PatientsReport
             "sourceFile".to_string(),
             serde_json::Value::String(source.display().to_string()),
         )]);
-        let (table, metrics) = table
-            .merge(source_frame, col("target.mrn").eq(col("source.mrn")))
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(props)
-            .when_matched_update(|u| u.update("name", col("source.name")))
-            .and_then(|m| {
-                m.when_not_matched_insert(|i| {
-                    i.set("mrn", col("source.mrn"))
-                        .set("name", col("source.name"))
-                })
-            })
-            .map_err(id.err("merge"))?
-            .await
-            .map_err(id.err("merge"))?;
-        debug_assert_eq!(metrics.num_target_rows_inserted, inserted);
-        debug_assert_eq!(metrics.num_target_rows_updated, updated);
+        let (table, merged) = upsert(
+            &id,
+            table,
+            source_frame,
+            Upsert {
+                key: DIM_PATIENTS.key,
+                update: &["name"],
+                insert: &["mrn", "name"],
+                props,
+                ..Upsert::default()
+            },
+        )
+        .await?;
+        debug_assert_eq!(merged.inserted, inserted as u64);
+        debug_assert_eq!(merged.updated, updated as u64);
         version_after = table.version().unwrap_or(0);
     }
 

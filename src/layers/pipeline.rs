@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
-use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use crate::catalog;
 use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::layers::bronze::{self, BronzeOptions, BronzeReport, Observer};
@@ -15,7 +15,7 @@ use crate::layers::gold::{self, GoldReport};
 use crate::layers::patients::{self, PatientsReport};
 use crate::layers::silver::{self, SilverOptions, SilverReport};
 use crate::output::{Report, Steps};
-use crate::warehouse::{DataDir, Warehouse, tables};
+use crate::warehouse::{DataDir, Warehouse};
 
 /// What a pipeline run did, layer by layer, and the gold table it ended with.
 #[derive(Debug, Clone, Serialize)]
@@ -126,20 +126,16 @@ pub async fn run(
 
 /// The lab's last cell: gold's name, average and count, by average.
 async fn gold_by_rate(warehouse: &Warehouse) -> Result<Vec<RecordBatch>> {
-    let id = TableId::new(warehouse, tables::GOLD);
+    let id = TableId::of(warehouse, &catalog::GOLD);
     let Some(table) = delta::open(&id).await? else {
         return Ok(Vec::new());
     };
-    let ctx = SessionContext::new();
-    ctx.register_table("gold", delta::provider(&id, &table, &ctx).await?)
-        .map_err(id.query_err("read"))?;
-    ctx.sql(
-        "SELECT patient_name, avg_heartrate, count FROM gold \
-         ORDER BY avg_heartrate, patient_name",
+    let ctx = delta::session_with(&id, &table, "gold").await?;
+    delta::query(
+        &ctx,
+        &id,
+        "read",
+        "SELECT patient_name, avg_heartrate, count FROM gold ORDER BY avg_heartrate, patient_name",
     )
     .await
-    .map_err(id.query_err("read"))?
-    .collect()
-    .await
-    .map_err(id.query_err("read"))
 }

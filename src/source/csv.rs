@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray};
-use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 
@@ -15,14 +14,6 @@ use crate::error::{Error, Result};
 pub struct PatientRow {
     pub mrn: i64,
     pub name: String,
-}
-
-/// The Arrow schema of `dim_patients`.
-pub fn patients_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("mrn", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, false),
-    ]))
 }
 
 /// Read and check the whole file. Rows come back ordered by mrn; a patient listed twice with the
@@ -207,7 +198,7 @@ fn unclosed_quote(bytes: &[u8]) -> Option<u64> {
 /// The rows as one Arrow batch in the `dim_patients` schema.
 pub fn patients_batch(rows: &[PatientRow]) -> RecordBatch {
     RecordBatch::try_new(
-        patients_schema(),
+        crate::catalog::DIM_PATIENTS.schema(),
         vec![
             Arc::new(rows.iter().map(|r| r.mrn).collect::<Int64Array>()),
             Arc::new(

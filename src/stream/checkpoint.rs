@@ -12,7 +12,6 @@
 //! Every file appears whole or not at all (written under a temporary name, then renamed), and a
 //! plan is created only if absent, so two processes cannot plan the same batch differently.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -81,11 +80,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Whether a checkpoint exists in `dir`.
-    pub fn exists(dir: &Path) -> bool {
-        dir.join("metadata").is_file()
-    }
-
     /// How `source` (a canonical folder) compares with the folder the checkpoint in `dir` is
     /// bound to; reads only, creates nothing.
     pub fn binding(dir: &Path, source: &Path) -> Result<Binding> {
@@ -221,8 +215,9 @@ impl Checkpoint {
     }
 
     /// Every file the stream has taken: in any plan, or recovered from the table.
-    pub fn seen_files(&self) -> Result<HashSet<String>> {
-        let mut seen = HashSet::new();
+    #[cfg(test)]
+    fn seen_files(&self) -> Result<std::collections::HashSet<String>> {
+        let mut seen = std::collections::HashSet::new();
         for batch_id in self.planned()? {
             seen.extend(self.plan(batch_id)?.files.into_iter().map(|f| f.name));
         }
@@ -357,7 +352,7 @@ mod tests {
         assert_eq!(again.planned().unwrap(), vec![0]);
         assert_eq!(
             again.seen_files().unwrap(),
-            HashSet::from(["01.json".to_string()])
+            std::collections::HashSet::from(["01.json".to_string()])
         );
     }
 }

@@ -82,7 +82,7 @@ fn source_rows(ws: &Workspace) -> Vec<Row> {
 fn bronze_rows(ws: &Workspace) -> Vec<Row> {
     let mut rows = Vec::new();
     for batch in ws.rows(BRONZE) {
-        let col = |name: &str| medallion::delta::strings(&batch, name).unwrap();
+        let col = |name: &str| medallion::testing::strings(&batch, name).unwrap();
         let (file, dev, hr, mrn, time) = (
             col("_source_file"),
             col("device_id"),
@@ -119,7 +119,7 @@ fn assert_exactly_once(ws: &Workspace) {
 fn count_column(batches: &[RecordBatch], name: &str) -> BTreeMap<i64, usize> {
     let mut counts = BTreeMap::new();
     for b in batches {
-        let col = medallion::delta::int64s(b, name).unwrap();
+        let col = medallion::testing::int64s(b, name).unwrap();
         for v in col.iter().flatten() {
             *counts.entry(v).or_default() += 1;
         }
@@ -485,7 +485,7 @@ fn bad_input_is_quarantined_with_its_reason_and_counts_add_up() {
         .rows(BRONZE)
         .iter()
         .flat_map(|b| {
-            let c = medallion::delta::strings(b, "_rescued_data").unwrap();
+            let c = medallion::testing::strings(b, "_rescued_data").unwrap();
             c.iter().flatten().map(str::to_string).collect::<Vec<_>>()
         })
         .collect();
@@ -494,9 +494,9 @@ fn bad_input_is_quarantined_with_its_reason_and_counts_add_up() {
     // What quarantine holds: (file, line, error prefix).
     let mut quarantined = Vec::new();
     for b in ws.rows(QUARANTINE) {
-        let file = medallion::delta::strings(&b, "source_file").unwrap();
-        let line = medallion::delta::int64s(&b, "line").unwrap();
-        let error = medallion::delta::strings(&b, "error").unwrap();
+        let file = medallion::testing::strings(&b, "source_file").unwrap();
+        let line = medallion::testing::int64s(&b, "line").unwrap();
+        let error = medallion::testing::strings(&b, "error").unwrap();
         for i in 0..b.num_rows() {
             let name = Path::new(file.value(i))
                 .file_name()

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
-use medallion::delta::{self, TableId};
-use medallion::warehouse::Warehouse;
+use medallion::testing::Warehouse;
+use medallion::testing::{self as delta, TableId};
 use std::process::Command;
 
 pub struct Workspace {

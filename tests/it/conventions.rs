@@ -146,6 +146,8 @@ fn regression_subcommand_help_lists_its_own_options_before_the_global_ones() {
     let max_rows_help = &help[own..timezone];
     assert!(!max_rows_help.contains("time zone"), "{help}");
     assert!(max_rows_help.contains("0: no"), "{help}");
+    // ... and --timezone had lost its own.
+    assert!(help[timezone..heading].contains("IANA time zone"), "{help}");
     for command in ["show", "history", "sql", "diff", "bronze"] {
         let help = ws.run_ok(&[command, "--help"]);
         let heading = help

@@ -583,7 +583,8 @@ fn regression_a_crash_between_silver_writes_then_a_rerun_doubles_nothing() {
 #[test]
 fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
     // `medallion --json bronze | head -1` and `pipeline | head -1`: the reader goes away after
-    // one line; the job still finishes (exit 0) and prints no panic.
+    // one line; the next write to stdout ends the command quietly (exit 0, no panic, as
+    // ripgrep does), between two batches, and a rerun finishes the rest exactly once.
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     for args in [&["--json", "bronze"][..], &["pipeline"]] {
@@ -613,7 +614,25 @@ fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
         assert!(!first.is_empty(), "{args:?}");
         assert!(out.status.success(), "{args:?}: {stderr}");
         assert!(!stderr.contains("panick"), "{args:?}: {stderr}");
+        assert!(stderr.trim().is_empty(), "{args:?}: {stderr}");
+        // bronze prints a record per batch, pipeline a line per layer: the write after the
+        // first line ended it, before the last batch, or before gold.
+        let ended_early = match args {
+            ["pipeline"] => ws.version("fact_heartrate_gold").is_none(),
+            _ => ws.version("fact_heartrate_bronze").unwrap_or(0) < 20,
+        };
+        assert!(ended_early, "{args:?}: the closed pipe ended it");
+        ws.run_ok(&args[..]);
         assert_eq!(ws.version("fact_heartrate_bronze"), Some(20), "{args:?}");
+        if args == ["pipeline"] {
+            assert!(ws.version("fact_heartrate_gold").is_some(), "{args:?}");
+        }
+        let rows: usize = ws
+            .rows("fact_heartrate_bronze")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 20 * 200, "{args:?}: every row once");
     }
 }
 

@@ -3,8 +3,8 @@
 //! an error before any table is made; a bronze stream stays bound to its source folder; and
 //! `status` says what each layer still has to do and what does not add up.
 
-use medallion::delta::{self, TableId};
-use medallion::warehouse::Warehouse;
+use medallion::testing::Warehouse;
+use medallion::testing::{self as delta, TableId};
 use serde_json::Value;
 
 use crate::common::{Workspace, runtime};

@@ -534,19 +534,17 @@ fn regression_refused_rows_are_quarantined_once_when_bronze_moves_on_after_a_cra
 #[test]
 fn a_gold_table_without_sum_heartrate_gets_the_column_and_exact_rows() {
     // A gold table made before gold kept its sums: the column is added, the rows computed.
-    use deltalake::arrow::datatypes::{Field, Schema, TimeUnit};
+    use deltalake::arrow::datatypes::Schema;
     let ws = fixture();
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let old = Schema::new(vec![
-        Field::new("patient_name", DataType::Utf8, true),
-        Field::new("avg_heartrate", DataType::Int64, true),
-        Field::new("count", DataType::Int64, false),
-        Field::new("mrn", DataType::Int64, false),
-        Field::new("min_heartrate", DataType::Float64, true),
-        Field::new("max_heartrate", DataType::Float64, true),
-        Field::new("first_reading", ts.clone(), true),
-        Field::new("last_reading", ts, true),
-    ]);
+    let current = medallion::testing::catalog::GOLD.schema();
+    let old = Schema::new(
+        current
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "sum_heartrate")
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let path = ws.warehouse().join("healthcare_dlh.db").join(GOLD);
     std::fs::create_dir_all(&path).unwrap();
     let url = url::Url::from_directory_path(std::path::absolute(&path).unwrap()).unwrap();

@@ -41,7 +41,7 @@ fn rows_per_source(ws: &Workspace) -> Vec<(String, usize)> {
         return Vec::new();
     }
     for batch in ws.rows(BRONZE) {
-        let files = medallion::delta::strings(&batch, "_source_file").unwrap();
+        let files = medallion::testing::strings(&batch, "_source_file").unwrap();
         for i in 0..files.len() {
             *counts.entry(files.value(i).to_string()).or_default() += 1;
         }

@@ -23,7 +23,7 @@ use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use tokio::sync::mpsc;
 
-use super::QuarantineRow;
+use super::batch::QuarantineRow;
 use crate::delta::TableId;
 use crate::error::{Error, Result};
 use crate::source::discover::{self, SourceFile};
@@ -285,8 +285,13 @@ impl BatchWriter {
             let writer = match &mut self.writer {
                 Some(writer) => writer,
                 None => self.writer.insert(
-                    RecordBatchWriter::try_new(id.url.as_str(), json::bronze_schema(), None, None)
-                        .map_err(id.err("write Parquet"))?,
+                    RecordBatchWriter::try_new(
+                        id.url.as_str(),
+                        crate::catalog::BRONZE.schema(),
+                        None,
+                        None,
+                    )
+                    .map_err(id.err("write Parquet"))?,
                 ),
             };
             writer.write(batch).await.map_err(id.err("write Parquet"))?;
@@ -305,7 +310,7 @@ impl BatchWriter {
             // On disk before the (synced) commit names them, or a power cut could keep the
             // commit and lose its rows.
             let paths: Vec<String> = self.prepared.adds.iter().map(|a| a.path.clone()).collect();
-            crate::delta::orphans::sync_local_files(id, &paths).await?;
+            crate::delta::store::sync_local_files(id, &paths).await?;
         }
         self.prepared.millis += start.elapsed().as_millis() as u64;
         Ok(self.prepared)

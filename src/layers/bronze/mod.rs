@@ -1,0 +1,288 @@
+//! `bronze`: new tracker files into `fact_heartrate_bronze`, one Delta commit per micro-batch,
+//! every source row exactly once, whatever instant the process is killed at.
+//!
+//! The protocol (docs/ARCHITECTURE.md, "Exactly-once bronze"): plan batch N in the checkpoint's
+//! write-ahead log, read its files and write Parquet, commit with the application transaction
+//! (stream id, N), mark N done. On start, an unfinished batch N is finished: if the table's
+//! transaction for the stream already has N, only the done marker is missing; otherwise the
+//! batch is redone with exactly its planned files. A file is never planned twice.
+//!
+//! What cannot be read goes to `fact_heartrate_bronze_quarantine`, committed with the same
+//! transaction before bronze, so it too holds each batch once.
+//!
+//! One concern per file: this one checks the source and the table and sets the stream up;
+//! [`stream`] runs the triggers (batches of new files, until the trigger says stop);
+//! [`batch`] is the protocol of one batch (commit, done marker, progress record);
+//! [`recovery`] finishes what a killed run left (an unfinished batch, a lost checkpoint);
+//! [`ahead`] reads and encodes the next batches while one commits.
+
+mod ahead;
+mod batch;
+mod recovery;
+mod stream;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+use serde::Serialize;
+
+use crate::catalog::{self, POSITION};
+use crate::delta::append::AppendLog;
+use crate::delta::{self, TableId};
+use crate::error::{Error, Result};
+use crate::output::{Report, version_change};
+use crate::source::discover::Completeness;
+use crate::stream::checkpoint::{Binding, Checkpoint};
+use crate::stream::progress::Progress;
+use crate::stream::trigger::Trigger;
+use crate::warehouse::{DataDir, Warehouse};
+
+use stream::Stream;
+
+/// What to do with a file or element that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadFiles {
+    /// Keep it in the quarantine table, with the reason, and go on.
+    Quarantine,
+    /// Stop with an error before the batch commits.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct BronzeOptions {
+    /// Files per micro-batch; `None` takes every new file in one batch.
+    pub max_files_per_trigger: Option<usize>,
+    pub trigger: Trigger,
+    pub bad_files: BadFiles,
+    pub completeness: Completeness,
+    /// The source folder has moved on purpose: bind the checkpoint to the new one.
+    pub source_moved: bool,
+}
+
+impl Default for BronzeOptions {
+    fn default() -> Self {
+        Self {
+            max_files_per_trigger: Some(1),
+            trigger: Trigger::AvailableNow,
+            bad_files: BadFiles::Quarantine,
+            completeness: Completeness::default(),
+            source_moved: false,
+        }
+    }
+}
+
+/// What a `bronze` run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BronzeReport {
+    pub table: String,
+    pub stream_id: String,
+    pub batches: u64,
+    pub files: u64,
+    pub rows: u64,
+    pub quarantined_rows: u64,
+    /// Batches an earlier run had planned and this run finished.
+    pub recovered_batches: u64,
+    pub version_before: Option<u64>,
+    pub version_after: u64,
+    pub duration_ms: u64,
+    /// Warnings also printed on stderr (bad files, files passed over, a rebuilt checkpoint).
+    pub warnings: Vec<String>,
+}
+
+impl Report for BronzeReport {
+    fn summary(&self) -> String {
+        let version = version_change(self.version_before, Some(self.version_after));
+        let recovered = if self.recovered_batches > 0 {
+            format!(
+                " ({} finished after an interrupted run)",
+                self.recovered_batches
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "bronze: {} batches{recovered}, {} files, {} rows, {} quarantined; {} {} ({} ms)",
+            self.batches,
+            self.files,
+            self.rows,
+            self.quarantined_rows,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+/// Hooks a caller gives the stream to show what it does.
+pub trait Observer {
+    /// New files were found; `pending` of them wait for batches.
+    fn discovered(&mut self, _pending: usize) {}
+    /// A batch is done.
+    fn batch(&mut self, _progress: &Progress) {}
+    /// Something a user must know (a bad file, a rebuilt checkpoint).
+    fn warn(&mut self, _message: &str) {}
+}
+
+/// A bronze table made before rows carried their delivery position (`_position`) cannot tell
+/// silver which delivery of a reading is the last: refuse it rather than guess.
+fn require_position(id: &TableId, table: &DeltaTable) -> Result<()> {
+    let has = table
+        .snapshot()
+        .map_err(id.err("load"))?
+        .schema()
+        .field(POSITION)
+        .is_some();
+    if has {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        table: id.name.clone(),
+        message: format!(
+            "this table was made by an earlier medallion whose rows do not carry their delivery \
+             position ({}), which silver needs to keep the last delivery of a reading; \
+             rebuild the warehouse from the source files: remove the whole warehouse ({}, \
+             with every table and the stream's checkpoint, since silver and its waiting rows \
+             were built from this bronze) and rerun",
+            POSITION,
+            id.url
+                .join("../..")
+                .map_or_else(|_| id.url.to_string(), |u| u.to_string())
+        ),
+    })
+}
+
+/// The tracker folder, canonical, checked before anything is written: it must exist (a typo
+/// in `--data` would otherwise ingest nothing into a new, empty table; an empty folder is fine)
+/// and be the folder the stream's checkpoint is bound to, unless `source_moved`.
+pub fn check_source(warehouse: &Warehouse, data: &DataDir, source_moved: bool) -> Result<PathBuf> {
+    let tracker = data.tracker_dir();
+    let folder = match std::fs::metadata(&tracker) {
+        Ok(m) if m.is_dir() => {
+            std::fs::canonicalize(&tracker).map_err(Error::io("resolve", &tracker))?
+        }
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "source folder {} is not a folder",
+                tracker.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let root = data.root();
+            let hint = if root.is_dir() {
+                format!(
+                    " (--data {} holds no healthcare/streaming/tracker/: run `medallion \
+                     generate` to write the lab's data, or give --data the folder that holds it)",
+                    root.display()
+                )
+            } else {
+                format!(
+                    " (--data {} does not exist: check its spelling, or run `medallion \
+                     generate` to write the lab's data there)",
+                    root.display()
+                )
+            };
+            return Err(Error::SourceFolderMissing {
+                path: tracker,
+                hint,
+            });
+        }
+        Err(e) => return Err(Error::io("read", &tracker)(e)),
+    };
+    let checkpoint_dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
+    if let Binding::Other(bound) = Checkpoint::binding(&checkpoint_dir, &folder)?
+        && !source_moved
+    {
+        return Err(Error::Usage(format!(
+            "the bronze stream (checkpoint {}) reads source folder {}, but --data gives {}: a \
+             stream knows files by name, so it would skip the files of the new folder whose \
+             names it has seen and ingest the others. Give --data the folder it reads; if the \
+             source has moved there on purpose, run again with --source-moved (files whose \
+             names were already ingested are not read again)",
+            checkpoint_dir.display(),
+            bound.display(),
+            folder.display()
+        )));
+    }
+    Ok(folder)
+}
+
+/// Stream the tracker folder into bronze until the trigger says stop.
+pub async fn run(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    options: &BronzeOptions,
+    observer: &mut dyn Observer,
+) -> Result<BronzeReport> {
+    let start = Instant::now();
+    let source = check_source(warehouse, data, options.source_moved)?;
+    let id = TableId::of(warehouse, &catalog::BRONZE);
+    let (table, created) = delta::open_or_create(&id, &catalog::BRONZE).await?;
+    require_position(&id, &table)?;
+    let version_before = if created { None } else { table.version() };
+    let mut report = BronzeReport {
+        table: id.name.clone(),
+        version_before,
+        ..BronzeReport::default()
+    };
+
+    let checkpoint_dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
+    let binding = Checkpoint::binding(&checkpoint_dir, &source)?;
+    let mut checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
+    checkpoint.bind_source(&source)?;
+    let bound = match binding {
+        Binding::New | Binding::Same => None,
+        Binding::Unrecorded => Some(format!(
+            "the bronze stream's checkpoint recorded no source folder (made by an earlier \
+             medallion): it is now bound to {}",
+            source.display()
+        )),
+        Binding::Other(before) => Some(format!(
+            "the bronze stream's source moved from {} to {} (--source-moved): files whose \
+             names were already ingested are not read again",
+            before.display(),
+            source.display()
+        )),
+    };
+    if let Some(message) = bound {
+        observer.warn(&message);
+        report.warnings.push(message);
+    }
+    // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
+    // rebuild was interrupted): take what the table holds as ingested before planning anything.
+    let lost = checkpoint.planned()?.is_empty() && checkpoint.recovered()?.is_none();
+    if lost && version_before.is_some_and(|v| v > 0) {
+        let message = recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint).await?;
+        observer.warn(&message);
+        report.warnings.push(message);
+    }
+    report.stream_id = checkpoint.stream_id().to_string();
+
+    let mut stream = Stream {
+        // Absolute, so lineage (`_source_file`, progress records) names files unambiguously.
+        source_dir: std::path::absolute(data.tracker_dir())
+            .map_err(Error::io("resolve", data.tracker_dir()))?,
+        quarantine: TableId::of(warehouse, &catalog::BRONZE_QUARANTINE),
+        log: AppendLog::open(id.clone(), &table, checkpoint.stream_id()).await?,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        last_trigger: None,
+        id,
+        checkpoint,
+        options: options.clone(),
+    };
+    drop(table);
+    stream.check_table_has_done_batches().await?;
+
+    // The batches, then (also after an error) the Delta checkpoint left writing.
+    let outcome = stream::stream_batches(&mut stream, options, &mut report, observer).await;
+    stream.log.finish().await;
+    for warning in stream.log.take_warnings() {
+        observer.warn(&warning);
+        report.warnings.push(warning);
+    }
+    outcome?;
+    report.version_after = stream.log.version();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}

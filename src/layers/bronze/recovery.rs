@@ -1,0 +1,186 @@
+//! What a killed run leaves, finished by the next: the batch it planned and did not mark done
+//! (committed already: only the marker is missing; else redone with exactly its planned
+//! files), and a checkpoint that was lost while the table has data (rebuilt from the table's
+//! lineage, so no file is ingested twice).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+use futures::StreamExt;
+
+use super::stream::{Stream, Timing};
+use super::{BronzeReport, Observer};
+use crate::catalog;
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::stream::checkpoint::{Checkpoint, Recovered};
+use crate::stream::progress::Durations;
+use crate::warehouse::Warehouse;
+
+/// What to do about the last batch an earlier run planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unfinished {
+    /// Nothing: no batch planned, or the last one is done.
+    None,
+    /// Committed before the crash: only its done marker is missing.
+    MarkDone(i64),
+    /// Not committed: redo it with exactly its planned files.
+    Redo(i64),
+}
+
+/// Decide from the checkpoint's last planned batch, whether it is done, and the table's
+/// transaction version for the stream.
+pub(super) fn unfinished(
+    last_planned: Option<i64>,
+    done: bool,
+    committed: Option<i64>,
+) -> Unfinished {
+    match last_planned {
+        None => Unfinished::None,
+        Some(_) if done => Unfinished::None,
+        Some(last) if committed.is_some_and(|v| v >= last) => Unfinished::MarkDone(last),
+        Some(last) => Unfinished::Redo(last),
+    }
+}
+
+/// Finish the batch an earlier run planned and did not mark done, if any.
+pub(super) async fn finish_unfinished(
+    stream: &mut Stream,
+    planned: &[i64],
+    report: &mut BronzeReport,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    let last = planned.last().copied();
+    let done = last.is_some_and(|b| stream.checkpoint.is_done(b));
+    let (last, redo) = match unfinished(last, done, stream.log.app_version()) {
+        Unfinished::None => return Ok(()),
+        Unfinished::MarkDone(last) => (last, false),
+        Unfinished::Redo(last) => (last, true),
+    };
+    let plan = stream.checkpoint.plan(last)?;
+    let started = Instant::now();
+    let prepared = if redo {
+        let mut ahead = stream.ahead(vec![(last, plan.files.clone())]);
+        Some(ahead.next(last).await?)
+    } else {
+        None
+    };
+    stream
+        .run_batch(
+            &plan,
+            prepared,
+            true,
+            Timing {
+                started,
+                durations: Durations::default(),
+            },
+            report,
+            observer,
+        )
+        .await?;
+    report.recovered_batches += 1;
+    Ok(())
+}
+
+/// The checkpoint was lost but the table has data: take the files the table (and its
+/// quarantine) already holds as seen, so nothing is ingested twice, and continue the batch ids.
+pub(super) async fn rebuild_checkpoint(
+    warehouse: &Warehouse,
+    id: &TableId,
+    table: &DeltaTable,
+    checkpoint: &Checkpoint,
+) -> Result<String> {
+    let mut files = HashSet::new();
+    let mut next_batch_id = 0;
+    // The batches bronze committed, from its commits' lineage (a batch of bad files only has
+    // no rows, but has its commit).
+    let mut committed = HashSet::new();
+    let mut history = table.history(None);
+    while let Some(info) = history.next().await {
+        let info = info.map_err(id.err("read the history"))?;
+        if let Some(batch) = info.info.get("batchId").and_then(serde_json::Value::as_i64) {
+            committed.insert(batch);
+            next_batch_id = next_batch_id.max(batch + 1);
+        }
+    }
+    drop(history);
+    let quarantine_id = TableId::of(warehouse, &catalog::BRONZE_QUARANTINE);
+    let quarantine = delta::open(&quarantine_id).await?;
+    let sources = [
+        (id, Some(table), "_source_file", "_batch_id"),
+        (
+            &quarantine_id,
+            quarantine.as_ref(),
+            "source_file",
+            "batch_id",
+        ),
+    ];
+    for (index, (table_id, table, file_column, batch_column)) in sources.into_iter().enumerate() {
+        let Some(table) = table else { continue };
+        let ctx = delta::session_with(table_id, table, "t").await?;
+        let sql = format!("SELECT DISTINCT {file_column} AS f, {batch_column} AS b FROM t");
+        let batches = delta::query(&ctx, table_id, "read lineage", &sql).await?;
+        for batch in batches {
+            let names = delta::strings(&batch, "f")?;
+            let batch_ids = delta::int64s(&batch, "b")?;
+            for (name, batch_id) in names.iter().zip(batch_ids.iter()) {
+                if let (Some(name), Some(batch_id)) = (name, batch_id) {
+                    next_batch_id = next_batch_id.max(batch_id + 1);
+                    // A file known only to the quarantine table counts as ingested only if
+                    // its batch reached bronze: else its good rows are not in bronze yet.
+                    if index == 0 || committed.contains(&batch_id) {
+                        files.insert(file_name(name));
+                    }
+                }
+            }
+        }
+    }
+    let mut names: Vec<String> = files.into_iter().collect();
+    names.sort();
+    let message = format!(
+        "the checkpoint of {} was missing: rebuilt it from the table, which holds {} source \
+         files; they will not be ingested again (new stream id {}, batches from {})",
+        id.name,
+        names.len(),
+        checkpoint.stream_id(),
+        next_batch_id
+    );
+    checkpoint.write_recovered(&Recovered {
+        files: names,
+        next_batch_id,
+    })?;
+    Ok(message)
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_batch_is_marked_done_if_committed_else_redone() {
+        // (last planned, done, the table's transaction version) -> what to do
+        let cases = [
+            ((None, false, None), Unfinished::None),
+            ((Some(3), true, Some(3)), Unfinished::None),
+            ((Some(3), false, Some(3)), Unfinished::MarkDone(3)),
+            ((Some(3), false, Some(4)), Unfinished::MarkDone(3)),
+            ((Some(3), false, Some(2)), Unfinished::Redo(3)),
+            ((Some(0), false, None), Unfinished::Redo(0)),
+        ];
+        for ((last, done, committed), expected) in cases {
+            assert_eq!(
+                unfinished(last, done, committed),
+                expected,
+                "{last:?} {done} {committed:?}"
+            );
+        }
+    }
+}

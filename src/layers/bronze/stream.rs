@@ -1,0 +1,259 @@
+//! The trigger loop of a bronze stream: list the source folder, cut the new files into
+//! batches ([`plan_batches`]), run each batch, and stop when the trigger says so (the files
+//! there when the run started, one batch, or every interval until SIGINT/SIGTERM).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::ahead::Ahead;
+use super::{BronzeOptions, BronzeReport, Observer, recovery};
+use crate::delta::append::AppendLog;
+use crate::delta::{self, TableId};
+use crate::error::{Error, Result};
+use crate::source::discover::{self, SourceFile};
+use crate::stream::checkpoint::{Checkpoint, Plan};
+use crate::stream::failpoint::{failpoint, points};
+use crate::stream::progress::Durations;
+use crate::stream::shutdown::Shutdown;
+use crate::stream::trigger::Trigger;
+
+/// Finish the batch an earlier run left unfinished, then run triggers until the trigger says
+/// stop.
+pub(super) async fn stream_batches(
+    stream: &mut Stream,
+    options: &BronzeOptions,
+    report: &mut BronzeReport,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    // Finish the batch an earlier run planned and did not mark done.
+    let planned = stream.checkpoint.planned()?;
+    recovery::finish_unfinished(stream, &planned, report, observer).await?;
+    let mut next_batch = match planned.last() {
+        Some(last) => last + 1,
+        None => stream
+            .checkpoint
+            .recovered()?
+            .map_or(0, |r| r.next_batch_id),
+    };
+
+    let mut shutdown = match options.trigger {
+        Trigger::Every(_) => Shutdown::on_signals(),
+        Trigger::AvailableNow | Trigger::Once => Shutdown::never(),
+    };
+    let mut seen = discover::Seen::from_checkpoint(&stream.checkpoint)?;
+    let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
+    loop {
+        let list_start = Instant::now();
+        let discovery =
+            discover::discover(&stream.source_dir, &mut seen, options.completeness).await?;
+        for warning in discovery.warnings {
+            observer.warn(&warning);
+            report.warnings.push(warning);
+        }
+        let files = discovery.files;
+        let mut listing_ms = list_start.elapsed().as_millis() as u64;
+        if !files.is_empty() {
+            observer.discovered(files.len());
+        }
+        let batches = plan_batches(&files, next_batch, per_batch, options.trigger);
+        let mut ahead = stream.ahead(batches.clone());
+        let run = async {
+            for (batch_id, files) in batches {
+                let mut durations = Durations {
+                    latest_offset: std::mem::take(&mut listing_ms),
+                    ..Durations::default()
+                };
+                let plan = Plan {
+                    batch_id,
+                    timestamp: chrono::Utc::now().timestamp_millis(),
+                    files,
+                };
+                let wal_start = Instant::now();
+                let started = wal_start;
+                stream.checkpoint.write_plan(&plan)?;
+                durations.wal_commit = wal_start.elapsed().as_millis() as u64;
+                failpoint(points::AFTER_PLAN);
+                seen.record(batch_id, &plan.files);
+                next_batch = batch_id + 1;
+                let prepared = ahead.next(batch_id).await?;
+                stream
+                    .run_batch(
+                        &plan,
+                        Some(prepared),
+                        false,
+                        Timing { started, durations },
+                        report,
+                        observer,
+                    )
+                    .await?;
+                if shutdown.asked() {
+                    return Ok(true);
+                }
+            }
+            Ok::<_, Error>(false)
+        };
+        let stopped = run.await;
+        ahead.discard().await;
+        if stopped? {
+            break;
+        }
+        match options.trigger {
+            // Like Spark's: the files there when the run started, then stop.
+            Trigger::AvailableNow | Trigger::Once => break,
+            Trigger::Every(interval) => {
+                if shutdown.sleep(interval).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The batches of a trigger: the new files, oldest first, `per_batch` at a time, numbered from
+/// `next_batch`; one batch only for `--trigger once`.
+pub(super) fn plan_batches(
+    files: &[SourceFile],
+    next_batch: i64,
+    per_batch: usize,
+    trigger: Trigger,
+) -> Vec<(i64, Vec<SourceFile>)> {
+    let mut batches: Vec<(i64, Vec<SourceFile>)> = files
+        .chunks(per_batch.max(1))
+        .zip(next_batch..)
+        .map(|(chunk, batch_id)| (batch_id, chunk.to_vec()))
+        .collect();
+    if trigger == Trigger::Once {
+        batches.truncate(1);
+    }
+    batches
+}
+
+/// The state of a running stream.
+pub(super) struct Stream {
+    pub id: TableId,
+    pub quarantine: TableId,
+    pub source_dir: PathBuf,
+    pub checkpoint: Checkpoint,
+    pub log: AppendLog,
+    pub options: BronzeOptions,
+    pub run_id: String,
+    pub last_trigger: Option<Instant>,
+}
+
+/// When a batch's time on the stream began, and the durations measured so far.
+pub(super) struct Timing {
+    pub started: Instant,
+    pub durations: Durations,
+}
+
+impl Stream {
+    /// A checkpoint whose done batches are missing from the table (the table was deleted or
+    /// replaced) would skip their files for ever: refuse, and say what to do.
+    pub(super) async fn check_table_has_done_batches(&self) -> Result<()> {
+        let planned = self.checkpoint.planned()?;
+        let Some(last_done) = planned.iter().rev().find(|b| self.checkpoint.is_done(**b)) else {
+            return Ok(());
+        };
+        let behind = |v: Option<i64>| v.is_none_or(|v| v < *last_done);
+        if behind(self.log.app_version()) {
+            // Another stream may have committed it since this one loaded the table: look again.
+            let latest = match delta::open(&self.id).await? {
+                Some(table) => {
+                    delta::app_version(&self.id, &table, self.checkpoint.stream_id()).await?
+                }
+                None => None,
+            };
+            if !behind(latest) {
+                return Ok(());
+            }
+            return Err(Error::Checkpoint {
+                path: self.checkpoint.dir().to_path_buf(),
+                message: format!(
+                    "it says batch {last_done} of stream {} is done, but table {} does not hold \
+                     it: the table was replaced. Remove the checkpoint folder to ingest every \
+                     file again into the new table.",
+                    self.checkpoint.stream_id(),
+                    self.id.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Start reading and writing `batches` ahead of their commits.
+    pub(super) fn ahead(&self, batches: Vec<(i64, Vec<SourceFile>)>) -> Ahead {
+        Ahead::start(
+            &self.id,
+            self.log.object_store(),
+            self.source_dir.clone(),
+            batches,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_files_are_cut_into_numbered_batches_and_once_takes_one() {
+        let files: Vec<SourceFile> = (0..5)
+            .map(|i| SourceFile {
+                name: format!("{i:02}.json"),
+                size: 1,
+                mtime_ms: i,
+            })
+            .collect();
+        let every = Trigger::Every(std::time::Duration::from_secs(1));
+        // (files, next batch id, files per batch, trigger) -> batches as (id, first..last file)
+        let cases: [(usize, i64, usize, Trigger, &[(i64, &[&str])]); 6] = [
+            (
+                5,
+                0,
+                2,
+                Trigger::AvailableNow,
+                &[(0, &["00", "01"]), (1, &["02", "03"]), (2, &["04"])],
+            ),
+            (5, 7, 5, every, &[(7, &["00", "01", "02", "03", "04"])]),
+            (5, 3, 2, Trigger::Once, &[(3, &["00", "01"])]),
+            (
+                3,
+                0,
+                usize::MAX,
+                Trigger::AvailableNow,
+                &[(0, &["00", "01", "02"])],
+            ),
+            // 0 files per batch is taken as 1, never as an endless loop of empty batches.
+            (
+                2,
+                0,
+                0,
+                Trigger::AvailableNow,
+                &[(0, &["00"]), (1, &["01"])],
+            ),
+            (0, 4, 1, Trigger::Once, &[]),
+        ];
+        for (n, next, per_batch, trigger, expected) in cases {
+            let batches = plan_batches(&files[..n], next, per_batch, trigger);
+            let got: Vec<(i64, Vec<String>)> = batches
+                .into_iter()
+                .map(|(id, files)| {
+                    let names = files
+                        .iter()
+                        .map(|f| f.name.trim_end_matches(".json").to_string());
+                    (id, names.collect())
+                })
+                .collect();
+            let want: Vec<(i64, Vec<String>)> = expected
+                .iter()
+                .map(|(id, names)| (*id, names.iter().map(|n| n.to_string()).collect()))
+                .collect();
+            assert_eq!(
+                got, want,
+                "{n} files from {next}, {per_batch} per batch, {trigger:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! `gold`: per-patient aggregates (`fact_heartrate_gold`) and per-patient daily aggregates
+//! (`fact_heartrate_daily`), refreshed by MERGE from silver's changes.
+//!
+//! Incremental: each gold commit records (application transaction) the silver version it
+//! consumed. A refresh reads silver's change data feed after that version. A patient whose
+//! changes are only new readings gets its gold row from the old one and the new readings (gold
+//! keeps the exact `sum_heartrate` for that); a patient with an updated reading (a
+//! re-delivery, a rename) is recomputed from all its silver rows. Daily recomputes the UTC days
+//! the changes span. Both MERGE: only rows whose values changed are updated. With nothing new in
+//! silver it writes nothing.
+//!
+//! One concern per file: [`changes`] reads silver's change feed per patient, [`plan`] decides
+//! which patients are combined and which recomputed, [`stats`] is the algebra of the
+//! aggregates, [`sql`] the queries over silver; this file runs gold, then daily, and reports.
+
+mod changes;
+mod plan;
+mod sql;
+mod stats;
+
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use serde::Serialize;
+
+use crate::catalog::{self, GOLD_FROM_SILVER, Table};
+use crate::delta::merge::{Merged, Upsert, upsert};
+use crate::delta::txn::{consumed, transaction};
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::output::{Report, Steps, version_change};
+use crate::stream::failpoint::{failpoint, points};
+use crate::warehouse::Warehouse;
+
+/// What a `gold` refresh did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GoldReport {
+    pub table: String,
+    pub silver_from: Option<u64>,
+    pub silver_to: u64,
+    /// Patients whose aggregates were refreshed.
+    pub patients: u64,
+    /// Of those, patients refreshed from their new readings alone (no rescan of silver).
+    pub patients_combined: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub daily_inserted: u64,
+    pub daily_updated: u64,
+    pub version_before: Option<u64>,
+    pub version_after: Option<u64>,
+    pub duration_ms: u64,
+}
+
+impl Report for GoldReport {
+    fn summary(&self) -> String {
+        let from = self
+            .silver_from
+            .map_or("the start".to_string(), |v| format!("v{v}"));
+        let version = version_change(self.version_before, self.version_after);
+        format!(
+            "gold: silver {from} -> v{}, {} patients refreshed ({} from new readings only), \
+             {} inserted, {} updated (daily: {} inserted, {} updated); {} {} ({} ms)",
+            self.silver_to,
+            self.patients,
+            self.patients_combined,
+            self.inserted,
+            self.updated,
+            self.daily_inserted,
+            self.daily_updated,
+            self.table,
+            version,
+            self.duration_ms
+        )
+    }
+}
+
+/// Refresh gold and daily from silver's changes; `steps` hears the patients and days to
+/// refresh.
+pub async fn run(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
+    let report = refresh(warehouse, steps).await;
+    steps.end();
+    report
+}
+
+async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
+    let start = Instant::now();
+    let silver_id = TableId::of(warehouse, &catalog::SILVER);
+    let silver = delta::open(&silver_id)
+        .await?
+        .ok_or_else(|| silver_id.not_found(" (run `medallion silver` first)"))?;
+    let id = TableId::of(warehouse, &catalog::GOLD);
+    let daily_id = TableId::of(warehouse, &catalog::DAILY);
+    let gold = delta::open(&id).await?;
+    let daily = delta::open(&daily_id).await?;
+    let silver_to = silver.version().unwrap_or(0);
+    let gold_from = consumed(&id, gold.as_ref(), GOLD_FROM_SILVER).await?;
+    let daily_from = consumed(&daily_id, daily.as_ref(), GOLD_FROM_SILVER).await?;
+    let mut report = GoldReport {
+        table: id.name.clone(),
+        silver_from: gold_from.map(|v| v as u64),
+        silver_to,
+        version_before: gold.as_ref().and_then(DeltaTable::version),
+        version_after: gold.as_ref().and_then(DeltaTable::version),
+        ..GoldReport::default()
+    };
+    let to = Some(silver_to as i64);
+    if gold_from == to && daily_from == to {
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    // Which patients changed: all of them the first time, else those in silver's change feed
+    // after the older of the two positions.
+    let ctx = delta::session_with(&silver_id, &silver, "silver").await?;
+    let from = gold_from.min(daily_from);
+    let changes = match from {
+        None => None,
+        Some(from) => Some(
+            changes::silver_changes(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?,
+        ),
+    };
+    let txn = transaction(GOLD_FROM_SILVER, silver_to);
+    let source = Source {
+        silver_id: &silver_id,
+        ctx: &ctx,
+        changes: changes.as_ref(),
+        txn: &txn,
+    };
+
+    // Gold, then daily; each table records what it consumed and is skipped if it has it.
+    if gold_from != to {
+        let table = match gold {
+            Some(t) => sql::with_sum_column(&id, t).await?,
+            None => delta::create(&id, &catalog::GOLD, &[]).await?,
+        };
+        let combinable = gold_from == from;
+        let (table, refreshed) = refresh_gold(&id, table, &source, combinable, steps).await?;
+        report.patients = refreshed.patients;
+        report.patients_combined = refreshed.combined;
+        report.inserted = refreshed.merged.inserted;
+        report.updated = refreshed.merged.updated;
+        report.version_after = table.version();
+    }
+    failpoint(points::GOLD_BETWEEN_COMMITS);
+    if daily_from != to {
+        let table = match daily {
+            Some(t) => t,
+            None => delta::create(&daily_id, &catalog::DAILY, &[]).await?,
+        };
+        let merged = refresh_daily(&daily_id, table, &source, steps).await?;
+        report.daily_inserted = merged.inserted;
+        report.daily_updated = merged.updated;
+    }
+    failpoint(points::GOLD_AFTER_COMMIT);
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// What gold and daily are refreshed from: silver (registered as `silver` in `ctx`), its
+/// changes (None: the first refresh, every patient), and the transaction both record.
+struct Source<'a> {
+    silver_id: &'a TableId,
+    ctx: &'a SessionContext,
+    changes: Option<&'a changes::Changes>,
+    txn: &'a Transaction,
+}
+
+/// What gold's refresh did.
+struct GoldRefresh {
+    patients: u64,
+    combined: u64,
+    merged: Merged,
+}
+
+/// Refresh gold's rows of the changed patients: combined from their old rows and new readings
+/// where [`plan::plan_patients`] says so (`combinable`: gold is at the version the changes
+/// start from), recomputed from silver otherwise; every patient the first time.
+async fn refresh_gold(
+    id: &TableId,
+    table: DeltaTable,
+    source: &Source<'_>,
+    combinable: bool,
+    steps: &mut dyn Steps,
+) -> Result<(DeltaTable, GoldRefresh)> {
+    let (batches, refreshed, combined) = match source.changes {
+        None => {
+            let all = sql::gold_aggregates(source.silver_id, source.ctx, "true".into()).await?;
+            (vec![all], None, 0)
+        }
+        Some(changes) => {
+            // Combining needs gold's rows as of the first change read.
+            let old = if combinable {
+                stats::gold_rows(id, &table).await?
+            } else {
+                Default::default()
+            };
+            let plan = plan::plan_patients(changes, &old, combinable);
+            let mut batches = vec![stats::gold_batch(&plan.combined)];
+            if !plan.recompute.is_empty() {
+                let filter = sql::patients_filter(plan.recompute.iter());
+                batches.push(sql::gold_aggregates(source.silver_id, source.ctx, filter).await?);
+            }
+            let patients = changes.patients.len() as u64;
+            (batches, Some(patients), plan.combined.len() as u64)
+        }
+    };
+    let patients: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    steps.begin("gold", patients as u64, "patients");
+    let frame = source
+        .ctx
+        .read_batches(batches)
+        .map_err(source.silver_id.query_err("aggregate"))?;
+    let (table, merged) = merge_aggregates(id, table, frame, &catalog::GOLD, source.txn).await?;
+    steps.advance(patients as u64, &format!("merged into {}", id.name));
+    let refreshed = GoldRefresh {
+        // The first time every patient is computed: as many as the aggregate's rows.
+        patients: refreshed.unwrap_or(merged.source_rows),
+        combined,
+        merged,
+    };
+    Ok((table, refreshed))
+}
+
+/// Recompute daily's rows of the changed patients on the UTC days the changes span (every row
+/// the first time).
+async fn refresh_daily(
+    id: &TableId,
+    table: DeltaTable,
+    source: &Source<'_>,
+    steps: &mut dyn Steps,
+) -> Result<Merged> {
+    let days = source
+        .changes
+        .map(|changes| changes.days().map_or(0, |(first, last)| last - first + 1));
+    match days {
+        Some(days) => steps.begin("daily", days.max(0) as u64, "days"),
+        None => steps.begin("daily", 0, "every patient's days"),
+    }
+    let query = sql::DAILY_SQL.replace("{filter}", &sql::daily_filter(source.changes));
+    let frame = source
+        .ctx
+        .sql(&query)
+        .await
+        .map_err(source.silver_id.query_err("aggregate by day"))?;
+    let (_, merged) = merge_aggregates(id, table, frame, &catalog::DAILY, source.txn).await?;
+    steps.advance(
+        days.unwrap_or(0).max(0) as u64,
+        &format!("merged into {}", id.name),
+    );
+    Ok(merged)
+}
+
+/// MERGE aggregates on the table's key: insert new keys, update rows whose values changed (the
+/// doubles, summed in whatever order partitions finish, relative to their size). The commit
+/// records the silver version consumed; when nothing changed a commit of its own does.
+async fn merge_aggregates(
+    id: &TableId,
+    table: DeltaTable,
+    source: DataFrame,
+    of: &Table,
+    txn: &Transaction,
+) -> Result<(DeltaTable, Merged)> {
+    let schema = of.schema();
+    let values = delta::merge::values(&schema, of.key);
+    let columns = delta::merge::values(&schema, &[]);
+    let doubles: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() == &deltalake::arrow::datatypes::DataType::Float64)
+        .map(|f| f.name().as_str())
+        .collect();
+    upsert(
+        id,
+        table,
+        source,
+        Upsert {
+            key: of.key,
+            update: &values,
+            insert: &columns,
+            approximate: &doubles,
+            props: CommitProperties::default().with_application_transaction(txn.clone()),
+            record_unchanged: true,
+            ..Upsert::default()
+        },
+    )
+    .await
+}

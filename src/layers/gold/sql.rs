@@ -1,0 +1,108 @@
+//! Gold's SQL over silver: a patient's aggregates recomputed from all its rows, a day's
+//! aggregates, and the filters that pick the changed patients and days.
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::StructField;
+
+use super::stats::{gold_batch, gold_stats};
+use crate::catalog::GOLD_SUM_SCALE;
+use crate::delta::{self, TableId};
+use crate::error::{Error, Result};
+
+/// A patient's aggregates from all its silver rows; `avg_heartrate` is then computed from the
+/// sum and count by [`Stats::avg`], as for a patient whose new readings are combined with its
+/// old row, so that both ways give the same row.
+pub(super) const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, COUNT(*) AS count, mrn, \
+     MIN(heartrate) AS min_heartrate, MAX(heartrate) AS max_heartrate, \
+     MIN(datetime) AS first_reading, MAX(datetime) AS last_reading, \
+     SUM(CAST(heartrate AS DECIMAL(38, 10))) AS sum_heartrate \
+     FROM silver WHERE {filter} GROUP BY mrn";
+
+pub(super) const DAILY_SQL: &str = "SELECT mrn, CAST(datetime AS DATE) AS date, \
+     AVG(heartrate) AS avg_heartrate, MIN(heartrate) AS min_heartrate, \
+     MAX(heartrate) AS max_heartrate, COUNT(*) AS count \
+     FROM silver WHERE {filter} GROUP BY mrn, CAST(datetime AS DATE)";
+
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const UTC_MICROS: &str = "Timestamp(µs, \"UTC\")";
+
+pub(super) fn patients_filter<'a>(mrns: impl Iterator<Item = &'a i64>) -> String {
+    let list: Vec<String> = mrns.map(i64::to_string).collect();
+    format!("mrn IN ({})", list.join(", "))
+}
+
+/// Gold's rows of the patients `filter` selects, recomputed from all their silver rows.
+pub(super) async fn gold_aggregates(
+    silver_id: &TableId,
+    ctx: &SessionContext,
+    filter: String,
+) -> Result<RecordBatch> {
+    let sql = GOLD_SQL.replace("{filter}", &filter);
+    let batches = delta::query(ctx, silver_id, "aggregate", &sql).await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        rows.extend(gold_stats(batch)?);
+    }
+    Ok(gold_batch(&rows))
+}
+
+/// `sum_heartrate`'s type in the table's (Delta) schema.
+fn sum_kind(id: &TableId) -> Result<deltalake::kernel::DataType> {
+    deltalake::kernel::DataType::decimal(38, GOLD_SUM_SCALE as u8)
+        .map_err(|e| id.err("schema")(deltalake::DeltaTableError::from(e)))
+}
+
+/// A gold table made before gold kept `sum_heartrate` gets the column (null in its rows, so
+/// those patients are recomputed the next time they change).
+pub(super) async fn with_sum_column(id: &TableId, table: DeltaTable) -> Result<DeltaTable> {
+    let has_sum = table
+        .snapshot()
+        .map_err(id.err("load"))?
+        .schema()
+        .field("sum_heartrate")
+        .map(|f| f.data_type().clone());
+    match has_sum {
+        Some(kind) if kind == sum_kind(id)? => {
+            return Ok(table);
+        }
+        Some(kind) => {
+            return Err(Error::Refused {
+                table: id.name.clone(),
+                message: format!(
+                    "its sum_heartrate is {kind}, from an earlier medallion; gold now keeps an \
+                     exact decimal sum: rebuild gold (remove {} and run gold again)",
+                    id.url
+                ),
+            });
+        }
+        None => {}
+    }
+    table
+        .add_columns()
+        .with_fields([StructField::new("sum_heartrate", sum_kind(id)?, true)])
+        .await
+        .map_err(id.err("add column sum_heartrate"))
+}
+
+/// The filter of daily's recomputation: every row the first time (`None`), else the changed
+/// patients' rows on the UTC days the changes span (none if nothing changed). The filter on
+/// `datetime` lets the scan skip silver files by their statistics.
+pub(super) fn daily_filter(changes: Option<&super::changes::Changes>) -> String {
+    let Some(changes) = changes else {
+        return "true".to_string();
+    };
+    match changes.days() {
+        None => "false".to_string(),
+        Some((first_day, last_day)) => {
+            let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
+            format!(
+                "{} AND datetime >= {} AND datetime < {}",
+                patients_filter(changes.patients.keys()),
+                at(first_day * DAY_MICROS),
+                at((last_day + 1) * DAY_MICROS)
+            )
+        }
+    }
+}
