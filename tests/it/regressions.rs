@@ -622,7 +622,7 @@ fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
             _ => ws.version("fact_heartrate_bronze").unwrap_or(0) < 20,
         };
         assert!(ended_early, "{args:?}: the closed pipe ended it");
-        ws.run_ok(&args[..]);
+        ws.run_ok(args);
         assert_eq!(ws.version("fact_heartrate_bronze"), Some(20), "{args:?}");
         if args == ["pipeline"] {
             assert!(ws.version("fact_heartrate_gold").is_some(), "{args:?}");

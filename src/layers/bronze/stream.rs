@@ -208,7 +208,14 @@ mod tests {
             .collect();
         let every = Trigger::Every(std::time::Duration::from_secs(1));
         // (files, next batch id, files per batch, trigger) -> batches as (id, first..last file)
-        let cases: [(usize, i64, usize, Trigger, &[(i64, &[&str])]); 6] = [
+        type Case = (
+            usize,
+            i64,
+            usize,
+            Trigger,
+            &'static [(i64, &'static [&'static str])],
+        );
+        let cases: [Case; 6] = [
             (
                 5,
                 0,

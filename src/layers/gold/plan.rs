@@ -85,13 +85,14 @@ mod tests {
             last: Some(20),
             ..a.clone()
         };
-        let cases: Vec<(
+        type Case = (
             BTreeMap<i64, Stats>,
             Changes,
             bool,
             Vec<(i64, Stats)>,
             Vec<i64>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             // New readings of a known patient: old row + new readings.
             (
                 old(&[(1, a.clone())]),
