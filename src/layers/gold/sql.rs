@@ -106,3 +106,81 @@ pub(super) fn daily_filter(changes: Option<&super::changes::Changes>) -> String 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::changes::{Changes, PatientChanges};
+    use super::super::stats::Stats;
+    use super::*;
+
+    fn changes(list: &[(i64, i64, i64)]) -> Changes {
+        Changes {
+            patients: list
+                .iter()
+                .map(|(mrn, first, last)| {
+                    let stats = Stats {
+                        first: Some(*first),
+                        last: Some(*last),
+                        ..Stats::default()
+                    };
+                    let change = PatientChanges {
+                        new_rows_only: true,
+                        stats,
+                    };
+                    (*mrn, change)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    /// (changed patients as (mrn, first, last instant)) -> the UTC days daily recomputes, and
+    /// the filter it reads silver with.
+    #[test]
+    fn daily_recomputes_the_changed_patients_on_the_days_their_changes_span() {
+        let day = DAY_MICROS;
+        let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
+        let cases: [(&[(i64, i64, i64)], Option<(i64, i64)>, String); 4] = [
+            (&[], None, "false".into()),
+            (
+                &[(7, 3 * day + 5, 3 * day + 9)],
+                Some((3, 3)),
+                format!(
+                    "mrn IN (7) AND datetime >= {} AND datetime < {}",
+                    at(3 * day),
+                    at(4 * day)
+                ),
+            ),
+            (
+                &[(7, 3 * day, 3 * day), (2, 10 * day - 1, 12 * day)],
+                Some((3, 12)),
+                format!(
+                    "mrn IN (2, 7) AND datetime >= {} AND datetime < {}",
+                    at(3 * day),
+                    at(13 * day)
+                ),
+            ),
+            // Before 1970: days count down from the epoch, not toward it.
+            (
+                &[(1, -1, -1)],
+                Some((-1, -1)),
+                format!(
+                    "mrn IN (1) AND datetime >= {} AND datetime < {}",
+                    at(-day),
+                    at(0)
+                ),
+            ),
+        ];
+        for (list, days, filter) in cases {
+            let changes = changes(list);
+            assert_eq!(changes.days(), days, "{list:?}");
+            assert_eq!(daily_filter(Some(&changes)), filter, "{list:?}");
+        }
+        assert_eq!(
+            daily_filter(None),
+            "true",
+            "the first refresh reads every row"
+        );
+    }
+}
