@@ -161,13 +161,9 @@ pub async fn app_transactions(
 
 /// The bronze stream's id, if its checkpoint has one.
 fn bronze_stream_id(warehouse: &Warehouse) -> Option<String> {
-    let path = warehouse
-        .checkpoint_dir(catalog::BRONZE.name)
-        .ok()?
-        .join("metadata");
-    let text = std::fs::read_to_string(path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value.get("id")?.as_str().map(str::to_string)
+    let dir = warehouse.checkpoint_dir(catalog::BRONZE.name).ok()?;
+    let checkpoint = crate::stream::checkpoint::Checkpoint::open(&dir).ok()??;
+    Some(checkpoint.stream_id().to_string())
 }
 
 /// A table's downstream consumers: every other table of the warehouse with an application
