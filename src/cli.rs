@@ -12,12 +12,37 @@ use crate::stream::trigger::Trigger;
 /// The heading of the flags every command takes, listed after a command's own options.
 const GLOBAL: &str = "Global options";
 
+/// A help text with the catalog's table names in place of `{gold}`, `{silver}`, ... and each
+/// merged table's key in place of `{keys}`: the names and keys live in one place.
+fn fill(text: &str) -> String {
+    use crate::catalog::*;
+    let keys: Vec<String> = TABLES
+        .iter()
+        .filter(|t| !t.key.is_empty())
+        .map(|t| format!("  {:<24}{}", t.name, t.key.join(", ")))
+        .collect();
+    [
+        ("{bronze_quarantine}", BRONZE_QUARANTINE.name),
+        ("{silver_quarantine}", SILVER_QUARANTINE.name),
+        ("{waiting}", SILVER_WAITING.name),
+        ("{bronze}", BRONZE.name),
+        ("{silver}", SILVER.name),
+        ("{gold}", GOLD.name),
+        ("{daily}", DAILY.name),
+        ("{patients}", DIM_PATIENTS.name),
+        ("{db}", DATABASE),
+        ("{keys}", &keys.join("\n")),
+    ]
+    .iter()
+    .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "medallion",
     version,
     about = "A bronze/silver/gold lakehouse pipeline on Delta Lake tables",
-    after_help = "Examples:
+    after_help = fill("Examples:
   medallion generate                 write the lab's data under ./lab_data
   medallion patients                 load the patient dimension into Delta
   medallion bronze                   stream the tracker files into bronze, exactly once
@@ -26,7 +51,7 @@ const GLOBAL: &str = "Global options";
   medallion pipeline                 all of the above, then print gold
   medallion --json patients          the same, with a JSON report on stdout
   medallion tables                   the tables of the warehouse, their versions and sizes
-  medallion show fact_heartrate_gold --version 1     a table as it was at version 1
+  medallion show {gold} --version 1     a table as it was at version 1
   medallion completions bash > ~/.local/share/bash-completion/completions/medallion
 
 --warehouse and --data are local folders: a path (taken as written) or a file:///absolute/path
@@ -37,7 +62,7 @@ Exit status:
   1  failed (the message says what and where)
   2  bad usage (arguments, options, paths)
   3  lost a race: another job committed to the same table first, nothing of this run was
-     committed to it; run it again"
+     committed to it; run it again")
 )]
 pub struct Cli {
     /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`): a path or a
@@ -106,7 +131,7 @@ pub enum Command {
 
     /// Stream new tracker files into `fact_heartrate_bronze`, one commit per micro-batch,
     /// exactly once even if killed at any instant.
-    #[command(after_help = "Examples:
+    #[command(after_help = fill("Examples:
   medallion bronze                                  every new file, one file per batch
   medallion bronze --max-files-per-trigger 0        every new file in one batch
   medallion bronze --trigger once                   one batch, then stop
@@ -114,18 +139,18 @@ pub enum Command {
   medallion --json bronze                           one progress record per batch on stdout
   medallion bronze --bad-files fail                 stop on a bad file instead of quarantining it
 
-Unreadable files and elements go to fact_heartrate_bronze_quarantine with the reason.
-The stream's checkpoint is <warehouse>/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/.")]
+Unreadable files and elements go to {bronze_quarantine} with the reason.
+The stream's checkpoint is <warehouse>/{db}.db/{bronze}/_checkpoint/."))]
     Bronze(BronzeArgs),
 
     /// Refresh `fact_heartrate_silver` from bronze's new rows: typed, cleaned, joined with the
     /// patients, MERGEd on (device_id, mrn, datetime).
-    #[command(after_help = "Examples:
+    #[command(after_help = fill("Examples:
   medallion silver
   medallion silver --timezone America/New_York     render date/time in New York time
 
-Rows that cannot be typed go to fact_heartrate_silver_quarantine with the reason; readings of a
-patient not in dim_patients wait in fact_heartrate_silver_waiting and join when it arrives.")]
+Rows that cannot be typed go to {silver_quarantine} with the reason; readings of a
+patient not in {patients} wait in {waiting} and join when it arrives."))]
     Silver(SilverArgs),
 
     /// Refresh `fact_heartrate_gold` (per patient) and `fact_heartrate_daily` (per patient and
@@ -151,77 +176,77 @@ patient not in dim_patients wait in fact_heartrate_silver_waiting and join when 
 
     /// Describe a table: its columns, then location, protocol, properties, version, size, and
     /// the upstream versions it has consumed (like Spark's DESCRIBE EXTENDED).
-    #[command(after_help = "Examples:
-  medallion describe fact_heartrate_silver      with \"Consumed  fact_heartrate_bronze v12\"
-  medallion describe dim_patients --no-truncate
-  medallion describe fact_heartrate_gold --format csv")]
+    #[command(after_help = fill("Examples:
+  medallion describe {silver}      with \"Consumed  {bronze} v12\"
+  medallion describe {patients} --no-truncate
+  medallion describe {gold} --format csv"))]
     Describe(DescribeArgs),
 
     /// The commits of a table, newest first: version, time, operation, parameters, metrics,
     /// application transactions.
-    #[command(after_help = "Examples:
-  medallion history fact_heartrate_bronze
-  medallion history fact_heartrate_gold --limit 3
-  medallion history fact_heartrate_silver --format json | jq .metrics")]
+    #[command(after_help = fill("Examples:
+  medallion history {bronze}
+  medallion history {gold} --limit 3
+  medallion history {silver} --format json | jq .metrics"))]
     History(HistoryArgs),
 
     /// Rows of a table: now, at a past version, or as they were at a past time.
-    #[command(after_help = "Examples:
-  medallion show fact_heartrate_gold
-  medallion show fact_heartrate_gold --version 1
-  medallion show fact_heartrate_gold --as-of 2024-05-01T12:00:00Z
-  medallion show fact_heartrate_gold --as-of '2024-05-01 12:00:00'      (UTC)
-  medallion show fact_heartrate_silver --where 'heartrate < 0' --order-by 'datetime DESC'
-  medallion show fact_heartrate_daily --limit 0 --format csv > daily.csv   every row
+    #[command(after_help = fill("Examples:
+  medallion show {gold}
+  medallion show {gold} --version 1
+  medallion show {gold} --as-of 2024-05-01T12:00:00Z
+  medallion show {gold} --as-of '2024-05-01 12:00:00'      (UTC)
+  medallion show {silver} --where 'heartrate < 0' --order-by 'datetime DESC'
+  medallion show {daily} --limit 0 --format csv > daily.csv   every row
 
 --as-of TIME reads the latest version committed at or before TIME (by the commit timestamps in
-the log). --limit defaults to 20 rows; 0 shows them all.")]
+the log). --limit defaults to 20 rows; 0 shows them all."))]
     Show(ShowArgs),
 
     /// Run a read-only SQL query (DataFusion) over every table of the warehouse.
-    #[command(after_help = "Examples:
-  medallion sql 'SELECT patient_name, avg_heartrate FROM fact_heartrate_gold ORDER BY 2 DESC'
-  medallion sql 'SELECT count(*) FROM healthcare_dlh.fact_heartrate_silver'
-  medallion sql 'SELECT * FROM \"fact_heartrate_gold@v1\"'             gold at version 1
+    #[command(after_help = fill("Examples:
+  medallion sql 'SELECT patient_name, avg_heartrate FROM {gold} ORDER BY 2 DESC'
+  medallion sql 'SELECT count(*) FROM {db}.{silver}'
+  medallion sql 'SELECT * FROM \"{gold}@v1\"'             gold at version 1
   medallion sql 'SELECT n.mrn, o.count AS before, n.count AS after
-                 FROM fact_heartrate_gold n JOIN \"fact_heartrate_gold@v1\" o USING (mrn)'
+                 FROM {gold} n JOIN \"{gold}@v1\" o USING (mrn)'
   medallion sql 'SHOW TABLES'                          the tables, as `medallion tables`
-  medallion sql 'DESCRIBE fact_heartrate_gold'         its columns
+  medallion sql 'DESCRIBE {gold}'         its columns
   medallion sql -f report.sql                          the query in a file
   echo 'SELECT 1' | medallion sql -                    the query on stdin
 
-Every table is registered by its name and as healthcare_dlh.<name>. A past version of a table
+Every table is registered by its name and as {db}.<name>. A past version of a table
 is read as \"<name>@v<N>\" (double-quoted: '@' is not an identifier character).
 Only queries run (SELECT, WITH ... SELECT, VALUES, EXPLAIN of a query), and SHOW TABLES and
 DESCRIBE <table>: INSERT, COPY, CREATE, DROP, SET and several statements in one string are
 refused (exit 2) before anything runs, as is text that does not parse (with its line and
-column).")]
+column)."))]
     Sql(SqlArgs),
 
     /// Rows added, removed and changed in a table between two versions, matched by key, with
     /// old and new values side by side.
-    #[command(after_help = "Examples:
-  medallion diff fact_heartrate_gold --from 1                 version 1 against the latest
-  medallion diff fact_heartrate_gold --from 1 --to 2
-  medallion diff fact_heartrate_daily --from 1 --key mrn,date --format json
-  medallion diff fact_heartrate_gold --from 1 --all-columns     unchanged columns too
+    #[command(after_help = fill("Examples:
+  medallion diff {gold} --from 1                 version 1 against the latest
+  medallion diff {gold} --from 1 --to 2
+  medallion diff {daily} --from 1 --key mrn,date --format json
+  medallion diff {gold} --from 1 --all-columns     unchanged columns too
 
-The key defaults to the table's merge key: dim_patients mrn; fact_heartrate_silver
-device_id,mrn,datetime; fact_heartrate_gold mrn; fact_heartrate_daily mrn,date; other tables
-every column (then rows are only added or removed). The text table shows the key and the
-columns whose old and new values differ in at least one row (an added or removed row differs
-in every column it has a value for).")]
+The key defaults to the table's merge key:
+{keys}
+and for other tables every column (then rows are only added or removed).
+The text table shows the key and the columns whose old and new values differ in at least one
+row (an added or removed row differs in every column it has a value for)."))]
     Diff(DiffArgs),
 
     /// Restore a past version of a table, as a new commit.
-    #[command(after_help = "Examples:
-  medallion restore fact_heartrate_gold --version 1
-  medallion restore fact_heartrate_silver --version 1 --force
+    #[command(after_help = fill("Examples:
+  medallion restore {gold} --version 1
+  medallion restore {silver} --version 1 --force
 
 A restore below a version a downstream table has already consumed (e.g. silver below what gold
 read) is refused, with what it would mean for those tables, unless --force. A restore of a
 table that consumes another (silver, gold, daily) also takes back its consumed positions, so
-its next refresh reads again what the restore took back.")]
+its next refresh reads again what the restore took back."))]
     Restore(RestoreArgs),
 
     /// What each layer still has to do (files to ingest, upstream versions to consume), the
