@@ -141,7 +141,8 @@ mod tests {
     fn daily_recomputes_the_changed_patients_on_the_days_their_changes_span() {
         let day = DAY_MICROS;
         let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
-        let cases: [(&[(i64, i64, i64)], Option<(i64, i64)>, String); 4] = [
+        type Case = (&'static [(i64, i64, i64)], Option<(i64, i64)>, String);
+        let cases: [Case; 4] = [
             (&[], None, "false".into()),
             (
                 &[(7, 3 * day + 5, 3 * day + 9)],
