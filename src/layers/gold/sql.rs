@@ -141,11 +141,11 @@ mod tests {
     fn daily_recomputes_the_changed_patients_on_the_days_their_changes_span() {
         let day = DAY_MICROS;
         let at = |micros: i64| format!("arrow_cast({micros}, '{UTC_MICROS}')");
-        type Case = (&'static [(i64, i64, i64)], Option<(i64, i64)>, String);
+        type Case = (Vec<(i64, i64, i64)>, Option<(i64, i64)>, String);
         let cases: [Case; 4] = [
-            (&[], None, "false".into()),
+            (vec![], None, "false".into()),
             (
-                &[(7, 3 * day + 5, 3 * day + 9)],
+                vec![(7, 3 * day + 5, 3 * day + 9)],
                 Some((3, 3)),
                 format!(
                     "mrn IN (7) AND datetime >= {} AND datetime < {}",
@@ -154,7 +154,7 @@ mod tests {
                 ),
             ),
             (
-                &[(7, 3 * day, 3 * day), (2, 10 * day - 1, 12 * day)],
+                vec![(7, 3 * day, 3 * day), (2, 10 * day - 1, 12 * day)],
                 Some((3, 12)),
                 format!(
                     "mrn IN (2, 7) AND datetime >= {} AND datetime < {}",
@@ -164,7 +164,7 @@ mod tests {
             ),
             // Before 1970: days count down from the epoch, not toward it.
             (
-                &[(1, -1, -1)],
+                vec![(1, -1, -1)],
                 Some((-1, -1)),
                 format!(
                     "mrn IN (1) AND datetime >= {} AND datetime < {}",
@@ -174,7 +174,7 @@ mod tests {
             ),
         ];
         for (list, days, filter) in cases {
-            let changes = changes(list);
+            let changes = changes(&list);
             assert_eq!(changes.days(), days, "{list:?}");
             assert_eq!(daily_filter(Some(&changes)), filter, "{list:?}");
         }
