@@ -1,9 +1,36 @@
 //! How results reach people and programs: reports on stdout (a summary line, or JSON with
 //! `--json`), warnings and progress on stderr (silenced by `-q`).
+//!
+//! A closed stdout pipe (`| head`) is the reader having what it wanted, not a failure: the
+//! output ends and the command exits 0, quietly, as ripgrep does. Nothing here `println!`s,
+//! which panics on it.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 
 use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Stdout for results that can be long (the rows of the inspect commands), written as they
+/// come: buffered, so that a row is not a write of its own.
+pub fn results() -> BufWriter<std::io::Stdout> {
+    BufWriter::with_capacity(64 * 1024, std::io::stdout())
+}
+
+/// What a write of results to stdout came to: `Ok(true)` written, `Ok(false)` the pipe was
+/// closed (stop writing, and end quietly), an error for any other failure (a full disk behind
+/// `>`).
+pub fn delivered(written: std::io::Result<()>) -> Result<bool> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(source) => Err(Error::Io {
+            action: "write the results to",
+            path: "stdout".into(),
+            source,
+        }),
+    }
+}
 
 /// A job's report: serialisable, and summarised in a line for people.
 pub trait Report: Serialize {
