@@ -55,6 +55,7 @@ pub mod testing {
     pub use crate::delta::append::{AppendCommit, AppendLog};
     pub use crate::delta::{TableId, app_version, create, int64s, open, read_all, strings};
     pub use crate::generate::{GenerateOptions, generate};
+    pub use crate::inspect::format::{Format, Rows};
     pub use crate::source::json::{Lineage, read_tracker};
     pub use crate::warehouse::{DataDir, Warehouse};
 }

@@ -1,14 +1,38 @@
 //! How results reach people and programs: reports on stdout (a summary line, or JSON with
 //! `--json`), warnings and progress on stderr (progress silenced by `-q`).
 //!
-//! Every write to stdout goes through [`stdout`]: a closed pipe (`| head`) ends the command
-//! quietly with exit 0, as ripgrep does (the reader has what it wanted; what is committed stays
-//! committed, as after any stop), and any other failure to write (a full disk behind `>`)
-//! ends it with an error.
+//! One policy for every write to stdout ([`delivered`]): a closed pipe (`| head`) is the reader
+//! having what it wanted, not a failure: the output ends and the command exits 0, quietly, as
+//! ripgrep does (a job stops there: what it committed stays committed, as after any stop);
+//! any other failure to write (a full disk behind `>`) is an error. Nothing here `println!`s,
+//! which panics on a closed pipe.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 
 use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Stdout for results that can be long (the rows of the inspect commands), written as they
+/// come: buffered, so that a row is not a write of its own.
+pub fn results() -> BufWriter<std::io::Stdout> {
+    BufWriter::with_capacity(64 * 1024, std::io::stdout())
+}
+
+/// What a write of results to stdout came to: `Ok(true)` written, `Ok(false)` the pipe was
+/// closed (stop writing, and end quietly), an error for any other failure (a full disk behind
+/// `>`).
+pub fn delivered(written: std::io::Result<()>) -> Result<bool> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(source) => Err(Error::Io {
+            action: "write the results to",
+            path: "stdout".into(),
+            source,
+        }),
+    }
+}
 
 /// A job's report: serialisable, and summarised in a line for people.
 pub trait Report: Serialize {
@@ -62,12 +86,18 @@ impl Printer {
     }
 }
 
-/// Write `bytes` to stdout and flush them. A closed pipe ends the process quietly (exit 0); any
-/// other failure ends it with `error: cannot write the output: ...` (exit 1).
+/// Write `bytes` to stdout and flush them, for the jobs' reports and progress records: a
+/// closed pipe ends the process there, quietly (exit 0, between two batches of a stream: what
+/// is committed stays committed), any other failure with its error (exit 1).
 pub fn stdout(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
-        stdout_failed(&e);
+    match delivered(out.write_all(bytes).and_then(|()| out.flush())) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(0),
+        Err(e) => {
+            stderr_line(&format!("error: {}", e.chain()));
+            std::process::exit(1);
+        }
     }
 }
 
@@ -77,16 +107,6 @@ pub fn stdout_line(text: &str) {
     line.push_str(text);
     line.push('\n');
     stdout(line.as_bytes());
-}
-
-/// What a failed write to stdout does: see [`stdout`]. For writers that stream their output
-/// through their own buffer.
-pub fn stdout_failed(e: &std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    stderr_line(&format!("error: cannot write the output: {e}"));
-    std::process::exit(1);
 }
 
 /// A line on stderr; a closed stderr loses it (there is nowhere else to say it), never panics.

@@ -8,14 +8,14 @@ use crate::delta::{self, orphans};
 use crate::error::Result;
 use crate::generate::{self, GenerateOptions, GenerateReport};
 use crate::inspect::diff::DiffOptions;
-use crate::inspect::format::{Format, Rows, terminal_width};
+use crate::inspect::format::{Format, Printed, RowStream, Rows, terminal_width};
 use crate::inspect::restore::RestoreOptions;
 use crate::inspect::show::{At, ShowOptions};
 use crate::inspect::{describe, diff, history, restore, show, sql, status, tables};
 use crate::layers::bronze::{self, BronzeOptions, Observer};
 use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
-use crate::output::{Printer, Report, StepBar, Steps};
+use crate::output::{self, Printer, Report, StepBar, Steps};
 use crate::stream::progress::Progress;
 use crate::warehouse::{DataDir, Warehouse};
 
@@ -102,17 +102,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Tables(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
-            print_rows(&tables::run(&warehouse).await?, &args.output, printer);
+            print_rows(&tables::run(&warehouse).await?, &args.output, printer)?;
         }
         Command::Describe(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let rows = describe::run(&warehouse, &args.table).await?;
-            print_rows(&rows, &args.output, printer);
+            print_rows(&rows, &args.output, printer)?;
         }
         Command::History(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let rows = history::run(&warehouse, &args.table, args.limit).await?;
-            print_rows(&rows, &args.output, printer);
+            print_rows(&rows, &args.output, printer)?;
         }
         Command::Show(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
@@ -128,8 +128,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 order_by: args.order_by,
             };
             let shown = show::run(&warehouse, &args.table, &options).await?;
-            print_rows(&shown.rows, &args.output, printer);
-            if shown.more {
+            let printed = print_stream(shown.rows, &args.output, printer).await?;
+            if printed.more {
                 note(
                     printer,
                     &format!(
@@ -142,7 +142,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sql(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
             let query = sql::query_text(args.query.as_deref(), args.file.as_deref())?;
-            print_rows(&sql::run(&warehouse, &query).await?, &args.output, printer);
+            match sql::run(&warehouse, &query).await? {
+                sql::Answer::Listing(rows) => print_rows(&rows, &args.output, printer)?,
+                sql::Answer::Query(rows) => {
+                    print_stream(rows, &args.output, printer).await?;
+                }
+            }
         }
         Command::Diff(args) => {
             let warehouse = Warehouse::local(&cli.warehouse)?;
@@ -155,7 +160,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let text = !printer.json && args.output.format == Format::Text;
             if text && !args.all_columns {
                 let (rows, hidden) = diff.changed_columns();
-                print_rows(&rows, &args.output, printer);
+                print_rows(&rows, &args.output, printer)?;
                 note(printer, &diff.summary());
                 if !hidden.is_empty() {
                     note(
@@ -167,7 +172,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     );
                 }
             } else {
-                print_rows(&diff.rows, &args.output, printer);
+                print_rows(&diff.rows, &args.output, printer)?;
                 note(printer, &diff.summary());
             }
         }
@@ -214,14 +219,36 @@ async fn writing<T>(printer: Printer, job: impl Future<Output = Result<T>>) -> R
     }
 }
 
-/// Print an inspect command's rows in the format asked for (`--json` means `--format json`).
-fn print_rows(rows: &Rows, output: &OutputArgs, printer: Printer) {
-    let format = if printer.json {
+/// Print an inspect command's rows on stdout.
+fn print_rows(rows: &Rows, output: &OutputArgs, printer: Printer) -> Result<()> {
+    let format = format_of(output, printer);
+    rows.print(
+        format,
+        !output.no_truncate,
+        terminal_width(),
+        output::results(),
+    )
+}
+
+/// Print a query's rows on stdout as they are read (`show`, `sql`).
+async fn print_stream(rows: RowStream, output: &OutputArgs, printer: Printer) -> Result<Printed> {
+    let format = format_of(output, printer);
+    rows.print(
+        format,
+        !output.no_truncate,
+        terminal_width(),
+        output::results(),
+    )
+    .await
+}
+
+/// The format asked for: `--json` means `--format json`.
+fn format_of(output: &OutputArgs, printer: Printer) -> Format {
+    if printer.json {
         Format::Json
     } else {
         output.format
-    };
-    rows.print(format, !output.no_truncate, terminal_width());
+    }
 }
 
 /// A note beside the results, on stderr (silenced by `-q`).

@@ -2,17 +2,28 @@
 //! cut short unless `--no-truncate`, and laid out within the terminal's width), one JSON object
 //! per line or CSV for programs (never cut). Every command builds the same [`Rows`], so the three
 //! formats always agree.
+//!
+//! The rows of a query (`show`, `sql`) can be more than memory holds: they come as a
+//! [`RowStream`], printed a record batch at a time in JSON and CSV, through the writer
+//! [`Rows`] renders with (`Lines`), so both give the same bytes. A text table needs its
+//! columns' widths before its first line: it holds the rows it shows (`show`'s limit).
+
+use std::io::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{
-    DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType, UInt64Type,
+    DataType, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    UInt64Type,
 };
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
-use serde_json::{Map, Value};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::output;
 
 /// Output formats of the inspect commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -73,25 +84,14 @@ impl Rows {
     }
 
     /// The rows of Arrow batches, with the columns of `schema` (the batches may be empty).
-    pub fn from_batches(
-        schema: &deltalake::arrow::datatypes::Schema,
-        batches: &[RecordBatch],
-    ) -> Result<Self> {
+    pub fn from_batches(schema: &Schema, batches: &[RecordBatch]) -> Result<Self> {
         let mut rows = Self {
-            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            columns: column_names(schema),
             rows: Vec::new(),
             lead: 0,
         };
         for batch in batches {
-            let columns = batch
-                .columns()
-                .iter()
-                .map(json_values)
-                .collect::<Result<Vec<_>>>()?;
-            for i in 0..batch.num_rows() {
-                rows.rows
-                    .push(columns.iter().map(|column| column[i].clone()).collect());
-            }
+            rows.rows.extend(batch_rows(batch)?);
         }
         Ok(rows)
     }
@@ -107,14 +107,22 @@ impl Rows {
     pub fn render_within(&self, format: Format, truncate: bool, width: Option<usize>) -> String {
         match format {
             Format::Text => self.text(truncate, width.filter(|_| truncate)),
-            Format::Json => self.json_lines(),
-            Format::Csv => self.csv(),
+            Format::Json | Format::Csv => self.lines(format),
         }
     }
 
-    /// Print to stdout, a text table within `width` (a closed pipe ends the command quietly).
-    pub fn print(&self, format: Format, truncate: bool, width: Option<usize>) {
-        crate::output::stdout(self.render_within(format, truncate, width).as_bytes());
+    /// Print to `out` (stdout: [`output::results`]), a text table within `width`. A closed
+    /// pipe (`| head`) ends the output quietly; any other failure to write is an error.
+    pub fn print(
+        &self,
+        format: Format,
+        truncate: bool,
+        width: Option<usize>,
+        mut out: impl Write,
+    ) -> Result<()> {
+        let text = self.render_within(format, truncate, width);
+        output::delivered(out.write_all(text.as_bytes()).and_then(|()| out.flush()))?;
+        Ok(())
     }
 
     fn text(&self, truncate: bool, width: Option<usize>) -> String {
@@ -151,30 +159,240 @@ impl Rows {
         text
     }
 
-    fn json_lines(&self) -> String {
-        let mut text = String::new();
+    /// JSON lines or CSV, through the writer a [`RowStream`] prints with.
+    fn lines(&self, format: Format) -> String {
+        let mut lines = Lines::new(format, &self.columns, Vec::new()).expect("writing to memory");
         for row in &self.rows {
-            let object: Map<String, Value> =
-                self.columns.iter().cloned().zip(row.clone()).collect();
-            text.push_str(&Value::Object(object).to_string());
-            text.push('\n');
+            lines.row(row).expect("writing to memory");
         }
-        text
+        String::from_utf8(lines.finish().expect("writing to memory")).expect("UTF-8 values")
+    }
+}
+
+/// The names of a schema's columns.
+fn column_names(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+/// A batch's rows as JSON values.
+fn batch_rows(batch: &RecordBatch) -> Result<Vec<Vec<Value>>> {
+    let mut columns = batch
+        .columns()
+        .iter()
+        .map(|column| json_values(column).map(Vec::into_iter))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((0..batch.num_rows())
+        .map(|_| {
+            columns
+                .iter_mut()
+                .map(|column| column.next().expect("a value per row"))
+                .collect()
+        })
+        .collect())
+}
+
+/// Rows written one at a time as JSON lines or CSV (its header first). [`Rows`] renders and a
+/// [`RowStream`] prints through this one writer, so both give the same bytes.
+enum Lines<W: Write> {
+    /// One object per row. `keys` are the object's keys, as JSON text, each with the column it
+    /// takes its value from: a name given to two columns (a join's `mrn`) is one key, where the
+    /// first column stood, with the last column's value, as a JSON object built from the row
+    /// (`serde_json::Map` keeps the order keys came in) had it.
+    Json {
+        keys: Vec<(String, usize)>,
+        out: W,
+    },
+    Csv(Box<csv::Writer<W>>),
+}
+
+impl<W: Write> Lines<W> {
+    /// A writer of JSON lines (any format but CSV) or of CSV, whose header it writes.
+    fn new(format: Format, columns: &[String], out: W) -> io::Result<Self> {
+        if format == Format::Csv {
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(columns).map_err(csv_io)?;
+            return Ok(Self::Csv(Box::new(writer)));
+        }
+        let mut keys: Vec<(String, usize)> = Vec::with_capacity(columns.len());
+        for (i, name) in columns.iter().enumerate() {
+            let key = Value::String(name.clone()).to_string();
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some(seen) => seen.1 = i,
+                None => keys.push((key, i)),
+            }
+        }
+        Ok(Self::Json { keys, out })
     }
 
-    fn csv(&self) -> String {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer
-            .write_record(&self.columns)
-            .expect("writing to memory");
-        for row in &self.rows {
-            writer
-                .write_record(row.iter().map(plain))
-                .expect("writing to memory");
+    /// One row: one value per column.
+    fn row(&mut self, row: &[Value]) -> io::Result<()> {
+        match self {
+            Self::Json { keys, out } => {
+                // `Value::Object(..).to_string()`'s bytes, without building the object.
+                out.write_all(b"{")?;
+                for (n, (key, i)) in keys.iter().enumerate() {
+                    if n > 0 {
+                        out.write_all(b",")?;
+                    }
+                    out.write_all(key.as_bytes())?;
+                    out.write_all(b":")?;
+                    serde_json::to_writer(&mut *out, &row[*i]).map_err(io::Error::from)?;
+                }
+                out.write_all(b"}\n")
+            }
+            Self::Csv(writer) => writer.write_record(row.iter().map(plain)).map_err(csv_io),
         }
-        String::from_utf8(writer.into_inner().expect("writing to memory"))
-            .expect("CSV of UTF-8 values")
     }
+
+    /// Flush what is buffered; the writer back.
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Self::Json { mut out, .. } => {
+                out.flush()?;
+                Ok(out)
+            }
+            Self::Csv(writer) => {
+                let mut out = (*writer).into_inner().map_err(|e| e.into_error())?;
+                out.flush()?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A CSV writer's failure as the I/O error it is (a closed pipe stays one).
+fn csv_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("CSV: {other:?}")),
+    }
+}
+
+/// The rows of a query as they come: the record batches DataFusion produces, at most `limit`
+/// rows of them printed. Printing reads a batch, writes it, and drops it.
+pub struct RowStream {
+    schema: SchemaRef,
+    batches: BoxStream<'static, Result<RecordBatch>>,
+    /// At most this many rows (`None`: all). One more may come, to tell that rows were left out.
+    limit: Option<usize>,
+}
+
+/// What printing a [`RowStream`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Printed {
+    /// Rows written (to `out`, or to a buffer on the way when the pipe closed).
+    pub rows: usize,
+    /// Whether the limit left rows out.
+    pub more: bool,
+    /// Whether the reader went away first (a closed pipe: `| head`).
+    pub closed: bool,
+}
+
+impl RowStream {
+    pub fn new(
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+        limit: Option<usize>,
+    ) -> Self {
+        Self {
+            schema,
+            batches,
+            limit,
+        }
+    }
+
+    /// Read the rows (as many as the limit lets), each batch cut to what is left of it, with
+    /// `each(batch)` for each non-empty one; whether the limit left rows out.
+    async fn read(&mut self, mut each: impl FnMut(RecordBatch) -> Result<bool>) -> Result<bool> {
+        let mut left = self.limit;
+        while let Some(batch) = self.batches.next().await {
+            let batch = batch?;
+            let take = left.map_or(batch.num_rows(), |left| left.min(batch.num_rows()));
+            if take > 0 && !each(batch.slice(0, take))? {
+                return Ok(false);
+            }
+            if take < batch.num_rows() {
+                return Ok(true);
+            }
+            left = left.map(|left| left - take);
+        }
+        Ok(false)
+    }
+
+    /// The rows, as many as the limit lets, and whether it left rows out.
+    pub async fn collect(mut self) -> Result<(Rows, bool)> {
+        let mut rows = Rows {
+            columns: column_names(&self.schema),
+            ..Rows::default()
+        };
+        let more = self
+            .read(|batch| {
+                rows.rows.extend(batch_rows(&batch)?);
+                Ok(true)
+            })
+            .await?;
+        Ok((rows, more))
+    }
+
+    /// Print to `out` (stdout: [`output::results`]) in `format`, as [`Rows::print`] would print
+    /// the same rows. JSON and CSV are written a batch at a time; a text table once its rows
+    /// are read. A closed pipe stops the reading and ends the output quietly.
+    pub async fn print(
+        mut self,
+        format: Format,
+        truncate: bool,
+        width: Option<usize>,
+        mut out: impl Write,
+    ) -> Result<Printed> {
+        if format == Format::Text {
+            let (rows, more) = self.collect().await?;
+            let text = rows.render_within(format, truncate, width);
+            let delivered =
+                output::delivered(out.write_all(text.as_bytes()).and_then(|()| out.flush()))?;
+            return Ok(Printed {
+                rows: rows.rows.len(),
+                more,
+                closed: !delivered,
+            });
+        }
+        let columns = column_names(&self.schema);
+        let mut lines = match Lines::new(format, &columns, &mut out) {
+            Ok(lines) => lines,
+            Err(e) => return closed(e, 0),
+        };
+        let mut printed = 0;
+        let mut failed = None;
+        let more = self
+            .read(|batch| {
+                for row in batch_rows(&batch)? {
+                    if let Err(e) = lines.row(&row) {
+                        failed = Some(e);
+                        return Ok(false);
+                    }
+                    printed += 1;
+                }
+                Ok(true)
+            })
+            .await?;
+        if let Some(e) = failed.or_else(|| lines.finish().err()) {
+            return closed(e, printed);
+        }
+        Ok(Printed {
+            rows: printed,
+            more,
+            closed: false,
+        })
+    }
+}
+
+/// Printing stopped by a failed write: a closed pipe, or else the error it is.
+fn closed(e: io::Error, rows: usize) -> Result<Printed> {
+    output::delivered(Err(e))?;
+    Ok(Printed {
+        rows,
+        more: false,
+        closed: true,
+    })
 }
 
 /// The characters a table line takes with columns of these widths: `| a | b |`.
@@ -413,8 +631,13 @@ fn each(array: &dyn Array, value: impl Fn(usize) -> Value) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use deltalake::arrow::array::{Int64Array, StringViewArray};
     use serde_json::json;
+
+    use super::*;
 
     fn sample() -> Rows {
         let mut rows = Rows::new(&["id", "name", "note"]);
@@ -517,6 +740,164 @@ mod tests {
                 "x".repeat(50)
             )
         );
+    }
+
+    #[test]
+    fn json_lines_are_the_objects_of_the_rows() {
+        // A name given to two columns (a join's) is one key, as a JSON object has it.
+        let mut rows = Rows::new(&["mrn", "na\"me", "mrn", "é\n"]);
+        rows.push(vec![
+            json!(1),
+            json!("a\u{7f}\"b"),
+            json!(2),
+            json!([1.5, null]),
+        ]);
+        rows.push(vec![
+            Value::Null,
+            json!(true),
+            Value::Null,
+            json!({"k": "v"}),
+        ]);
+        let objects: String = rows
+            .rows
+            .iter()
+            .map(|row| {
+                let object: serde_json::Map<String, Value> =
+                    rows.columns.iter().cloned().zip(row.clone()).collect();
+                format!("{}\n", Value::Object(object))
+            })
+            .collect();
+        assert_eq!(rows.render(Format::Json, true), objects);
+        assert!(objects.starts_with("{\"mrn\":2,"), "{objects}");
+    }
+
+    /// A batch of ids and names, every third name null.
+    fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
+        let names: Vec<Option<String>> = ids
+            .clone()
+            .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
+            .collect();
+        RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(ids)) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringViewArray::from_iter(names)) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// Batches of 4, 0 and 3 rows: ids 0 to 6.
+    fn batches() -> Vec<RecordBatch> {
+        vec![batch(0..4), batch(4..4), batch(4..7)]
+    }
+
+    /// A stream of `batches`, counting in `read` the batches read from it.
+    fn stream(
+        batches: Vec<RecordBatch>,
+        limit: Option<usize>,
+        read: Arc<AtomicUsize>,
+    ) -> RowStream {
+        let schema = batches[0].schema();
+        let batches = futures::stream::iter(batches)
+            .inspect(move |_| {
+                read.fetch_add(1, Ordering::Relaxed);
+            })
+            .map(Ok)
+            .boxed();
+        RowStream::new(schema, batches, limit)
+    }
+
+    #[tokio::test]
+    async fn a_stream_prints_the_bytes_its_rows_render() {
+        let all = Rows::from_batches(&batches()[0].schema(), &batches()).unwrap();
+        assert_eq!(all.rows.len(), 7);
+        for format in [Format::Json, Format::Csv, Format::Text] {
+            for limit in [None, Some(1), Some(4), Some(5), Some(7), Some(9)] {
+                let mut expected = all.clone();
+                expected.rows.truncate(limit.unwrap_or(usize::MAX));
+                let mut out = Vec::new();
+                let printed = stream(batches(), limit, Arc::default())
+                    .print(format, true, None, &mut out)
+                    .await
+                    .unwrap();
+                let case = format!("{format:?} {limit:?}");
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    expected.render(format, true),
+                    "{case}"
+                );
+                let more = limit.is_some_and(|limit| limit < 7);
+                let rows = expected.rows.len();
+                assert_eq!(
+                    printed,
+                    Printed {
+                        rows,
+                        more,
+                        closed: false
+                    },
+                    "{case}"
+                );
+            }
+        }
+    }
+
+    /// Takes `room` bytes, then fails with `kind`.
+    struct Pipe {
+        room: usize,
+        kind: io::ErrorKind,
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(self.kind.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_pipe_stops_the_reading_and_other_failures_are_errors() {
+        // 50 batches of 1,000 rows, more than any buffer on the way holds.
+        let many = || (0..50).map(|b| batch(b * 1000..(b + 1) * 1000)).collect();
+        for format in [Format::Json, Format::Csv] {
+            let read = Arc::new(AtomicUsize::new(0));
+            let pipe = Pipe {
+                room: 10,
+                kind: io::ErrorKind::BrokenPipe,
+            };
+            let printed = stream(many(), None, read.clone())
+                .print(format, true, None, pipe)
+                .await
+                .unwrap();
+            assert!(printed.closed && !printed.more, "{format:?}: {printed:?}");
+            // Rows in the writers' buffers count as written: a CSV writer holds 8 KiB.
+            assert!(printed.rows < 2000, "{format:?}: {printed:?}");
+            assert!(read.load(Ordering::Relaxed) <= 2, "{format:?}: {read:?}");
+
+            let full = Pipe {
+                room: 10,
+                kind: io::ErrorKind::StorageFull,
+            };
+            let err = stream(many(), None, Arc::default())
+                .print(format, true, None, full)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("write the results to stdout"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

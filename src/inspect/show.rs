@@ -11,6 +11,7 @@
 //! table) is a usage error that names the flag.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use deltalake::DeltaTable;
@@ -24,8 +25,9 @@ use deltalake::datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
 use deltalake::datafusion::sql::sqlparser::dialect::dialect_from_str;
 use deltalake::datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use deltalake::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+use futures::{StreamExt, TryStreamExt};
 
-use super::format::{self, Rows};
+use super::format::{self, RowStream};
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
 use crate::warehouse::Warehouse;
@@ -50,13 +52,11 @@ pub struct ShowOptions {
     pub order_by: Option<String>,
 }
 
-/// What `show` read.
-#[derive(Debug, Clone)]
+/// What `show` reads: the rows, still to be read (printing reads them a batch at a time), of
+/// this version.
 pub struct Shown {
-    pub rows: Rows,
+    pub rows: RowStream,
     pub version: u64,
-    /// Whether `limit` left rows out.
-    pub more: bool,
 }
 
 /// Parse a time given as RFC 3339 (`2024-05-01T12:00:00Z`, any offset) or as UTC
@@ -171,17 +171,16 @@ pub async fn run(warehouse: &Warehouse, name: &str, options: &ShowOptions) -> Re
             .limit(0, Some(limit + 1))
             .map_err(id.query_err("query"))?;
     }
-    let schema = frame.schema().as_arrow().clone();
-    let batches = frame.collect().await.map_err(id.query_err("query"))?;
-    let mut rows = Rows::from_batches(&schema, &batches)?;
-    let more = options.limit.is_some_and(|limit| rows.rows.len() > limit);
-    if let Some(limit) = options.limit {
-        rows.rows.truncate(limit);
-    }
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame
+        .execute_stream()
+        .await
+        .map_err(id.query_err("query"))?
+        .map_err(move |e| id.query_err("query")(e))
+        .boxed();
     Ok(Shown {
-        rows,
+        rows: RowStream::new(schema, batches, options.limit),
         version,
-        more,
     })
 }
 

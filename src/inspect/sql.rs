@@ -35,8 +35,9 @@ use deltalake::datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
 use deltalake::datafusion::sql::sqlparser::dialect::dialect_from_str;
 use deltalake::datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use deltalake::datafusion::sql::sqlparser::parser::ParserError;
+use futures::{StreamExt, TryStreamExt};
 
-use super::format::Rows;
+use super::format::{RowStream, Rows};
 use crate::catalog::DATABASE;
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
@@ -69,13 +70,22 @@ pub fn query_text(query: Option<&str>, file: Option<&Path>) -> Result<String> {
     })
 }
 
-/// Run a query; its result as rows.
-pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Rows> {
+/// What a text asked for: a listing (`SHOW TABLES`, `DESCRIBE`), or a query's rows, still to
+/// be read (printing reads them a batch at a time).
+pub enum Answer {
+    Listing(Rows),
+    Query(RowStream),
+}
+
+/// Run a query; its result.
+pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Answer> {
     let ctx = session()?;
     let statement = match check_read_only(&ctx, query)? {
         ReadOnly::Query(statement) => statement,
-        ReadOnly::ShowTables => return super::tables::run(warehouse).await,
-        ReadOnly::Describe(name) => return describe(warehouse, &name).await,
+        ReadOnly::ShowTables => return super::tables::run(warehouse).await.map(Answer::Listing),
+        ReadOnly::Describe(name) => {
+            return describe(warehouse, &name).await.map(Answer::Listing);
+        }
     };
     for name in super::table_names(warehouse)? {
         let (id, table) = super::open_table(warehouse, &name).await?;
@@ -108,9 +118,14 @@ pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Rows> {
         .verify_plan(&plan)
         .map_err(|e| Error::Usage(format!("{READ_ONLY}: {}", e.strip_backtrace())))?;
     let frame = ctx.execute_logical_plan(plan).await.map_err(sql_err)?;
-    let schema = frame.schema().as_arrow().clone();
-    let batches = frame.collect().await.map_err(sql_err)?;
-    Rows::from_batches(&schema, &batches)
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame
+        .execute_stream()
+        .await
+        .map_err(sql_err)?
+        .map_err(sql_err)
+        .boxed();
+    Ok(Answer::Query(RowStream::new(schema, batches, None)))
 }
 
 /// A session with the warehouse's database, and no tables yet.

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use medallion::testing::{Format, Rows};
 use serde_json::{Value, json};
 
 use crate::common::Workspace;
@@ -610,4 +611,166 @@ fn tables_and_describe_show_versions_sizes_and_consumed_upstreams() {
     let bronze = ws.run_ok(&["describe", BRONZE, "--no-truncate"]);
     assert!(bronze.contains("| Stream Batch "), "{bronze}");
     assert!(bronze.contains("[delta.appendOnly=true]"), "{bronze}");
+}
+
+/// A silver table of several record batches' worth of rows (DataFusion's are 8,192), written
+/// by the pipeline from generated data.
+fn many_batches() -> Workspace {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "20", "--months", "4"]);
+    ws.run_ok(&["-q", "pipeline"]);
+    ws
+}
+
+/// Silver's rows as the in-memory renderer prints them, from the library's own read: what
+/// `show` printed before it streamed.
+fn rendered(ws: &Workspace, format: Format) -> String {
+    let batches = ws.rows(SILVER);
+    let rows = Rows::from_batches(&batches[0].schema(), &batches).unwrap();
+    rows.render(format, false)
+}
+
+/// The lines of `text` after `skip` of them, sorted.
+fn sorted_body(text: &str, skip: usize) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().skip(skip).collect();
+    lines.sort_unstable();
+    lines
+}
+
+#[test]
+fn show_and_sql_stream_every_row_of_a_table_of_many_batches() {
+    let ws = many_batches();
+    let json = rendered(&ws, Format::Json);
+    let csv = rendered(&ws, Format::Csv);
+    let count = json.lines().count();
+    assert!(count > 2 * 8192, "{count} rows: a few batches' worth");
+
+    for (format, expected) in [("json", &json), ("csv", &csv)] {
+        let header = usize::from(format == "csv");
+        for args in [
+            vec!["show", SILVER, "--limit", "0", "--format", format],
+            vec![
+                "sql",
+                "SELECT * FROM fact_heartrate_silver",
+                "--format",
+                format,
+            ],
+        ] {
+            let out = ws.run_ok(&args);
+            assert_eq!(out.lines().count(), count + header, "{args:?}");
+            assert_eq!(out.lines().next(), expected.lines().next(), "{args:?}");
+            assert!(
+                sorted_body(&out, header) == sorted_body(expected, header),
+                "{args:?}: not the table's rows"
+            );
+        }
+    }
+    // `--json` is `--format json`.
+    let out = ws.run_ok(&["--json", "show", SILVER, "--limit", "0"]);
+    assert!(sorted_body(&out, 0) == sorted_body(&json, 0));
+
+    // In order: the first and last rows are the table's first and last.
+    let key = |line: &str| {
+        let row: Value = serde_json::from_str(line).unwrap();
+        (
+            row["mrn"].as_i64().unwrap(),
+            row["datetime"].as_str().unwrap().to_string(),
+            row["device_id"].as_i64().unwrap(),
+        )
+    };
+    let mut by_key: Vec<&str> = json.lines().collect();
+    by_key.sort_by_key(|line| key(line));
+    let order = ["--order-by", "mrn, datetime, device_id"];
+    let ordered = ws.run_ok(
+        &[
+            &["show", SILVER, "--limit", "0", "--format", "json"],
+            &order[..],
+        ]
+        .concat(),
+    );
+    let lines: Vec<&str> = ordered.lines().collect();
+    assert_eq!(lines.len(), count);
+    assert_eq!(lines.first(), by_key.first());
+    assert_eq!(lines.last(), by_key.last());
+    assert_eq!(lines, by_key);
+}
+
+#[test]
+fn show_limit_gives_exactly_that_many_rows_across_batches() {
+    let ws = many_batches();
+    let count = rendered(&ws, Format::Json).lines().count();
+    let version = ws.version(SILVER).unwrap();
+    let order = ["--order-by", "mrn, datetime, device_id"];
+    let all = ws.run_ok(
+        &[
+            &["show", SILVER, "--limit", "0", "--format", "csv"],
+            &order[..],
+        ]
+        .concat(),
+    );
+    let all: Vec<&str> = all.lines().collect();
+    for limit in [1, 8191, 8192, 8193, 10_000, count - 1, count, count + 1] {
+        let n = limit.to_string();
+        for format in ["json", "csv"] {
+            let header = usize::from(format == "csv");
+            let args = [
+                &["show", SILVER, "--limit", &n, "--format", format],
+                &order[..],
+            ]
+            .concat();
+            let out = ws.medallion().args(&args).output().unwrap();
+            assert!(out.status.success(), "{args:?}");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                stdout.lines().count(),
+                limit.min(count) + header,
+                "{args:?}"
+            );
+            if format == "csv" {
+                let lines: Vec<&str> = stdout.lines().collect();
+                assert_eq!(lines, all[..lines.len()], "{args:?}");
+            }
+            let note =
+                format!("{SILVER} v{version}: the first {limit} rows (--limit 0 shows all)\n");
+            let expected = if limit < count { note.as_str() } else { "" };
+            assert_eq!(String::from_utf8(out.stderr).unwrap(), expected, "{args:?}");
+        }
+    }
+    // A text table holds the rows it shows: 20 unless --limit says otherwise.
+    let text = ws.run_ok(&["show", SILVER]);
+    assert_eq!(text.lines().count(), 20 + 4);
+}
+
+#[test]
+fn show_and_sql_end_quietly_when_stdout_is_closed() {
+    // `medallion show fact_heartrate_silver --limit 0 --format csv | head -1`: the reader goes
+    // away after one line, with megabytes still to come.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let ws = many_batches();
+    let query = "SELECT * FROM fact_heartrate_silver";
+    for args in [
+        &["show", SILVER, "--limit", "0", "--format", "csv"][..],
+        &["show", SILVER, "--limit", "0", "--format", "json"],
+        &["show", SILVER, "--limit", "0"],
+        &["sql", query, "--format", "csv"],
+        &["--json", "sql", query],
+    ] {
+        let mut child = ws
+            .medallion()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reading end is dropped here: later writes hit a closed pipe.
+        let out = child.wait_with_output().unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
 }
