@@ -89,8 +89,8 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
-    /// No progress, no summary: only warnings and errors, on stderr (and the JSON report with
-    /// --json).
+    /// No progress bars and no summary line; warnings and errors still go to stderr, the rows of
+    /// the inspect commands and --json reports to stdout.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 

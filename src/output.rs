@@ -2,12 +2,17 @@
 //! `--json`), warnings and progress on stderr (progress silenced by `-q`).
 //!
 //! One policy for every write to stdout ([`delivered`]): a closed pipe (`| head`) is the reader
-//! having what it wanted, not a failure: the output ends and the command exits 0, quietly, as
-//! ripgrep does (a job stops there: what it committed stays committed, as after any stop);
-//! any other failure to write (a full disk behind `>`) is an error. Nothing here `println!`s,
-//! which panics on a closed pipe.
+//! having what it wanted, not a failure: nothing more is written and the command ends quietly
+//! with exit 0, as ripgrep does. A command ends at a safe point, never by exiting mid-job: the
+//! inspect commands stop reading, a bronze stream stops after the batch whose record found the
+//! pipe closed (as on SIGTERM), a job that has only its report left finishes (its work is not
+//! lost because nobody reads the summary; `status` still fails on an inconsistency). Any other
+//! failure to write (a full disk behind `>`) ends the command with that error, exit 1, once the
+//! job is at such a point. Nothing here `println!`s, which panics on a closed pipe.
 
 use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -25,13 +30,35 @@ pub fn results() -> BufWriter<std::io::Stdout> {
 pub fn delivered(written: std::io::Result<()>) -> Result<bool> {
     match written {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(source) => Err(Error::Io {
-            action: "write the results to",
-            path: "stdout".into(),
-            source,
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            CLOSED.store(true, Ordering::SeqCst);
+            Ok(false)
+        }
+        Err(source) => {
+            CLOSED.store(true, Ordering::SeqCst);
+            Err(Error::Io {
+                action: "write the results to",
+                path: "stdout".into(),
+                source,
+            })
+        }
     }
+}
+
+/// Stdout can take no more: its pipe closed, or a write to it failed.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+/// The failure of a write to stdout that was not a closed pipe, for the command to end with.
+static FAILED: Mutex<Option<Error>> = Mutex::new(None);
+
+/// Whether stdout can take no more (a long job stops at its next safe point).
+pub fn stdout_closed() -> bool {
+    CLOSED.load(Ordering::SeqCst)
+}
+
+/// The first failure to write stdout that was not a closed pipe, if any: the command ends with
+/// it.
+pub fn take_failure() -> Option<Error> {
+    FAILED.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// A job's report: serialisable, and summarised in a line for people.
@@ -86,27 +113,32 @@ impl Printer {
     }
 }
 
-/// Write `bytes` to stdout and flush them, for the jobs' reports and progress records: a
-/// closed pipe ends the process there, quietly (exit 0, between two batches of a stream: what
-/// is committed stays committed), any other failure with its error (exit 1).
-pub fn stdout(bytes: &[u8]) {
+/// Write `bytes` to stdout and flush them, for the jobs' reports and progress records; nothing
+/// once stdout can take no more. A failure other than a closed pipe is kept for
+/// [`take_failure`]. Returns whether stdout still takes output.
+pub fn stdout(bytes: &[u8]) -> bool {
+    if stdout_closed() {
+        return false;
+    }
     let mut out = std::io::stdout().lock();
     match delivered(out.write_all(bytes).and_then(|()| out.flush())) {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(0),
+        Ok(open) => open,
         Err(e) => {
-            stderr_line(&format!("error: {}", e.chain()));
-            std::process::exit(1);
+            FAILED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+            false
         }
     }
 }
 
 /// [`stdout`] of a line.
-pub fn stdout_line(text: &str) {
+pub fn stdout_line(text: &str) -> bool {
     let mut line = String::with_capacity(text.len() + 1);
     line.push_str(text);
     line.push('\n');
-    stdout(line.as_bytes());
+    stdout(line.as_bytes())
 }
 
 /// A line on stderr; a closed stderr loses it (there is nowhere else to say it), never panics.

@@ -21,6 +21,16 @@ use crate::warehouse::{DataDir, Warehouse};
 
 /// Run one command of the CLI.
 pub async fn run(cli: Cli) -> Result<()> {
+    let result = dispatch(cli).await;
+    // A write to stdout that failed (not a closed pipe) ends the command with that error, once
+    // the job is at a safe point; a failure of the job itself comes first.
+    match crate::output::take_failure() {
+        Some(failure) if result.is_ok() => Err(failure),
+        _ => result,
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
     let printer = Printer {
         quiet: cli.quiet,
         verbose: cli.verbose,
@@ -372,7 +382,7 @@ impl Observer for BronzeOutput {
     fn batch(&mut self, progress: &Progress) {
         if self.printer.json {
             if let Ok(line) = serde_json::to_string(progress) {
-                // After the batch is done: a closed pipe (`| head -1`) ends the stream there.
+                // After the batch is done: a closed pipe (`| head -1`) stops the stream there.
                 crate::output::stdout_line(&line);
             }
         } else if let Some(bar) = &self.bar {
@@ -391,6 +401,10 @@ impl Observer for BronzeOutput {
                 progress.duration_ms.trigger_execution
             ));
         }
+    }
+
+    fn wants_more(&self) -> bool {
+        !crate::output::stdout_closed()
     }
 
     fn warn(&mut self, message: &str) {

@@ -40,6 +40,8 @@ pub struct Upsert<'a> {
     /// When nothing changed (no commit), record `props`' transactions in a commit of their own,
     /// so that the next run does not consume the same upstream versions again.
     pub record_unchanged: bool,
+    /// What the MERGE does, for its errors ("merge" if empty).
+    pub action: &'static str,
 }
 
 /// What a MERGE did.
@@ -75,13 +77,25 @@ pub async fn upsert(
     source: DataFrame,
     plan: Upsert<'_>,
 ) -> Result<(DeltaTable, Merged)> {
-    let matches = plan
+    let action = if plan.action.is_empty() {
+        "merge"
+    } else {
+        plan.action
+    };
+    let keys = plan
         .key
         .iter()
-        .map(|k| col(format!("target.{k}")).eq(col(format!("source.{k}"))))
-        .chain(plan.prune.clone())
-        .reduce(Expr::and)
-        .expect("a MERGE has a key");
+        .map(|k| col(format!("target.{k}")).eq(col(format!("source.{k}"))));
+    // A prune alone would match every row of the range to every source row: a key is needed.
+    let Some(matches) = (!plan.key.is_empty())
+        .then(|| keys.chain(plan.prune.clone()).reduce(Expr::and))
+        .flatten()
+    else {
+        return Err(crate::error::Error::Refused {
+            table: id.name.clone(),
+            message: format!("it has no key to {action} on"),
+        });
+    };
     let before = table.version();
     let mut builder = table
         .merge(source, matches)
@@ -95,7 +109,7 @@ pub async fn upsert(
                     u.update(*c, col(format!("source.{c}")))
                 })
             })
-            .map_err(id.err("merge"))?;
+            .map_err(id.err(action))?;
     }
     if !plan.insert.is_empty() {
         builder = builder
@@ -104,9 +118,9 @@ pub async fn upsert(
                     .iter()
                     .fold(i, |i, c| i.set(*c, col(format!("source.{c}"))))
             })
-            .map_err(id.err("merge"))?;
+            .map_err(id.err(action))?;
     }
-    let (table, metrics) = builder.await.map_err(id.err("merge"))?;
+    let (table, metrics) = builder.await.map_err(id.err(action))?;
     let table = if plan.record_unchanged && table.version() == before {
         record_transactions(id, table, plan.props).await?
     } else {

@@ -107,7 +107,7 @@ pub fn generate(dir: &DataDir, options: &GenerateOptions, force: bool) -> Result
     let present = entry_names(&tracker)?;
     let existing = present
         .iter()
-        .filter(|name| name.ends_with(".json"))
+        .filter(|name| Path::new(name).extension().is_some_and(|e| e == "json"))
         .count();
     if existing > 0 && !force {
         return Err(Error::Usage(format!(

@@ -40,9 +40,8 @@ impl Shutdown {
 
     /// Never asked for (a stream that ends by itself: `available-now`, `once`).
     pub fn never() -> Self {
-        let (tell, asked) = watch::channel(false);
-        // Dropping the sender would read as "no more changes", never as a stop.
-        std::mem::forget(tell);
+        // No sender: the value stays `false`, and a wait sleeps out its interval.
+        let (_, asked) = watch::channel(false);
         Self { asked }
     }
 
@@ -63,12 +62,14 @@ impl Shutdown {
         if self.asked() {
             return true;
         }
+        let deadline = tokio::time::Instant::now() + interval;
         let asked = async { self.asked.wait_for(|asked| *asked).await.is_ok() };
         match tokio::time::timeout(interval, asked).await {
             Ok(true) => true,
-            // The sender is gone: no stop can come any more; sleep out the interval.
+            // No sender (never, or the signal task is gone): no stop can come any more; sleep
+            // out what is left of the interval.
             Ok(false) => {
-                tokio::time::sleep(interval).await;
+                tokio::time::sleep_until(deadline).await;
                 false
             }
             Err(_) => false,

@@ -61,7 +61,7 @@ fn percent_decode(text: &str) -> String {
 
 /// The files of every table of `warehouse` that no commit of its log names (Parquet left by a
 /// failed job, temporary uploads), as `table/file`.
-fn unnamed_files(warehouse: &Path) -> Vec<String> {
+pub(crate) fn unnamed_files(warehouse: &Path) -> Vec<String> {
     let db = warehouse.join("healthcare_dlh.db");
     let mut unnamed = Vec::new();
     let Ok(tables) = std::fs::read_dir(&db) else {

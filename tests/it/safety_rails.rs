@@ -449,6 +449,19 @@ fn status_finds_positions_its_upstream_does_not_hold() {
     );
     let err = ws.run_err(&["status"], 1);
     assert!(err.contains("1 inconsistencies found"), "{err}");
+    // Nobody reading the report does not make the warehouse consistent: still exit 1.
+    let mut child = ws
+        .medallion()
+        .arg("status")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 inconsistencies found"), "{err}");
 
     // Bronze replaced by a shorter table: silver consumed a version beyond bronze's latest.
     let ws = Workspace::new();

@@ -123,6 +123,11 @@ pub trait Observer {
     fn batch(&mut self, _progress: &Progress) {}
     /// Something a user must know (a bad file, a rebuilt checkpoint).
     fn warn(&mut self, _message: &str) {}
+    /// Whether to go on after a batch: `false` (nobody reads the records any more: a closed
+    /// stdout) stops the stream there, as a SIGTERM does.
+    fn wants_more(&self) -> bool {
+        true
+    }
 }
 
 /// A bronze table made before rows carried their delivery position (`_position`) cannot tell

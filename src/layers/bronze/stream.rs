@@ -86,7 +86,7 @@ pub(super) async fn stream_batches(
                         observer,
                     )
                     .await?;
-                if shutdown.asked() {
+                if shutdown.asked() || !observer.wants_more() {
                     return Ok(true);
                 }
             }

@@ -1,5 +1,5 @@
 //! Which changed patients gold refreshes by combining, and which it recomputes: decided from
-//! silver's changes and gold's rows alone, before anything is read from silver.
+//! the summary of silver's changes and gold's rows alone, before any silver row is recomputed.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -301,6 +301,7 @@ pub(super) async fn rename(
         Upsert {
             key: &["mrn"],
             update: &["patient_name"],
+            action: "rename",
             ..Upsert::default()
         },
     )
