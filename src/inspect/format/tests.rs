@@ -1,9 +1,12 @@
 //! Text tables, JSON lines and CSV agree; streamed output equals the in-memory rendering.
 
+use std::io::{self, Write};
+
+use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use deltalake::arrow::array::{Int64Array, StringViewArray};
+use deltalake::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringViewArray};
 use serde_json::json;
 
 use super::*;

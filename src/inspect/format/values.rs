@@ -26,7 +26,6 @@ pub fn rfc3339(time: DateTime<Utc>) -> String {
 
 /// One column as JSON values: numbers stay numbers, timestamps become RFC 3339 UTC strings,
 /// anything else Arrow's display text.
-
 pub(super) fn json_values(column: &ArrayRef) -> Result<Vec<Value>> {
     let arrow_err = |e| Error::Arrow {
         context: format!("format a {} column", column.data_type()),
