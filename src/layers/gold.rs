@@ -262,7 +262,7 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
         report.updated = merged.updated;
         report.version_after = table.version();
     }
-    failpoint("gold-between-commits");
+    failpoint(crate::stream::failpoint::points::GOLD_BETWEEN_COMMITS);
     if daily_from != Some(to) {
         let days = changes
             .as_ref()
@@ -303,7 +303,7 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
             "merged into fact_heartrate_daily",
         );
     }
-    failpoint("gold-after-commit");
+    failpoint(crate::stream::failpoint::points::GOLD_AFTER_COMMIT);
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -494,7 +494,7 @@ async fn refresh_once(
     if let Some(version) = waiting_version {
         txns.push(Transaction::new(WAITING_VERSION, version));
     }
-    failpoint("silver-before-commit");
+    failpoint(crate::stream::failpoint::points::SILVER_BEFORE_COMMIT);
 
     // 3. Renamed patients, then the new rows; the last commit records what was consumed.
     let mut silver = match silver {
@@ -570,7 +570,7 @@ async fn refresh_once(
     }
     if appends {
         if merges > 0 {
-            failpoint("silver-between-writes");
+            failpoint(crate::stream::failpoint::points::SILVER_BETWEEN_WRITES);
         }
         report.inserted += writes
             .append
@@ -585,7 +585,7 @@ async fn refresh_once(
         // be recorded, or the next refresh would read (and quarantine) the same rows again.
         silver = delta::record_transactions(&id, silver, props).await?;
     }
-    failpoint("silver-after-commit");
+    failpoint(crate::stream::failpoint::points::SILVER_AFTER_COMMIT);
     report.version_after = silver.version();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok((report, bronze_to < latest))
