@@ -68,7 +68,8 @@ interop: build ## Read every table with Python deltalake, Polars and DuckDB; com
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PACKAGES)
 	$(VENV)/bin/python tests/interop/check.py $(BIN)
 
-soak: ## The random-kill test with 500 rounds instead of 20
+# `random_kills` names both kill tests: bronze's and the whole pipeline's.
+soak: ## The random-kill tests (bronze, pipeline) with 500 rounds each, and their kill counts
 	MEDALLION_KILL_ROUNDS=500 $(CARGO) test --test it random_kills -- --nocapture
 
 lint: ## cargo fmt --check and clippy with warnings as errors

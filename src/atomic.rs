@@ -8,7 +8,7 @@ use std::path::Path;
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
-use crate::stream::failpoint::failpoint;
+use crate::failpoint::failpoint;
 
 /// Write `path`, replacing it if it exists.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

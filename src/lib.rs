@@ -14,8 +14,8 @@
 //! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
 //! - [`layers`]: one job per table (`patients`, `bronze`, `silver`, `gold`) and the whole
 //!   `pipeline`, each returning a report.
-//! - [`stream`]: the bronze stream's checkpoint, triggers, progress records, stop request and
-//!   failpoints.
+//! - [`stream`]: the bronze stream's checkpoint, triggers, progress records and stop request.
+//! - [`failpoint`]: every point a crash test can stop (or hold) a job at, in one place.
 //! - [`delta`]: opening and creating tables; one reader of the log, one upsert, application
 //!   transactions, the SQL plumbing, and the stream's cheap append commits.
 //! - [`parallel`]: per-row work spread over the cores, results in order.
@@ -32,6 +32,7 @@ pub mod cli;
 mod delta;
 mod docgen;
 mod error;
+pub mod failpoint;
 mod generate;
 mod inspect;
 mod layers;

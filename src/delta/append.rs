@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::TableId;
 use crate::error::{Error, Result};
+use crate::failpoint::{failpoint, points};
 
 /// Versions between two checkpoints, Delta's default.
 pub const CHECKPOINT_INTERVAL: u64 = 100;
@@ -122,6 +123,7 @@ impl AppendLog {
             );
             let bytes = data.get_bytes().map_err(|e| self.tx_err(e))?;
             let version = self.version + 1;
+            failpoint(points::APPEND_BEFORE_WRITE);
             match self
                 .log_store
                 .write_commit_entry(
@@ -243,4 +245,209 @@ async fn checkpoint(id: TableId, version: u64) -> Result<()> {
     )
     .await
     .map_err(id.err("write a checkpoint"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+    use super::*;
+    use crate::catalog::Table;
+    use crate::warehouse::Warehouse;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]))
+    }
+
+    const T: Table = Table {
+        name: "t",
+        writer: "test",
+        description: "test",
+        key: &[],
+        properties: &[],
+        schema,
+    };
+
+    /// A new, empty table (version 0) in a temporary warehouse.
+    async fn new_table() -> (tempfile::TempDir, TableId) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = TableId::of(&Warehouse::local(dir.path()).unwrap(), &T);
+        crate::delta::create(&id, &T, &[]).await.unwrap();
+        (dir, id)
+    }
+
+    /// A writer of `app`, from the table's latest version.
+    async fn writer(id: &TableId, app: &str) -> AppendLog {
+        let table = crate::delta::open(id).await.unwrap().unwrap();
+        AppendLog::open(id.clone(), &table, app).await.unwrap()
+    }
+
+    /// Batch `batch_id`, adding one (made-up) file: the log never reads it.
+    fn batch(batch_id: i64, file: &str) -> AppendCommit {
+        AppendCommit {
+            adds: vec![Add {
+                path: file.to_string(),
+                size: 1,
+                data_change: true,
+                ..Default::default()
+            }],
+            batch_id,
+            rows: 1,
+            info: HashMap::new(),
+        }
+    }
+
+    fn log_dir(id: &TableId) -> std::path::PathBuf {
+        id.url.to_file_path().unwrap().join("_delta_log")
+    }
+
+    /// Each commit file's added paths, by version, as the log holds them.
+    fn added(id: &TableId) -> Vec<(u64, Vec<String>)> {
+        let mut versions = Vec::new();
+        for entry in std::fs::read_dir(log_dir(id)).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let Some(version) = name.strip_suffix(".json").and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(log_dir(id).join(&name)).unwrap();
+            let paths = text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter_map(|a| Some(a.get("add")?["path"].as_str()?.to_string()))
+                .collect();
+            versions.push((version, paths));
+        }
+        versions.sort();
+        versions
+    }
+
+    /// The latest version and the batch id each app recorded, as a reader loads them.
+    async fn recorded(id: &TableId, apps: &[&str]) -> (u64, Vec<Option<i64>>) {
+        let table = crate::delta::open(id).await.unwrap().unwrap();
+        let mut versions = Vec::new();
+        for app in apps {
+            versions.push(crate::delta::app_version(id, &table, app).await.unwrap());
+        }
+        (table.version().unwrap(), versions)
+    }
+
+    fn assert_conflict(result: Result<u64>, says: &str) {
+        match result {
+            Err(Error::Conflict { message, .. }) => {
+                assert!(message.contains(says), "{message}")
+            }
+            other => panic!("expected a conflict saying {says:?}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_writers_of_one_app_cannot_both_commit() {
+        let (_dir, id) = new_table().await;
+        let mut first = writer(&id, "stream").await;
+        let mut second = writer(&id, "stream").await;
+        assert_eq!(first.commit(batch(0, "first.parquet")).await.unwrap(), 1);
+        // The second still knows version 0: version 1 is taken, and by its own app.
+        let lost = second.commit(batch(0, "second.parquet")).await;
+        assert_conflict(
+            lost,
+            "another `bronze` of stream stream committed its batch 0",
+        );
+        // Not a later batch either: whatever it planned was planned without the first's batch.
+        let lost = second.commit(batch(1, "second.parquet")).await;
+        assert_conflict(lost, "committed its batch 0 as version 1 first");
+        assert_eq!(added(&id), [(0, vec![]), (1, vec!["first.parquet".into()])]);
+        assert_eq!(recorded(&id, &["stream"]).await, (1, vec![Some(0)]));
+    }
+
+    #[tokio::test]
+    async fn another_apps_blind_append_does_not_stop_a_commit() {
+        let (_dir, id) = new_table().await;
+        let mut a = writer(&id, "a").await;
+        let mut b = writer(&id, "b").await;
+        assert_eq!(a.commit(batch(0, "a.parquet")).await.unwrap(), 1);
+        // `b` knows version 0: it reads version 1 (a blind append of another app), then
+        // takes version 2.
+        assert_eq!(b.commit(batch(0, "b.parquet")).await.unwrap(), 2);
+        assert_eq!(b.version(), 2);
+        assert_eq!(
+            added(&id),
+            [
+                (0, vec![]),
+                (1, vec!["a.parquet".into()]),
+                (2, vec!["b.parquet".into()])
+            ]
+        );
+        assert_eq!(
+            recorded(&id, &["a", "b"]).await,
+            (2, vec![Some(0), Some(0)])
+        );
+        // And `a`, a version behind now, goes on the same way.
+        assert_eq!(a.commit(batch(1, "a1.parquet")).await.unwrap(), 3);
+        assert_eq!(
+            recorded(&id, &["a", "b"]).await,
+            (3, vec![Some(1), Some(0)])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_id_already_committed_is_refused() {
+        let (_dir, id) = new_table().await;
+        let mut log = writer(&id, "stream").await;
+        assert_eq!(log.commit(batch(0, "0.parquet")).await.unwrap(), 1);
+        assert_eq!(log.commit(batch(1, "1.parquet")).await.unwrap(), 2);
+        for replay in [1, 0] {
+            let again = log.commit(batch(replay, "again.parquet")).await;
+            assert_conflict(again, "already committed batch 1");
+        }
+        // A writer opened later knows it from the table's transactions.
+        let mut later = writer(&id, "stream").await;
+        assert_eq!(later.app_version(), Some(1));
+        let again = later.commit(batch(1, "again.parquet")).await;
+        assert_conflict(again, "already committed batch 1 (as of version 2)");
+        assert!(
+            added(&id).iter().all(|(_, paths)| paths.len() <= 1
+                && !paths.contains(&"again.parquet".to_string())),
+            "{:?}",
+            added(&id)
+        );
+        assert_eq!(later.commit(batch(2, "2.parquet")).await.unwrap(), 3);
+        assert_eq!(recorded(&id, &["stream"]).await, (3, vec![Some(2)]));
+    }
+
+    #[tokio::test]
+    async fn a_commit_crossing_version_100_writes_a_checkpoint() {
+        let (_dir, id) = new_table().await;
+        let checkpoint = |v: u64| log_dir(&id).join(format!("{v:020}.checkpoint.parquet"));
+        let mut stream = writer(&id, "stream").await;
+        // Another app takes versions 1 to 99 meanwhile; no commit of it crosses 100.
+        let mut other = writer(&id, "other").await;
+        for b in 0..99 {
+            other
+                .commit(batch(b, &format!("o{b}.parquet")))
+                .await
+                .unwrap();
+        }
+        other.finish().await;
+        assert!(!checkpoint(100).exists() && !checkpoint(99).exists());
+        // The stream knew version 0; its commit lands on 100, past the interval.
+        assert_eq!(stream.commit(batch(0, "s.parquet")).await.unwrap(), 100);
+        stream.finish().await;
+        assert_eq!(stream.take_warnings(), Vec::<String>::new());
+        assert!(checkpoint(100).is_file());
+        let last: Value =
+            serde_json::from_slice(&std::fs::read(log_dir(&id).join("_last_checkpoint")).unwrap())
+                .unwrap();
+        assert_eq!(last["version"], 100);
+        // A reader loading from the checkpoint sees both apps' transactions.
+        assert_eq!(
+            recorded(&id, &["stream", "other"]).await,
+            (100, vec![Some(0), Some(98)])
+        );
+        // The next commit is not a crossing: no other checkpoint.
+        assert_eq!(stream.commit(batch(1, "s1.parquet")).await.unwrap(), 101);
+        stream.finish().await;
+        assert!(!checkpoint(101).exists());
+    }
 }

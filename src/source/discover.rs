@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::failpoint::{failpoint, points};
 use crate::stream::checkpoint::Checkpoint;
 
 /// Suffixes of files still being written or downloaded.
@@ -41,12 +42,20 @@ pub struct Completeness {
 }
 
 impl Default for Completeness {
+    /// A file settles in 2 s, or in `MEDALLION_SETTLE_MS` milliseconds: tests that write every
+    /// file whole (temporary name, then rename) set 0 rather than sleep past the 2 s.
     fn default() -> Self {
         Self {
-            settle: Duration::from_secs(2),
+            settle: settle_from_env().unwrap_or(Duration::from_secs(2)),
             recheck: Duration::from_millis(200),
         }
     }
+}
+
+/// `MEDALLION_SETTLE_MS`, if it is set to a number of milliseconds.
+fn settle_from_env() -> Option<Duration> {
+    let ms = std::env::var("MEDALLION_SETTLE_MS").ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 /// The files a stream has taken, with the size and time its plans recorded, and what it has
@@ -130,6 +139,7 @@ pub async fn discover(
     let mut files: Vec<SourceFile> = if first.iter().any(young) {
         // Look again after a moment: a file whose size or time moved is still being written.
         tokio::time::sleep(completeness.recheck).await;
+        failpoint(points::BETWEEN_LOOKS);
         let (second, _) = list(dir, seen)?;
         first
             .into_iter()
@@ -547,6 +557,50 @@ mod tests {
         assert!(
             warnings[0].contains("batch 8 (its modification time moved)"),
             "{warnings:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_still_being_written_is_taken_once_it_stops_changing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("01.json");
+        let append = |text: &str| {
+            use std::io::Write;
+            let mut file = std::fs::File::options().append(true).open(&path).unwrap();
+            file.write_all(text.as_bytes()).unwrap();
+        };
+        // Younger than the settle time throughout: only the second look decides.
+        let completeness = Completeness {
+            settle: Duration::from_secs(3600),
+            recheck: Duration::from_millis(50),
+        };
+        let mut seen = Seen::default();
+        std::fs::write(&path, "[{\"mrn\": \"1\"},").unwrap();
+        {
+            // The first look lists the file, then waits to look again; the writer appends
+            // in between.
+            let mut looking = std::pin::pin!(discover(dir.path(), &mut seen, completeness));
+            assert!(futures::poll!(looking.as_mut()).is_pending());
+            append(" {\"mrn\": \"2\"}");
+            let found = looking.await.unwrap();
+            assert!(
+                found.files.is_empty(),
+                "taken while it grew: {:?}",
+                found.files
+            );
+            assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+        }
+        // Finished: the same size and time at both looks.
+        append("]");
+        let whole = std::fs::metadata(&path).unwrap();
+        let found = discover(dir.path(), &mut seen, completeness).await.unwrap();
+        assert_eq!(
+            found.files,
+            [SourceFile {
+                name: "01.json".into(),
+                size: whole.len(),
+                mtime_ms: mtime_ms(&whole),
+            }]
         );
     }
 

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
+use crate::failpoint::points;
 use crate::source::discover::SourceFile;
-use crate::stream::failpoint::points;
 
 /// The plan of one micro-batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,12 +2,13 @@
 //! its tables back.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::pretty::pretty_format_batches;
 use medallion::testing::Warehouse;
 use medallion::testing::{self as delta, TableId};
-use std::process::Command;
+use std::process::{Child, Command};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -43,6 +44,10 @@ impl Workspace {
             .env_remove("MEDALLION_DATA")
             // Text tables fit COLUMNS when it is set: the tests' pipes get whole lines.
             .env_remove("COLUMNS")
+            // Jobs as a user runs them: no test knob from the caller's environment.
+            .env_remove(SETTLE)
+            .env_remove("MEDALLION_FAILPOINT")
+            .env_remove("MEDALLION_MIN_SHARE_ROWS")
             .arg("--warehouse")
             .arg(self.warehouse())
             .arg("--data")
@@ -54,6 +59,24 @@ impl Workspace {
     pub fn run_ok(&self, args: &[&str]) -> String {
         let out = self
             .medallion()
+            .args(args)
+            .output()
+            .expect("medallion runs");
+        assert!(
+            out.status.success(),
+            "medallion {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run `medallion ARGS` with source files settled at once (`SETTLE`, 0 ms: the tests write
+    /// files whole) and expect success; returns stdout.
+    pub fn run_settled(&self, args: &[&str]) -> String {
+        let out = self
+            .medallion()
+            .env(SETTLE, "0")
             .args(args)
             .output()
             .expect("medallion runs");
@@ -113,6 +136,121 @@ impl Workspace {
     }
 }
 
+/// The settle time of source files, in milliseconds (bronze's `Completeness`, 2 s unless set).
+pub const SETTLE: &str = "MEDALLION_SETTLE_MS";
+
+/// `MEDALLION_FAILPOINT`'s value that holds a process at `point` until `release` exists.
+pub fn pause_at(point: &str, release: &Path) -> String {
+    format!("{point}:pause={}", release.display())
+}
+
+/// Read `child`'s stderr (piped) until a `:pause=` failpoint says it holds the process; the
+/// rest is read on a thread, whose result is the whole of stderr. Fails if the process ends
+/// first.
+pub fn wait_until_paused(child: &mut Child) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, Read};
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut text = String::new();
+    loop {
+        let start = text.len();
+        let n = stderr.read_line(&mut text).unwrap();
+        assert!(
+            n > 0,
+            "the process ended before a failpoint held it:\n{text}"
+        );
+        if text[start..].contains(": paused until ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || {
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    })
+}
+
+/// Rounds of a random-kill test: `MEDALLION_KILL_ROUNDS` (`make soak`: 500), else `default`.
+pub fn kill_rounds(default: usize) -> usize {
+    std::env::var("MEDALLION_KILL_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Kills runs at random moments within about how long a run takes, learnt as the test goes:
+/// a run that ends before its kill makes the window its length, a killed one widens it by a
+/// twentieth. So the kills land inside runs on a fast machine and on a loaded one alike
+/// (fixed delays mostly hit finished processes on one, start-ups on the other).
+pub struct KillClock {
+    window: Duration,
+    rng: rand::rngs::StdRng,
+}
+
+impl KillClock {
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self {
+            window: Duration::from_millis(200),
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Start `cmd` and SIGKILL it at a random moment of the window, unless it ends first;
+    /// returns its output (see [`killed`]).
+    pub fn run(&mut self, cmd: &mut Command) -> std::process::Output {
+        use rand::Rng;
+        let kill_at = self.window.mul_f64(self.rng.random_range(0.0..1.0));
+        let start = std::time::Instant::now();
+        let mut child = cmd.spawn().expect("medallion starts");
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                self.window = start.elapsed().max(Duration::from_millis(10));
+                break;
+            }
+            if start.elapsed() >= kill_at {
+                let _ = child.kill();
+                self.window = self.window.mul_f64(1.05);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// Whether a process ended by SIGKILL: the kill found it alive.
+pub fn killed(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+/// The bronze batch whose plan (`offsets/N`) has no done marker (`commits/N`), if any: a run
+/// stopped inside it.
+pub fn unfinished_batch(ws: &Workspace) -> Option<i64> {
+    let checkpoint = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint");
+    let last = std::fs::read_dir(checkpoint.join("offsets"))
+        .ok()?
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<i64>().ok())
+        .max()?;
+    (!checkpoint.join("commits").join(last.to_string()).exists()).then_some(last)
+}
+
+/// The batch ids of the bronze checkpoint's progress records marked `"recovered": true`: the
+/// batches a run finished that an earlier one had planned.
+pub fn recovered_batches(ws: &Workspace) -> std::collections::BTreeSet<i64> {
+    let path = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/progress.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["recovered"] == true)
+        .map(|r| r["batchId"].as_i64().unwrap())
+        .collect()
+}
+
 pub fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
     let text = pretty_format_batches(batches).unwrap().to_string();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -161,8 +299,9 @@ impl Workspace {
     }
 
     /// Every data file a commit of silver's log ever added holds readings of one UTC month
-    /// (by its `datetime` statistics); `only_appends`: look at appends (WRITE) only. Returns
-    /// how many files were checked.
+    /// (by its `datetime` statistics), and an append (WRITE) adds one file per month, whatever
+    /// the number of cores; `only_appends`: look at appends only. Returns how many files were
+    /// checked.
     pub fn assert_silver_files_keep_to_one_month(&self, only_appends: bool) -> usize {
         let log = self
             .warehouse()
@@ -184,6 +323,7 @@ impl Workspace {
             if only_appends && !append {
                 continue;
             }
+            let mut months = Vec::new();
             for add in actions.iter().filter_map(|a| a.get("add")) {
                 let stats: serde_json::Value =
                     serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
@@ -194,7 +334,19 @@ impl Workspace {
                     "{}: a file spans months: {stats}",
                     path.display()
                 );
+                months.push(month(&stats["minValues"]["datetime"]));
                 checked += 1;
+            }
+            if append {
+                let files = months.len();
+                months.sort();
+                months.dedup();
+                assert_eq!(
+                    files,
+                    months.len(),
+                    "{}: an append wrote a month in several files ({months:?})",
+                    path.display()
+                );
             }
         }
         checked

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use medallion::failpoint::points;
 
 use crate::common::Workspace;
 
@@ -505,8 +506,7 @@ fn regression_a_damaged_checkpoint_is_named() {
     // Bronze writes a Delta checkpoint at v100: tear it, then point `_last_checkpoint` nowhere.
     let ws = Workspace::new();
     ws.run_ok(&["generate", "--patients", "3", "--months", "101"]);
-    std::thread::sleep(std::time::Duration::from_millis(2200));
-    ws.run_ok(&["-q", "bronze"]);
+    ws.run_settled(&["-q", "bronze"]);
     let log = ws
         .warehouse()
         .join("healthcare_dlh.db/fact_heartrate_bronze/_delta_log");
@@ -559,12 +559,13 @@ fn regression_a_crash_between_silver_writes_then_a_rerun_doubles_nothing() {
     let out = ws
         .medallion()
         .arg("pipeline")
-        .env("MEDALLION_FAILPOINT", "silver-between-writes")
+        .env("MEDALLION_FAILPOINT", points::SILVER_BETWEEN_WRITES)
         .output()
         .unwrap();
     assert!(!out.status.success(), "the failpoint was reached");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("failpoint silver-between-writes"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("failpoint {}", points::SILVER_BETWEEN_WRITES)),
         "the kill landed between the two writes"
     );
     assert_eq!(
@@ -663,8 +664,7 @@ fn regression_two_silvers_on_a_slice_with_a_merge_and_an_append_double_nothing()
         let mut rows = readings(month, ADA, start + 900 * month as i64, |_| "70".into());
         rows.push(reading(7, "99.5", ADA, start + 900));
         ws.write("healthcare/streaming/tracker/02.json", &array(&rows));
-        std::thread::sleep(std::time::Duration::from_millis(2200));
-        ws.run_ok(&["-q", "bronze"]);
+        ws.run_settled(&["-q", "bronze"]);
         let racers: Vec<_> = (0..2)
             .map(|_| ws.medallion().arg("silver").spawn().unwrap())
             .collect();

@@ -501,8 +501,7 @@ fn regression_status_with_rows_waiting_for_their_patient_is_consistent() {
         "healthcare/streaming/tracker/99.json",
         r#"[{"device_id": "39", "heartrate": "70", "mrn": "99999999", "time": "1600000000"}]"#,
     );
-    std::thread::sleep(std::time::Duration::from_millis(2200));
-    ws.run_ok(&["-q", "pipeline"]);
+    ws.run_settled(&["-q", "pipeline"]);
     let (report, ok) = status(&ws);
     assert!(ok && report["consistent"] == true, "{report}");
     assert_eq!(table(&report, SILVER)["waiting"], 1, "{report}");

@@ -16,8 +16,8 @@ use super::{BadFiles, BronzeReport, Observer};
 use crate::catalog;
 use crate::delta::{self, append::AppendCommit};
 use crate::error::{Error, Result};
+use crate::failpoint::{failpoint, points};
 use crate::stream::checkpoint::{Done, Plan};
-use crate::stream::failpoint::{failpoint, points};
 use crate::stream::progress::{Durations, Progress, SinkProgress, SourceProgress};
 
 /// A file or element the stream could not read, for the quarantine table.

@@ -32,8 +32,8 @@ use crate::delta::merge::{Merged, Upsert, upsert};
 use crate::delta::txn::{consumed, transaction};
 use crate::delta::{self, TableId};
 use crate::error::Result;
+use crate::failpoint::{failpoint, points};
 use crate::output::{Report, Steps, version_change};
-use crate::stream::failpoint::{failpoint, points};
 use crate::warehouse::Warehouse;
 
 /// What a `gold` refresh did.

@@ -34,9 +34,9 @@ use crate::catalog::{self, SILVER_FROM_BRONZE, SILVER_FROM_PATIENTS, SILVER_WAIT
 use crate::delta::txn::{consumed, transaction};
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
+use crate::failpoint::{failpoint, points};
 use crate::output::{Report, Steps, version_change};
 use crate::parallel;
-use crate::stream::failpoint::{failpoint, points};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Clone)]

@@ -369,9 +369,7 @@ pub(super) async fn write_readings(
     }
     if appends {
         if merges > 0 {
-            crate::stream::failpoint::failpoint(
-                crate::stream::failpoint::points::SILVER_BETWEEN_WRITES,
-            );
+            crate::failpoint::failpoint(crate::failpoint::points::SILVER_BETWEEN_WRITES);
         }
         inserted += writes
             .append
