@@ -10,7 +10,7 @@ use deltalake::arrow::array::{Array, RecordBatch};
 use medallion::failpoint::points;
 
 use crate::common::{
-    KillClock, SETTLE, Workspace, kill_rounds, killed, pause_at, recovered_batches,
+    KillClock, SETTLE, Workspace, kill_rounds, killed, last_planned, pause_at, recovered_batches,
     unfinished_batch, wait_until_paused,
 };
 
@@ -274,20 +274,26 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
     let ws = Workspace::new();
     let rounds = kill_rounds(30);
     let mut clock = KillClock::new(20261128);
-    let (mut live, mut interrupted) = (0, 0);
+    let (mut live, mut interrupted, mut in_recovery) = (0, 0, 0);
     let mut unfinished = BTreeSet::new();
     for round in 0..rounds {
         for f in 0..12 {
             write_tracker(&ws, &format!("{round:03}-{f}.json"), 25);
         }
         let before = unfinished_batch(&ws);
-        let out = clock.run(
-            ws.medallion()
-                .env(SETTLE, "0")
-                .args(["-q", "bronze"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
+        let planned = last_planned(&ws);
+        let mut cmd = ws.medallion();
+        cmd.env(SETTLE, "0")
+            .args(["-q", "bronze"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // One round in four: a kill anywhere in the run (its start-up, the recovery of what the
+        // last kill left); the others: once it has planned a batch of its own, in its batches.
+        let out = if round % 4 == 0 {
+            clock.run(&mut cmd)
+        } else {
+            clock.run_from(&mut cmd, || last_planned(&ws) > planned)
+        };
         if !killed(&out.status) {
             // Done before the kill: it must have succeeded.
             assert!(
@@ -303,12 +309,15 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
         // this one may not have reached).
         if after.is_some() && after != before {
             interrupted += 1;
+        } else if before.is_some() && after == before {
+            // Killed again before it had finished what the last kill left.
+            in_recovery += 1;
         }
         unfinished.extend(after);
     }
     eprintln!(
         "random_kills: {rounds} rounds, {live} kills landed on a live process, {interrupted} \
-         interrupted a batch"
+         interrupted a batch of their run, {in_recovery} the recovery of an earlier one"
     );
     ws.run_settled(&["bronze"]);
     assert_exactly_once(&ws);
@@ -321,11 +330,13 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
     );
     // Every batch a kill left unfinished was finished by a later run, which said so.
     assert_eq!(recovered_batches(&ws), unfinished);
-    // Measured on this 2-core machine, 30 rounds, eight runs (some beside other builds): 29
-    // kills of 30 found a live process, 12 to 16 interrupted a batch (a run's start-up, its
-    // table's log and checkpoint to read, takes the rest). Half and a quarter leave room for
-    // a slower or faster machine (the kill clock follows the runs' length), and fail a test
-    // whose kills mostly hit finished runs or start-ups, as fixed delays did (0 of 20 live).
+    // A run's start-up (process, table, checkpoint) takes most of its time, more as the table
+    // grows: kills anywhere in the run (one round in four) land there, or in the recovery of
+    // the last kill's batch; kills timed from the run's first plan (the other rounds) land in
+    // its batches. Measured on this 2-core machine, 30 rounds, three runs: 28 live, 17 to 20
+    // interrupted a batch of their run, 4 or 5 the recovery of an earlier one; `make soak`, 500 rounds: see the closing note of issue 12. Half
+    // live and a quarter interrupted fail a test whose kills mostly hit finished runs or
+    // start-ups, as fixed delays did (0 of 20 live), whatever the machine's speed.
     assert!(
         live * 2 >= rounds,
         "{live} of {rounds} kills found a live process"

@@ -182,6 +182,8 @@ pub fn kill_rounds(default: usize) -> usize {
 /// (fixed delays mostly hit finished processes on one, start-ups on the other).
 pub struct KillClock {
     window: Duration,
+    /// The window of [`KillClock::run_from`]: from the moment the run is at its work.
+    work_window: Duration,
     rng: rand::rngs::StdRng,
 }
 
@@ -190,6 +192,7 @@ impl KillClock {
         use rand::SeedableRng;
         Self {
             window: Duration::from_millis(200),
+            work_window: Duration::from_millis(100),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
         }
     }
@@ -197,18 +200,44 @@ impl KillClock {
     /// Start `cmd` and SIGKILL it at a random moment of the window, unless it ends first;
     /// returns its output (see [`killed`]).
     pub fn run(&mut self, cmd: &mut Command) -> std::process::Output {
-        use rand::Rng;
-        let kill_at = self.window.mul_f64(self.rng.random_range(0.0..1.0));
-        let start = std::time::Instant::now();
+        let child = cmd.spawn().expect("medallion starts");
+        let mut window = self.window;
+        let out = self.kill_within(child, &mut window);
+        self.window = window;
+        out
+    }
+
+    /// Start `cmd`, wait until `begun()` says it is at its work (e.g. it planned a batch of
+    /// this run), then SIGKILL it at a random moment of a window learnt as [`KillClock::run`]
+    /// learns its own: the kill lands inside the work, not in the start-up before it (a start-up
+    /// that grows with the table would otherwise take most kills of a long soak).
+    pub fn run_from(
+        &mut self,
+        cmd: &mut Command,
+        begun: impl Fn() -> bool,
+    ) -> std::process::Output {
         let mut child = cmd.spawn().expect("medallion starts");
+        while child.try_wait().unwrap().is_none() && !begun() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut window = self.work_window;
+        let out = self.kill_within(child, &mut window);
+        self.work_window = window;
+        out
+    }
+
+    fn kill_within(&mut self, mut child: Child, window: &mut Duration) -> std::process::Output {
+        use rand::Rng;
+        let kill_at = window.mul_f64(self.rng.random_range(0.0..1.0));
+        let start = std::time::Instant::now();
         loop {
             if child.try_wait().unwrap().is_some() {
-                self.window = start.elapsed().max(Duration::from_millis(10));
+                *window = start.elapsed().max(Duration::from_millis(10));
                 break;
             }
             if start.elapsed() >= kill_at {
                 let _ = child.kill();
-                self.window = self.window.mul_f64(1.05);
+                *window = window.mul_f64(1.05);
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -226,14 +255,22 @@ pub fn killed(status: &std::process::ExitStatus) -> bool {
 /// The bronze batch whose plan (`offsets/N`) has no done marker (`commits/N`), if any: a run
 /// stopped inside it.
 pub fn unfinished_batch(ws: &Workspace) -> Option<i64> {
-    let checkpoint = ws
-        .warehouse()
-        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint");
-    let last = std::fs::read_dir(checkpoint.join("offsets"))
+    let last = last_planned(ws)?;
+    let done = bronze_checkpoint(ws).join("commits").join(last.to_string());
+    (!done.exists()).then_some(last)
+}
+
+/// The last batch the bronze checkpoint has a plan (`offsets/N`) of, if any.
+pub fn last_planned(ws: &Workspace) -> Option<i64> {
+    std::fs::read_dir(bronze_checkpoint(ws).join("offsets"))
         .ok()?
-        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<i64>().ok())
-        .max()?;
-    (!checkpoint.join("commits").join(last.to_string()).exists()).then_some(last)
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .max()
+}
+
+fn bronze_checkpoint(ws: &Workspace) -> PathBuf {
+    ws.warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint")
 }
 
 /// The batch ids of the bronze checkpoint's progress records marked `"recovered": true`: the
