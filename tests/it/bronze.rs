@@ -334,9 +334,9 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
     // grows: kills anywhere in the run (one round in four) land there, or in the recovery of
     // the last kill's batch; kills timed from the run's first plan (the other rounds) land in
     // its batches. Measured on this 2-core machine, 30 rounds, three runs: 28 live, 17 to 20
-    // interrupted a batch of their run, 4 or 5 the recovery of an earlier one; `make soak`, 500 rounds: see the closing note of issue 12. Half
-    // live and a quarter interrupted fail a test whose kills mostly hit finished runs or
-    // start-ups, as fixed delays did (0 of 20 live), whatever the machine's speed.
+    // interrupted a batch of their run, 4 or 5 the recovery of an earlier one (`make soak`:
+    // the closing note of issue 12). Half live and a quarter interrupted fail a test whose
+    // kills mostly hit finished runs or start-ups, as fixed delays did (0 of 20 live).
     assert!(
         live * 2 >= rounds,
         "{live} of {rounds} kills found a live process"
