@@ -9,6 +9,7 @@ pub mod describe;
 pub mod diff;
 pub mod format;
 pub mod history;
+mod parse;
 pub mod restore;
 pub mod show;
 pub mod sql;

@@ -19,10 +19,8 @@ use deltalake::datafusion::common::{Column, DFSchema, TableReference};
 use deltalake::datafusion::execution::SessionState;
 use deltalake::datafusion::logical_expr::{Expr, SortExpr};
 use deltalake::datafusion::prelude::SessionContext;
-use deltalake::datafusion::sql::parser::DFParserBuilder;
 use deltalake::datafusion::sql::planner::NullOrdering;
 use deltalake::datafusion::sql::sqlparser::ast::{self, Visit, Visitor};
-use deltalake::datafusion::sql::sqlparser::dialect::dialect_from_str;
 use deltalake::datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use deltalake::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 use futures::{StreamExt, TryStreamExt};
@@ -216,36 +214,37 @@ fn parse_one<T: Visit>(
     text: &str,
     parse: impl FnOnce(&mut Parser) -> Result<T, ParserError>,
 ) -> Result<T, String> {
-    let options = &state.config().options().sql_parser;
-    let dialect = dialect_from_str(options.dialect)
-        .ok_or_else(|| format!("unknown SQL dialect {:?}", options.dialect.as_ref()))?;
-    let tokens = Tokenizer::new(dialect.as_ref(), text)
-        .tokenize()
-        .map_err(|e| e.to_string())?;
-    let comment = tokens.iter().any(|token| {
-        matches!(
-            token,
-            Token::Whitespace(
-                Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+    let parsed = super::parse::with_parser(state, text, |dialect, mut parser| {
+        let tokens = Tokenizer::new(dialect, text).tokenize();
+        let tokens = match tokens {
+            Ok(tokens) => tokens,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let comment = tokens.iter().any(|token| {
+            matches!(
+                token,
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+                )
             )
-        )
-    });
-    if comment {
-        return Err("it holds a comment (-- or /* */)".to_string());
-    }
-    let mut parser = DFParserBuilder::new(text)
-        .with_dialect(dialect.as_ref())
-        .with_recursion_limit(options.recursion_limit.get())
-        .build()
-        .map_err(|e| e.strip_backtrace())?;
-    let parsed = parse(&mut parser.parser).map_err(|e| e.to_string())?;
-    let next = parser.parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(format!(
-            "unexpected {} at column {}, after the end of it",
-            next.token, next.span.start.column
-        ));
-    }
+        });
+        if comment {
+            return Ok(Err("it holds a comment (-- or /* */)".to_string()));
+        }
+        let parsed = match parse(&mut parser.parser) {
+            Ok(parsed) => parsed,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let next = parser.parser.peek_token();
+        if next.token != Token::EOF {
+            return Ok(Err(format!(
+                "unexpected {} at column {}, after the end of it",
+                next.token, next.span.start.column
+            )));
+        }
+        Ok(Ok(parsed))
+    })
+    .map_err(|e| e.strip_backtrace())??;
     if parsed.visit(&mut Subquery).is_break() {
         return Err(
             "it holds a subquery: only the rows of the table shown can be used".to_string(),

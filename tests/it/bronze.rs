@@ -384,6 +384,11 @@ fn two_streams_at_once_ingest_each_row_once() {
         "{err}"
     );
     assert_eq!(ws.version(BRONZE), Some(20), "A committed nothing");
+    // ... and left nothing: the Parquet of the batch it lost was deleted.
+    assert_eq!(
+        crate::hostile_env::unnamed_files(&ws.warehouse()),
+        Vec::<String>::new()
+    );
     let out = ws.run_settled(&["bronze"]);
     assert!(out.contains("bronze: 0 batches"), "{out}");
     assert_exactly_once(&ws);

@@ -98,14 +98,24 @@ impl Stream {
                 ]
                 .into_iter()
                 .collect();
-                self.log
+                let committed = self
+                    .log
                     .commit(AppendCommit {
-                        adds: data.adds,
+                        adds: data.adds.clone(),
                         batch_id,
                         rows: data.rows as usize,
                         info,
                     })
-                    .await?;
+                    .await;
+                if let Err(e) = committed {
+                    // Lost to another writer: nothing of this batch is in the table, so its
+                    // files are this run's to delete. After any other failure the commit may
+                    // have landed: they stay (an orphan is harmless, a deleted file is not).
+                    if matches!(e, Error::Conflict { .. } | Error::LostRace { .. }) {
+                        ahead::delete(self.log.object_store().as_ref(), &data.adds).await;
+                    }
+                    return Err(e);
+                }
                 durations.add_batch = commit_start.elapsed().as_millis() as u64;
                 for warning in self.log.take_warnings() {
                     observer.warn(&warning);
