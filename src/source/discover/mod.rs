@@ -1,0 +1,275 @@
+//! Which tracker files a stream may take: listed from the source folder, never hidden or
+//! temporary, and complete (not still being written), oldest first.
+//!
+//! Nothing else is skipped without a word: a file the stream cannot take (a name that is not
+//! UTF-8, a folder, a symbolic link that leads nowhere) or will not take again (a file changed
+//! after it was ingested) comes back as a warning naming it, once per run. Hidden (`.`),
+//! internal (`_`) and temporary names are skipped quietly: that is how a writer hides a file
+//! until it is whole. A symbolic link to a regular file is followed: its target is read, under
+//! the link's name.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::failpoint::{failpoint, points};
+use crate::stream::checkpoint::Checkpoint;
+
+mod entry;
+#[cfg(test)]
+mod tests;
+
+use entry::{Entry, inspect};
+
+/// Suffixes of files still being written or downloaded.
+const TEMP_SUFFIXES: &[&str] = &[".tmp", ".partial", ".inprogress", ".crdownload", ".swp"];
+
+/// A source file as the stream saw it when planning a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// The file's name in the source folder; the stream's identity of the file.
+    pub name: String,
+    pub size: u64,
+    /// Modification time, milliseconds since the epoch.
+    #[serde(rename = "modificationTime")]
+    pub mtime_ms: i64,
+}
+
+/// How a file is judged complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Completeness {
+    /// A file whose modification time is at least this old is complete.
+    pub settle: Duration,
+    /// A younger file is complete if its size and time do not change across this interval.
+    pub recheck: Duration,
+}
+
+impl Default for Completeness {
+    /// A file settles in 2 s, or in `MEDALLION_SETTLE_MS` milliseconds: tests that write every
+    /// file whole (temporary name, then rename) set 0 rather than sleep past the 2 s.
+    fn default() -> Self {
+        Self {
+            settle: settle_from_env().unwrap_or(Duration::from_secs(2)),
+            recheck: Duration::from_millis(200),
+        }
+    }
+}
+
+/// `MEDALLION_SETTLE_MS`, if it is set to a number of milliseconds.
+fn settle_from_env() -> Option<Duration> {
+    let ms = std::env::var("MEDALLION_SETTLE_MS").ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+/// The files a stream has taken, with the size and time its plans recorded, and what it has
+/// already said about the folder during this run (so a long `every=` stream says it once).
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Name -> how it was taken; `None` for a file known only by name (a rebuilt checkpoint).
+    files: HashMap<String, Option<Taken>>,
+    warned: HashSet<String>,
+}
+
+/// A file as a batch's plan recorded it.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    batch_id: i64,
+    size: u64,
+    mtime_ms: i64,
+}
+
+impl Seen {
+    /// Every file a checkpoint's plans took (with its size and time), and the files it
+    /// recovered from the table when it was rebuilt (by name only).
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
+        let mut seen = Self::default();
+        if let Some(recovered) = checkpoint.recovered()? {
+            seen.files
+                .extend(recovered.files.into_iter().map(|name| (name, None)));
+        }
+        for batch_id in checkpoint.planned()? {
+            seen.record(batch_id, &checkpoint.plan(batch_id)?.files);
+        }
+        Ok(seen)
+    }
+
+    /// The files of a batch just planned.
+    pub fn record(&mut self, batch_id: i64, files: &[SourceFile]) {
+        for file in files {
+            let taken = Taken {
+                batch_id,
+                size: file.size,
+                mtime_ms: file.mtime_ms,
+            };
+            self.files.insert(file.name.clone(), Some(taken));
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+}
+
+/// What one look at the source folder found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// The new complete files, oldest first (modification time, then name).
+    pub files: Vec<SourceFile>,
+    /// Files passed over for a reason a user must know, each said once per [`Seen`].
+    pub warnings: Vec<String>,
+}
+
+/// Whether a name may be a source file: not hidden (`.`), not internal (`_`), not temporary.
+pub fn is_candidate_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.starts_with('_')
+        && !TEMP_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// List the complete files of `dir` that `seen` does not hold, oldest first (modification
+/// time, then name), and what was passed over and why. A missing folder has no files.
+pub async fn discover(
+    dir: &Path,
+    seen: &mut Seen,
+    completeness: Completeness,
+) -> Result<Discovery> {
+    let (first, skipped) = list(dir, seen)?;
+    let now = SystemTime::now();
+    let young = |f: &SourceFile| {
+        let mtime = SystemTime::UNIX_EPOCH + Duration::from_millis(f.mtime_ms.max(0) as u64);
+        now.duration_since(mtime).unwrap_or_default() < completeness.settle
+    };
+    let mut files: Vec<SourceFile> = if first.iter().any(young) {
+        // Look again after a moment: a file whose size or time moved is still being written.
+        tokio::time::sleep(completeness.recheck).await;
+        failpoint(points::BETWEEN_LOOKS);
+        let (second, _) = list(dir, seen)?;
+        first
+            .into_iter()
+            .filter(|f| !young(f) || second.contains(f))
+            .collect()
+    } else {
+        first
+    };
+    files.sort_by(|a, b| {
+        a.mtime_ms
+            .cmp(&b.mtime_ms)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let warnings = skipped
+        .into_iter()
+        .filter(|s| seen.warned.insert(s.key.clone()))
+        .map(|s| s.message)
+        .collect();
+    Ok(Discovery { files, warnings })
+}
+
+/// An entry passed over that a user would expect to be ingested.
+struct Skip {
+    /// What makes two warnings the same: a file that keeps changing is said once.
+    key: String,
+    message: String,
+}
+
+impl Skip {
+    fn new(message: String) -> Self {
+        Self {
+            key: message.clone(),
+            message,
+        }
+    }
+}
+
+/// The candidate files of a folder, with their size and time, that `seen` does not hold; and
+/// the entries passed over that a user would expect to be ingested, in name order.
+fn list(dir: &Path, seen: &Seen) -> Result<(Vec<SourceFile>, Vec<Skip>)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let path = entry.path();
+        let name = match entry.file_name().into_string() {
+            Ok(name) => name,
+            Err(raw) => {
+                if is_candidate_name(&raw.to_string_lossy()) {
+                    warnings.push(Skip::new(format!(
+                        "{}: the file name is not valid UTF-8, so it cannot be ingested (the \
+                         table's lineage names files in UTF-8): rename it",
+                        path.display()
+                    )));
+                }
+                continue;
+            }
+        };
+        if !is_candidate_name(&name) {
+            continue;
+        }
+        match inspect(&path)? {
+            Entry::Gone => {}
+            Entry::File(metadata) => {
+                let file = SourceFile {
+                    name,
+                    size: metadata.len(),
+                    mtime_ms: mtime_ms(&metadata),
+                };
+                match seen.files.get(&file.name) {
+                    None => files.push(file),
+                    // Known by name only: nothing to compare with.
+                    Some(None) => {}
+                    Some(Some(taken)) => {
+                        if taken.size != file.size || taken.mtime_ms != file.mtime_ms {
+                            warnings.push(Skip {
+                                key: format!("changed {}", file.name),
+                                message: changed(&path, taken, &file),
+                            });
+                        }
+                    }
+                }
+            }
+            // A file already taken that is now something else has nothing new to ingest.
+            Entry::Skipped(_) if seen.contains(&name) => {}
+            Entry::Skipped(reason) => warnings.push(Skip::new(format!(
+                "{}: {reason}; not ingested",
+                path.display()
+            ))),
+        }
+    }
+    warnings.sort_by(|a, b| a.message.cmp(&b.message));
+    Ok((files, warnings))
+}
+
+/// The warning for a file whose size or time is not what its batch's plan recorded.
+fn changed(path: &Path, taken: &Taken, now: &SourceFile) -> String {
+    let what = if taken.size != now.size {
+        format!("its size is {} bytes, was {}", now.size, taken.size)
+    } else {
+        "its modification time moved".to_string()
+    };
+    format!(
+        "{}: changed after it was ingested in batch {} ({what}); not ingested again: write new \
+         readings to a new file",
+        path.display(),
+        taken.batch_id
+    )
+}
+
+pub fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The path of a source file in its folder.
+pub fn path_of(dir: &Path, file: &SourceFile) -> PathBuf {
+    dir.join(&file.name)
+}
