@@ -105,6 +105,25 @@ impl Workspace {
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 
+    /// Run medallion with `args`, read the first line of its stdout, then close the pipe (as
+    /// `| head -1` does); its output (stderr; stdout is the reader's) once it ends.
+    pub fn read_first_line_then_close(&self, args: &[&str]) -> (String, std::process::Output) {
+        use std::io::{BufRead, BufReader};
+        let mut child = self
+            .medallion()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reading end is dropped here: later writes hit a closed pipe.
+        (first, child.wait_with_output().unwrap())
+    }
+
     pub fn write(&self, relative: &str, text: &str) {
         let path = self.data().join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

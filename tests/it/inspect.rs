@@ -745,8 +745,6 @@ fn show_limit_gives_exactly_that_many_rows_across_batches() {
 fn show_and_sql_end_quietly_when_stdout_is_closed() {
     // `medallion show fact_heartrate_silver --limit 0 --format csv | head -1`: the reader goes
     // away after one line, with megabytes still to come.
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let ws = many_batches();
     let query = "SELECT * FROM fact_heartrate_silver";
     for args in [
@@ -756,19 +754,7 @@ fn show_and_sql_end_quietly_when_stdout_is_closed() {
         &["sql", query, "--format", "csv"],
         &["--json", "sql", query],
     ] {
-        let mut child = ws
-            .medallion()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        // The reading end is dropped here: later writes hit a closed pipe.
-        let out = child.wait_with_output().unwrap();
+        let (first, out) = ws.read_first_line_then_close(args);
         assert!(!first.is_empty(), "{args:?}");
         assert!(out.status.success(), "{args:?}: {:?}", out.status);
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");

@@ -587,8 +587,6 @@ fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
     // one line; the command ends quietly (exit 0, no panic, as ripgrep does): the stream after
     // the batch whose record found the pipe closed (a rerun finishes the rest exactly once),
     // the pipeline once its layers are done (its lines are lost, not its work).
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     for args in [&["--json", "bronze"][..], &["pipeline"]] {
         let ws = Workspace::new();
         patients(&ws, &[(ADA, "Ada")]);
@@ -599,19 +597,7 @@ fn regression_a_closed_stdout_pipe_ends_output_without_a_panic() {
                 &array(&readings(200, ADA, START + 900 * 200 * i, |_| "70".into())),
             );
         }
-        let mut child = ws
-            .medallion()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        // The reading end is dropped here: later writes hit a closed pipe.
-        let out = child.wait_with_output().unwrap();
+        let (first, out) = ws.read_first_line_then_close(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!first.is_empty(), "{args:?}");
         assert!(out.status.success(), "{args:?}: {stderr}");
