@@ -78,7 +78,7 @@ fn at(ws: &Workspace, name: &str) -> String {
 fn a_symlinked_tracker_file_is_ingested() {
     let ws = Workspace::new();
     // A link to a file under the data folder is followed (one outside it is not: see
-    // discover.rs).
+    // source/discover/mod.rs).
     let target = ws.data().join("archive/real.json");
     write_file(&target, 3);
     write_file(&ws.tracker().join("01.json"), 2);
