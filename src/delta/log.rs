@@ -38,8 +38,8 @@ impl Commit {
     }
 
     /// The files it added with new data (a compaction's re-added files carry none).
-    pub fn data_adds(&self) -> impl Iterator<Item = &Add> {
-        self.adds.iter().filter(|add| add.data_change)
+    pub fn into_data_adds(self) -> impl Iterator<Item = Add> {
+        self.adds.into_iter().filter(|add| add.data_change)
     }
 
     /// Its operation (`WRITE`, `MERGE`, `STREAMING UPDATE`, `RESTORE`...).
@@ -137,10 +137,11 @@ mod tests {
         assert_eq!(commit.txns.len(), 1);
         assert_eq!(commit.txns[0].version, 4);
         assert_eq!(commit.adds.len(), 2);
-        let data: Vec<&str> = commit.data_adds().map(|a| a.path.as_str()).collect();
-        assert_eq!(data, ["a.parquet"]);
-        assert_eq!(commit.data_adds().map(add_rows).sum::<u64>(), 7);
         assert_eq!(commit.removes.len(), 1);
         assert!(!commit.changes_table);
+        let data: Vec<Add> = commit.into_data_adds().collect();
+        let paths: Vec<&str> = data.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(paths, ["a.parquet"]);
+        assert_eq!(data.iter().map(add_rows).sum::<u64>(), 7);
     }
 }

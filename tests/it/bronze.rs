@@ -10,7 +10,7 @@ use deltalake::arrow::array::{Array, RecordBatch};
 use medallion::failpoint::points;
 
 use crate::common::{
-    KillClock, SETTLE, Workspace, kill_rounds, killed, last_planned, pause_at, recovered_batches,
+    KillClock, SETTLE, Workspace, kill_rounds, killed, last_planned, recovered_batches, spawn_held,
     unfinished_batch, wait_until_paused,
 };
 
@@ -357,18 +357,9 @@ fn two_streams_at_once_ingest_each_row_once() {
         write_tracker(&ws, &format!("{i:02}.json"), 3);
     }
     let release = ws.dir.path().join("release-a");
-    let mut a = ws
-        .medallion()
-        .env(SETTLE, "0")
-        .env(
-            "MEDALLION_FAILPOINT",
-            pause_at(points::APPEND_BEFORE_WRITE, &release),
-        )
-        .arg("bronze")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = ws.medallion();
+    cmd.env(SETTLE, "0").arg("bronze");
+    let mut a = spawn_held(cmd, points::APPEND_BEFORE_WRITE, &release);
     let a_stderr = wait_until_paused(&mut a);
     let b = ws.run_settled(&["bronze"]);
     assert!(
@@ -454,17 +445,9 @@ fn a_file_still_being_written_when_listed_is_taken_whole_by_a_later_run() {
         .collect();
     std::fs::write(&path, format!("[\n{},\n", rows[..2].join(",\n"))).unwrap();
     let release = ws.dir.path().join("release");
-    let mut child = ws
-        .medallion()
-        .env(
-            "MEDALLION_FAILPOINT",
-            pause_at(points::BETWEEN_LOOKS, &release),
-        )
-        .arg("bronze")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = ws.medallion();
+    cmd.arg("bronze");
+    let mut child = spawn_held(cmd, points::BETWEEN_LOOKS, &release);
     let stderr = wait_until_paused(&mut child);
     {
         use std::io::Write;

@@ -158,9 +158,17 @@ impl Workspace {
 /// The settle time of source files, in milliseconds (bronze's `Completeness`, 2 s unless set).
 pub const SETTLE: &str = "MEDALLION_SETTLE_MS";
 
-/// `MEDALLION_FAILPOINT`'s value that holds a process at `point` until `release` exists.
-pub fn pause_at(point: &str, release: &Path) -> String {
-    format!("{point}:pause={}", release.display())
+/// Start `cmd` held at failpoint `point` until `release` exists (`<point>:pause=<file>`), its
+/// stdout and stderr piped; [`wait_until_paused`] waits for the hold.
+pub fn spawn_held(mut cmd: Command, point: &str, release: &Path) -> Child {
+    cmd.env(
+        "MEDALLION_FAILPOINT",
+        format!("{point}:pause={}", release.display()),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 /// Read `child`'s stderr (piped) until a `:pause=` failpoint says it holds the process; the

@@ -499,3 +499,48 @@ fn a_missing_data_file_is_named() {
     );
     assert_no_internals(&err);
 }
+
+#[test]
+fn a_full_disk_behind_stdout_is_an_error_and_loses_no_work() {
+    // `> /dev/full`: every write to stdout fails with "no space left". Unlike a closed pipe,
+    // that is a failure (exit 1, naming stdout), but what the job committed stays committed,
+    // a stream stops after the batch whose record it could not write, and a rerun goes on.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "3"]);
+    let run = |args: &[&str]| {
+        let out = ws.medallion().args(args).stdout(full()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["patients"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot write the results to stdout"), "{err}");
+    assert!(!err.contains("panick"), "{err}");
+    assert!(
+        ws.version("dim_patients").is_some(),
+        "the load was done: {err}"
+    );
+
+    let (code, err) = run(&["--json", "bronze"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot write the results to stdout"), "{err}");
+    assert_eq!(
+        ws.version("fact_heartrate_bronze"),
+        Some(1),
+        "stopped after its first batch"
+    );
+    let out = ws.run_ok(&["bronze"]);
+    assert!(out.contains("bronze: 2 batches, 2 files"), "{out}");
+
+    let (code, err) = run(&["show", "fact_heartrate_bronze", "--format", "csv"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("stdout"), "{err}");
+}

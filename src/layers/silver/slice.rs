@@ -40,10 +40,11 @@ impl Slicer {
 
     /// Take a commit's new data files (a compaction's re-added files carry no new rows); true
     /// when the slice is full and ends on this commit.
-    pub fn take(&mut self, commit: &Commit) -> bool {
-        for add in commit.data_adds() {
-            self.rows += add_rows(add);
-            self.adds.push((commit.version, add.clone()));
+    pub fn take(&mut self, commit: Commit) -> bool {
+        let version = commit.version;
+        for add in commit.into_data_adds() {
+            self.rows += add_rows(&add);
+            self.adds.push((version, add));
         }
         self.rows >= self.max_rows
     }
@@ -77,7 +78,7 @@ pub(super) async fn next_slice(
         let Some(commit) = log::read_commit(id, bronze.log_store().as_ref(), version).await? else {
             return Ok(None);
         };
-        if slicer.take(&commit) {
+        if slicer.take(commit) {
             return Ok(Some(slicer.finish(version, refused_up_to)));
         }
     }
@@ -202,7 +203,7 @@ mod tests {
             let mut slicer = Slicer::new(max_rows);
             let mut end = commits.last().unwrap().0;
             for (version, files) in commits {
-                if slicer.take(&commit(*version, files)) {
+                if slicer.take(commit(*version, files)) {
                     end = *version;
                     break;
                 }
