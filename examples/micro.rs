@@ -16,7 +16,7 @@ use medallion::testing::Lineage;
 use medallion::testing::catalog;
 use medallion::testing::{self as delta, TableId};
 use medallion::testing::{AppendCommit, AppendLog};
-use medallion::testing::{DataDir, Warehouse};
+use medallion::testing::{LocalData, Warehouse};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -25,7 +25,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn reader() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let data = DataDir::new(dir.path());
+    let data = LocalData::new(dir.path());
     medallion::testing::generate(&data, &GenerateOptions::default(), false).expect("generate");
     let files: Vec<Vec<u8>> = std::fs::read_dir(data.tracker_dir())
         .expect("tracker")

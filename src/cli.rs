@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::inspect::format::Format;
 use crate::layers::bronze::BadFiles;
 use crate::stream::trigger::Trigger;
+use crate::warehouse::{Location, SourceSpec};
 
 /// The heading of the flags every command takes, listed after a command's own options.
 const GLOBAL: &str = "Global options";
@@ -54,19 +55,23 @@ fn fill(text: &str) -> String {
   medallion show {gold} --version 1     a table as it was at version 1
   medallion completions bash > ~/.local/share/bash-completion/completions/medallion
 
---warehouse and --data are local folders: a path (taken as written) or a file:///absolute/path
-URL; object storage URLs (s3://...) are not supported yet.
+--warehouse and --data are a local folder (a path, taken as written, or a file:///absolute/path
+URL) or an S3 folder (s3://bucket/prefix), reached with the usual AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP variables or
+--storage-option KEY=VALUE. Before its first write to an S3 warehouse, medallion checks once that
+the store refuses a second create of one object (check-store), and refuses a store that does not.
 
 Exit status:
   0  done
   1  failed (the message says what and where)
   2  bad usage (arguments, options, paths)
   3  lost a race: another job committed to the same table first, nothing of this run was
-     committed to it; run it again")
+     committed to it; run it again
+  4  the warehouse's store does not honour put-if-absent: nothing was written to it")
 )]
 pub struct Cli {
-    /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`): a path or a
-    /// file:// URL.
+    /// Folder of the Delta tables (`<warehouse>/healthcare_dlh.db/<table>/`): a path, a
+    /// file:// URL or s3://bucket/prefix.
     #[arg(
         long,
         global = true,
@@ -75,10 +80,10 @@ pub struct Cli {
         default_value = "warehouse",
         value_parser = crate::warehouse::parse_location
     )]
-    pub warehouse: PathBuf,
+    pub warehouse: Location,
 
-    /// Folder of the source files (`healthcare/batch/`, `healthcare/streaming/tracker/`): a path
-    /// or a file:// URL.
+    /// Folder of the source files (`healthcare/batch/`, `healthcare/streaming/tracker/`): a path,
+    /// a file:// URL or s3://bucket/prefix.
     #[arg(
         long,
         global = true,
@@ -87,7 +92,19 @@ pub struct Cli {
         default_value = "lab_data",
         value_parser = crate::warehouse::parse_location
     )]
-    pub data: PathBuf,
+    pub data: Location,
+
+    /// An object store setting, KEY=VALUE (repeatable): AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID, ... (the environment's AWS_* variables apply where a
+    /// key is not given).
+    #[arg(
+        long = "storage-option",
+        global = true,
+        help_heading = GLOBAL,
+        value_name = "KEY=VALUE",
+        value_parser = crate::warehouse::parse_storage_option
+    )]
+    pub storage_options: Vec<(String, String)>,
 
     /// No progress bars and no summary line; warnings and errors still go to stderr, the rows of
     /// the inspect commands and --json reports to stdout.
@@ -136,6 +153,7 @@ pub enum Command {
   medallion bronze --max-files-per-trigger 0        every new file in one batch
   medallion bronze --trigger once                   one batch, then stop
   medallion bronze --trigger every=5s               keep watching until Ctrl-C / SIGTERM
+  medallion bronze --source site_a=s3://lake/site_a/   one source of several into one table
   medallion --json bronze                           one progress record per batch on stdout
   medallion bronze --bad-files fail                 stop on a bad file instead of quarantining it
 
@@ -261,6 +279,16 @@ an inconsistency is found: a consumed version beyond its upstream's latest, rows
 versions a restore took back, a consumer of a missing table, a bronze checkpoint bound to
 another folder.")]
     Status,
+
+    /// Check that the warehouse's store honours put-if-absent (a second create of one object is
+    /// refused), which every commit relies on; keeps the record of a passed check.
+    #[command(after_help = "Examples:
+  medallion --warehouse s3://lakehouse/warehouse check-store
+  AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true medallion --warehouse s3://lake/wh check-store
+
+medallion runs this check by itself before its first write to an object-store warehouse and
+refuses a store that fails it (exit 4); a local folder is always safe (hard links).")]
+    CheckStore,
 
     /// Print the shell completion script of medallion: bash, zsh, fish, powershell or elvish.
     #[command(after_help = "Examples:
@@ -458,6 +486,13 @@ pub struct BronzeArgs {
     /// (files whose names were already ingested are not read again).
     #[arg(long)]
     pub source_moved: bool,
+
+    /// A source folder, NAME=FOLDER (a path or s3://bucket/prefix; repeatable): each source has
+    /// its own stream id and checkpoint (`_checkpoint/NAME/`), so several processes or sites
+    /// can append to one bronze table at once. Default: the tracker folder of --data, named
+    /// `tracker`.
+    #[arg(long = "source", value_name = "NAME=FOLDER", value_parser = crate::warehouse::parse_source)]
+    pub sources: Vec<SourceSpec>,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An object store refused or failed a read, write or listing.
+    #[error("cannot {action} {location}: {message}")]
+    Store {
+        action: &'static str,
+        location: String,
+        message: String,
+    },
+
+    /// A store that does not honour "create only if absent": writing to it could lose commits.
+    #[error("{location}: {message}")]
+    UnsafeStore { location: String, message: String },
+
     /// A source file the job needs is not there.
     #[error("source file {} does not exist{hint}", path.display())]
     SourceMissing { path: PathBuf, hint: String },
@@ -196,11 +208,13 @@ impl Error {
     }
 
     /// Exit code for the CLI: 2 for usage errors, 3 for a race lost to another writer (nothing
-    /// was committed: running again is safe), 1 for everything else.
+    /// was committed: running again is safe), 4 for a store that does not honour
+    /// put-if-absent (nothing was written), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
             Error::Conflict { .. } | Error::LostRace { .. } => 3,
+            Error::UnsafeStore { .. } => 4,
             _ => 1,
         }
     }

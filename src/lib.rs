@@ -10,7 +10,11 @@
 //! - [`atomic`]: files that appear whole or not at all (temporary name, sync, rename).
 //! - [`catalog`]: every table described once (name, schema, key, properties, description) and
 //!   the app ids by which a consumer records what it consumed.
-//! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders.
+//! - [`warehouse`]: where things are: table URLs, checkpoint folders, source folders, as local
+//!   paths or object store URLs (`s3://`).
+//! - [`folder`]: a folder of small files on a local disk or in an object store, with one
+//!   meaning of "whole or not at all" and "create only if absent" on both.
+//! - [`storage`]: the probe that refuses a store which does not honour put-if-absent.
 //! - [`source`]: source files into Arrow: the patient CSV, the tracker folder and its JSON.
 //! - [`layers`]: one job per table (`patients`, `bronze`, `silver`, `gold`) and the whole
 //!   `pipeline`, each returning a report.
@@ -33,6 +37,7 @@ mod delta;
 mod docgen;
 mod error;
 pub mod failpoint;
+mod folder;
 mod generate;
 mod inspect;
 mod layers;
@@ -40,6 +45,7 @@ mod output;
 mod parallel;
 mod run;
 mod source;
+mod storage;
 mod stream;
 mod transform;
 mod warehouse;
@@ -58,5 +64,5 @@ pub mod testing {
     pub use crate::generate::{GenerateOptions, generate};
     pub use crate::inspect::format::{Format, Rows};
     pub use crate::source::json::{Lineage, read_tracker};
-    pub use crate::warehouse::{DataDir, Warehouse};
+    pub use crate::warehouse::{DataDir, LocalData, Warehouse};
 }

@@ -17,7 +17,8 @@ use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
 use crate::output::{self, Printer, Report, StepBar, Steps};
 use crate::stream::progress::Progress;
-use crate::warehouse::{DataDir, Warehouse};
+use crate::storage;
+use crate::warehouse::{DataDir, StorageOptions, Warehouse};
 
 /// Run one command of the CLI.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -36,22 +37,30 @@ async fn dispatch(cli: Cli) -> Result<()> {
         verbose: cli.verbose,
         json: cli.json,
     };
-    let data = DataDir::new(&cli.data);
+    let options: StorageOptions = cli.storage_options.iter().cloned().collect();
+    let data = DataDir::new(cli.data.clone(), &options);
+    // The warehouse to read, and (checked once that its store is safe for commits) to write.
+    let reading = || Warehouse::open(&cli.warehouse, &options);
+    let writing_to = || async {
+        let warehouse = reading()?;
+        storage::ensure_safe(&warehouse).await?;
+        Ok::<_, crate::error::Error>(warehouse)
+    };
     match cli.command {
         Command::Generate(args) => {
-            let report = run_generate(&data, &args)?;
+            let report = run_generate(&data, &args).await?;
             for warning in &report.warnings {
                 printer.warn(warning);
             }
             printer.report(&report);
         }
         Command::Patients => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let report = writing(printer, patients::run(&warehouse, &data)).await?;
             printer.report(&report);
         }
         Command::Bronze(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let mut observer = BronzeOutput::new(printer);
             let report =
                 bronze::run(&warehouse, &data, &bronze_options(&args), &mut observer).await;
@@ -66,7 +75,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             printer.report(&report);
         }
         Command::Silver(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let options = SilverOptions {
                 max_rows_per_commit: unlimited_at_0(args.max_rows_per_commit),
                 timezone: args.timezone,
@@ -75,12 +84,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             printer.report(&writing(printer, silver::run(&warehouse, &options, &mut bar)).await?);
         }
         Command::Gold => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let mut bar = StepBar::new(printer);
             printer.report(&writing(printer, gold::run(&warehouse, &mut bar)).await?);
         }
         Command::Pipeline(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let silver_options = SilverOptions {
                 max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
                 timezone: args.silver.timezone,
@@ -111,21 +120,21 @@ async fn dispatch(cli: Cli) -> Result<()> {
             printer.report(&report?);
         }
         Command::Tables(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             print_rows(&tables::run(&warehouse).await?, &args.output, printer)?;
         }
         Command::Describe(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let rows = describe::run(&warehouse, &args.table).await?;
             print_rows(&rows, &args.output, printer)?;
         }
         Command::History(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let rows = history::run(&warehouse, &args.table, args.limit).await?;
             print_rows(&rows, &args.output, printer)?;
         }
         Command::Show(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let at = match (args.version, args.as_of) {
                 (Some(version), _) => At::Version(version),
                 (None, Some(time)) => At::Time(time),
@@ -150,7 +159,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Sql(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let query = sql::query_text(args.query.as_deref(), args.file.as_deref())?;
             match sql::run(&warehouse, &query).await? {
                 sql::Answer::Listing(rows) => print_rows(&rows, &args.output, printer)?,
@@ -160,7 +169,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Diff(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let options = DiffOptions {
                 from: args.from,
                 to: args.to,
@@ -187,7 +196,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Restore(args) => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = writing_to().await?;
             let options = RestoreOptions {
                 version: args.version,
                 force: args.force,
@@ -199,8 +208,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Completions(args) => crate::docgen::print_completions(args.shell)?,
         Command::Man(args) => printer.report(&crate::docgen::man_pages(&args.out)?),
+        Command::CheckStore => {
+            printer.report(&storage::check_store(&reading()?).await?);
+        }
         Command::Status => {
-            let warehouse = Warehouse::local(&cli.warehouse)?;
+            let warehouse = reading()?;
             let found = status::run(&warehouse, &data).await?;
             printer.report(&found);
             if !found.consistent {
@@ -275,6 +287,7 @@ fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
         trigger: args.trigger,
         bad_files: args.bad_files,
         source_moved: args.source_moved,
+        sources: args.sources.clone(),
         ..BronzeOptions::default()
     }
 }
@@ -284,17 +297,23 @@ fn unlimited_at_0(n: u64) -> u64 {
     if n == 0 { u64::MAX } else { n }
 }
 
-fn run_generate(data: &DataDir, args: &GenerateArgs) -> Result<GenerateReport> {
-    if args.append {
-        return generate::append(data);
-    }
+async fn run_generate(data: &DataDir, args: &GenerateArgs) -> Result<GenerateReport> {
     let options = GenerateOptions {
         patients: args.patients as usize,
         months: args.months,
         seed: args.seed,
         scale: args.scale,
     };
-    generate::generate(data, &options, args.force)
+    match data.local() {
+        Some(local) if args.append => generate::append(&local),
+        Some(local) => generate::generate(&local, &options, args.force),
+        None if args.append => Err(crate::error::Error::Usage(format!(
+            "generate --append adds to a local folder (it reads the parameters kept there), \
+             not to {}",
+            data.location().display()
+        ))),
+        None => generate::upload(data, &options, args.force).await,
+    }
 }
 
 impl Report for GenerateReport {

@@ -35,6 +35,9 @@ pub struct AppendLog {
     app_id: String,
     /// The last batch id the application committed, as of `version`.
     app_version: Option<i64>,
+    /// The highest batch id of any application in the table as far as this writer has seen
+    /// (the rows' `_batch_id` statistics when opened, then every commit it reads or makes).
+    batch_max: Option<i64>,
     /// Problems that did not stop a commit (a checkpoint that could not be written).
     warnings: Vec<String>,
     /// The Delta checkpoint being written in the background, if any.
@@ -60,11 +63,18 @@ impl AppendLog {
             .transaction_version(table.log_store().as_ref(), app_id)
             .await
             .map_err(id.err("read application transactions"))?;
+        let batch_max = snapshot
+            .log_data()
+            .iter()
+            .filter_map(|file| max_batch_id(&file.stats()?))
+            .max()
+            .max(app_version);
         Ok(Self {
             version: snapshot.version(),
             log_store: table.log_store(),
             app_id: app_id.to_string(),
             app_version,
+            batch_max,
             id,
             warnings: Vec::new(),
             checkpointing: None,
@@ -83,6 +93,13 @@ impl AppendLog {
     /// The last batch id committed by this application.
     pub fn app_version(&self) -> Option<i64> {
         self.app_version
+    }
+
+    /// The highest batch id in the table, of any application, as far as this writer has seen:
+    /// a stream numbers its next batch above it, so that batch ids order the deliveries of
+    /// several sources into one table as their commits do.
+    pub fn batch_max(&self) -> Option<i64> {
+        self.batch_max
     }
 
     /// Commit one batch: its files, its transaction, its lineage. Refuses a batch id the
@@ -136,6 +153,7 @@ impl AppendLog {
                 Ok(()) => {
                     self.version = version;
                     self.app_version = Some(batch_id);
+                    self.batch_max = self.batch_max.max(Some(batch_id));
                     // Every time the log crosses a multiple of the interval (others' commits
                     // may have taken us past one), in the background: the stream goes on
                     // committing meanwhile. A checkpoint only speeds up readers: if it cannot
@@ -201,6 +219,7 @@ impl AppendLog {
             else {
                 continue;
             };
+            self.batch_max = self.batch_max.max(commit.txns.iter().map(|t| t.version).max());
             let ours = commit.txns.iter().find(|txn| txn.app_id == self.app_id);
             let conflict = if let Some(txn) = ours {
                 self.app_version = Some(txn.version);
@@ -235,16 +254,19 @@ impl AppendLog {
     }
 }
 
+/// The highest `_batch_id` of a data file, from its statistics (`maxValues`).
+fn max_batch_id(stats: &str) -> Option<i64> {
+    let stats: Value = serde_json::from_str(stats).ok()?;
+    stats.get("maxValues")?.get("_batch_id")?.as_i64()
+}
+
 /// Write a Delta checkpoint of `version`.
 async fn checkpoint(id: TableId, version: u64) -> Result<()> {
-    deltalake::checkpoints::create_checkpoint_from_table_url_and_cleanup(
-        id.url.clone(),
-        version,
-        Some(false),
-        None,
-    )
-    .await
-    .map_err(id.err("write a checkpoint"))
+    // Opened through the table's own store (its storage options, durable local writes).
+    let table = super::open_version(&id, version).await?;
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .map_err(id.err("write a checkpoint"))
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub use errors::name_the_winner;
 pub use query::{collect, provider, query, read_all, session_with};
 pub use txn::{app_version, append_once, append_parallel, record_transactions};
 
+use std::sync::Arc;
+
 use deltalake::DeltaTable;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
@@ -38,13 +40,15 @@ use url::Url;
 
 use crate::catalog::Table;
 use crate::error::{Error, Result};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{StorageOptions, Warehouse};
 
-/// A table of the warehouse: its name (for messages) and location.
+/// A table of the warehouse: its name (for messages), location, and the storage options it is
+/// reached with.
 #[derive(Debug, Clone)]
 pub struct TableId {
     pub name: String,
     pub url: Url,
+    pub options: Arc<StorageOptions>,
 }
 
 impl TableId {
@@ -53,6 +57,7 @@ impl TableId {
         Self {
             name: name.to_string(),
             url: warehouse.table_url(name),
+            options: Arc::new(warehouse.options().clone()),
         }
     }
 

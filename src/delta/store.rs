@@ -28,7 +28,8 @@ const LOG_FOLDER: &str = "_delta_log";
 /// ([`durable_commit`]) and, inside [`super::orphans::scoped`], records the data files the job
 /// writes.
 pub(crate) fn builder(id: &TableId) -> DeltaResult<DeltaTableBuilder> {
-    let builder = DeltaTableBuilder::from_url(id.url.clone())?;
+    let builder = DeltaTableBuilder::from_url(id.url.clone())?
+        .with_storage_options(id.options.as_ref().clone());
     let written = super::orphans::recorder(id);
     let local = id.url.to_file_path().ok();
     if written.is_none() && local.is_none() {

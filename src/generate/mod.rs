@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::source::discover::is_candidate_name;
-use crate::warehouse::DataDir;
+use crate::warehouse::LocalData;
 
 pub use data::patients;
 use data::{float_text, month_readings};
@@ -95,11 +95,51 @@ pub struct Patient {
     peak_hour: f64,
 }
 
+/// Write a fresh data set into an object store folder: generated in a temporary local folder,
+/// then uploaded (the patient CSV, then the tracker files oldest first, so their times order
+/// them as the months do). Refuses a folder that already holds the patient CSV unless `force`.
+pub async fn upload(
+    data: &crate::warehouse::DataDir,
+    options: &GenerateOptions,
+    force: bool,
+) -> Result<GenerateReport> {
+    let start = Instant::now();
+    let (patients_dir, patients_name) = data.patients_csv();
+    let patients = patients_dir.folder(data.options())?;
+    if !force && patients.exists(patients_name).await? {
+        return Err(Error::Usage(format!(
+            "{} already holds a data set: give --force to replace it",
+            data.location().display()
+        )));
+    }
+    let tmp = tempfile::tempdir().map_err(Error::io("create a temporary folder in", "/tmp"))?;
+    let local = LocalData::new(tmp.path());
+    let mut report = generate(&local, options, true)?;
+    let tracker = data.tracker().folder(data.options())?;
+    let mut uploaded = Vec::new();
+    let csv = local.patients_csv();
+    let bytes = std::fs::read(&csv).map_err(Error::io("read", &csv))?;
+    patients.replace(patients_name, &bytes).await?;
+    for file in &report.files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("the generator names its files in UTF-8");
+        let bytes = std::fs::read(file).map_err(Error::io("read", file))?;
+        tracker.replace(name, &bytes).await?;
+        uploaded.push(tracker.path_of(name));
+    }
+    report.data_dir = PathBuf::from(data.location().display());
+    report.files = uploaded;
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
 /// Write a fresh data set: the patient CSV and `months × scale` tracker files. Refuses to write
 /// over an existing data set unless `force` is set, which removes the tracker files an earlier
 /// run wrote first. Files the generator did not write stay (the report names them), and one
 /// under a name it must write is refused.
-pub fn generate(dir: &DataDir, options: &GenerateOptions, force: bool) -> Result<GenerateReport> {
+pub fn generate(dir: &LocalData, options: &GenerateOptions, force: bool) -> Result<GenerateReport> {
     let start = Instant::now();
     validate(options)?;
     let tracker = dir.tracker_dir();
@@ -183,7 +223,7 @@ pub fn generate(dir: &DataDir, options: &GenerateOptions, force: bool) -> Result
 }
 
 /// Add the next month's tracker file to a folder written by [`generate`], with its options.
-pub fn append(dir: &DataDir) -> Result<GenerateReport> {
+pub fn append(dir: &LocalData) -> Result<GenerateReport> {
     let start = Instant::now();
     let manifest_path = dir.generator_manifest();
     let mut manifest = read_manifest(&manifest_path)?.ok_or_else(|| Error::SourceMissing {

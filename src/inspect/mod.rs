@@ -27,28 +27,19 @@ use crate::error::{Error, Result};
 use crate::warehouse::{self, Warehouse};
 
 /// The tables of the warehouse: the folders of `<warehouse>/healthcare_dlh.db/` that hold a
-/// `_delta_log` (a stream's `_checkpoint` folder is not a table). Listed on the local file
-/// system, as checkpoints are, until the warehouse can be an object store.
-pub fn table_names(warehouse: &Warehouse) -> Result<Vec<String>> {
-    let url = warehouse
-        .root()
-        .join(&format!("{DATABASE}.db/"))
-        .expect("the database folder is a plain name");
-    let dir = url
-        .to_file_path()
-        .map_err(|()| Error::Usage(format!("{url} is not a local folder")))?;
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", &dir)(e)),
-    };
+/// `_delta_log` (a stream's `_checkpoint` folder is not a table), on a local disk or in an
+/// object store.
+pub async fn table_names(warehouse: &Warehouse) -> Result<Vec<String>> {
+    let database = warehouse.folder()?.join(&format!("{DATABASE}.db"));
     let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(Error::io("list", &dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if warehouse::validate_table_name(&name).is_ok() && entry.path().join("_delta_log").is_dir()
+    for name in database.subfolders().await? {
+        if warehouse::validate_table_name(&name).is_ok()
+            && database
+                .join(&name)
+                .subfolders()
+                .await?
+                .iter()
+                .any(|sub| sub == "_delta_log")
         {
             found.push(name);
         }
@@ -64,12 +55,12 @@ pub async fn open_table(warehouse: &Warehouse, name: &str) -> Result<(TableId, D
     let id = TableId::new(warehouse, name);
     match delta::open(&id).await? {
         Some(table) => Ok((id, table)),
-        None => Err(unknown_table(warehouse, &id)),
+        None => Err(unknown_table(warehouse, &id).await),
     }
 }
 
-fn unknown_table(warehouse: &Warehouse, id: &TableId) -> Error {
-    let hint = match table_names(warehouse) {
+async fn unknown_table(warehouse: &Warehouse, id: &TableId) -> Error {
+    let hint = match table_names(warehouse).await {
         Ok(names) if names.is_empty() => {
             "; the warehouse has no tables yet (run `medallion pipeline`)".to_string()
         }
@@ -135,11 +126,11 @@ pub async fn app_transactions(
     id: &TableId,
     table: &DeltaTable,
 ) -> Result<Vec<AppTransaction>> {
-    let stream_id = bronze_stream_id(warehouse);
+    let stream_ids = bronze_stream_ids(warehouse).await;
     let mut app_ids: BTreeSet<String> = catalog::APP_IDS
         .iter()
         .map(AppId::id)
-        .chain(stream_id.clone())
+        .chain(stream_ids.iter().cloned())
         .collect();
     for commit in read_commits(id, table, 0, latest_version(id, table)?).await? {
         app_ids.extend(commit.txns.into_iter().map(|t| t.app_id));
@@ -151,7 +142,7 @@ pub async fn app_transactions(
                 upstream: catalog::parse_app_id(&app_id)
                     .filter(|c| c.upstream)
                     .map(|c| c.table.to_string()),
-                bronze_stream: stream_id.as_deref() == Some(app_id.as_str()),
+                bronze_stream: stream_ids.contains(&app_id),
                 app_id,
                 version,
             });
@@ -160,11 +151,27 @@ pub async fn app_transactions(
     Ok(found)
 }
 
-/// The bronze stream's id, if its checkpoint has one.
-fn bronze_stream_id(warehouse: &Warehouse) -> Option<String> {
-    let dir = warehouse.checkpoint_dir(catalog::BRONZE.name).ok()?;
-    let checkpoint = crate::stream::checkpoint::Checkpoint::open(&dir).ok()??;
-    Some(checkpoint.stream_id().to_string())
+/// The ids of the bronze streams whose checkpoints are there: the default source's, and every
+/// named source's (`_checkpoint/<name>/`).
+async fn bronze_stream_ids(warehouse: &Warehouse) -> Vec<String> {
+    use crate::stream::checkpoint::Checkpoint;
+    let Ok(default) = warehouse.checkpoint(catalog::BRONZE.name, crate::warehouse::DEFAULT_SOURCE)
+    else {
+        return Vec::new();
+    };
+    let mut folders = vec![default.clone()];
+    for name in default.subfolders().await.unwrap_or_default() {
+        if !["offsets", "commits"].contains(&name.as_str()) {
+            folders.push(default.join(&name));
+        }
+    }
+    let mut ids = Vec::new();
+    for folder in folders {
+        if let Ok(Some(checkpoint)) = Checkpoint::open(&folder).await {
+            ids.push(checkpoint.stream_id().to_string());
+        }
+    }
+    ids
 }
 
 /// A table's downstream consumers: every other table of the warehouse with an application
@@ -174,7 +181,7 @@ pub async fn consumers(
     table_name: &str,
 ) -> Result<Vec<(String, AppTransaction)>> {
     let mut found = Vec::new();
-    for name in table_names(warehouse)? {
+    for name in table_names(warehouse).await? {
         if name == table_name {
             continue;
         }

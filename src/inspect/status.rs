@@ -22,8 +22,9 @@ use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::output::Report;
 use crate::source::discover::{self, Completeness, Seen};
+use crate::folder::Folder;
 use crate::stream::checkpoint::Checkpoint;
-use crate::warehouse::{DataDir, Warehouse};
+use crate::warehouse::{DEFAULT_SOURCE, DataDir, Location, Warehouse};
 
 /// The warehouse's state, layer by layer.
 #[derive(Debug, Clone, Serialize)]
@@ -182,7 +183,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
                 status.files_to_ingest = Some(files);
                 status.bytes_to_ingest = Some(bytes);
             } else {
-                to_do.push(format!("no source folder {}", data.tracker_dir().display()));
+                to_do.push(format!("no source folder {}", data.tracker().display()));
             }
             status.quarantined = Some(rows_of(opened[catalog::BRONZE_QUARANTINE.name].1.as_ref()));
         } else if name == catalog::SILVER.name {
@@ -304,44 +305,61 @@ async fn check_position(
     Ok(problems)
 }
 
-/// Tracker files not yet taken by the bronze stream, with their bytes (`None` without a
-/// tracker folder), and what is wrong with its checkpoint.
+/// Tracker files not yet taken by the bronze stream (of the default source), with their bytes
+/// (`None` without a tracker folder), and what is wrong with its checkpoint.
 async fn bronze_to_do(
     warehouse: &Warehouse,
     data: &DataDir,
     version: Option<u64>,
 ) -> Result<(Option<u64>, u64, Vec<String>)> {
     let mut problems = Vec::new();
-    let dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
-    let checkpoint = Checkpoint::open(&dir)?;
-    let tracker = data.tracker_dir();
-    let canonical = std::fs::canonicalize(&tracker).ok();
-    if let (Some(cp), Some(folder)) = (&checkpoint, &canonical)
+    let dir = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
+    let checkpoint = Checkpoint::open(&dir).await?;
+    // The tracker folder as the checkpoint records it (a canonical path, or a URL), if it is
+    // there.
+    let (folder, identity) = match data.tracker() {
+        Location::Local(path) => match std::fs::canonicalize(&path) {
+            Ok(canonical) => (
+                Some(Folder::Local(canonical.clone())),
+                Some(canonical.display().to_string()),
+            ),
+            Err(_) => (None, None),
+        },
+        location @ Location::Url(_) => (
+            Some(location.folder(data.options())?),
+            Some(location.display()),
+        ),
+    };
+    if let (Some(cp), Some(identity)) = (&checkpoint, &identity)
         && let Some(bound) = cp.source()
-        && bound != folder
+        && bound != identity
     {
         problems.push(format!(
-            "the bronze stream (checkpoint {}) reads source folder {}, not {} (--data)",
+            "the bronze stream (checkpoint {}) reads source folder {bound}, not {identity} \
+             (--data)",
             dir.display(),
-            bound.display(),
-            folder.display()
         ));
     }
     if let Some(cp) = &checkpoint
         && version.is_none()
-        && cp.planned()?.iter().any(|b| cp.is_done(*b))
     {
-        problems.push(format!(
-            "the bronze stream's checkpoint {} has done batches, but {} does not exist",
-            dir.display(),
-            catalog::BRONZE.name
-        ));
+        let mut any_done = false;
+        for batch_id in cp.planned().await? {
+            any_done |= cp.is_done(batch_id).await?;
+        }
+        if any_done {
+            problems.push(format!(
+                "the bronze stream's checkpoint {} has done batches, but {} does not exist",
+                dir.display(),
+                catalog::BRONZE.name
+            ));
+        }
     }
-    let Some(folder) = canonical else {
+    let Some(folder) = folder else {
         return Ok((None, 0, problems));
     };
     let mut seen = match &checkpoint {
-        Some(cp) => Seen::from_checkpoint(cp)?,
+        Some(cp) => Seen::from_checkpoint(cp).await?,
         None => Seen::default(),
     };
     // Every file there counts, whether or not its writer has finished it.

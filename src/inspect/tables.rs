@@ -10,7 +10,7 @@ use crate::warehouse::Warehouse;
 /// One row per table: version, rows, files, bytes, last commit time.
 pub async fn run(warehouse: &Warehouse) -> Result<Rows> {
     let mut rows = Rows::new(&["table", "version", "rows", "files", "bytes", "last_commit"]);
-    for name in super::table_names(warehouse)? {
+    for name in super::table_names(warehouse).await? {
         let (id, table) = super::open_table(warehouse, &name).await?;
         let version = super::latest_version(&id, &table)?;
         let snapshot = table.snapshot().map_err(id.err("load"))?;

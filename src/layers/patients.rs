@@ -14,10 +14,10 @@ use serde::Serialize;
 use crate::catalog::DIM_PATIENTS;
 use crate::delta::merge::{Upsert, upsert};
 use crate::delta::{self, TableId};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::{Report, version_change};
-use crate::source::csv::{PatientRow, patients_batch, read_patients};
-use crate::warehouse::{DataDir, Warehouse};
+use crate::source::csv::{PatientRow, parse_patients, patients_batch, read_patients};
+use crate::warehouse::{DataDir, Location, Warehouse};
 
 /// What a `patients` run did.
 #[derive(Debug, Clone, Serialize)]
@@ -51,11 +51,29 @@ impl Report for PatientsReport {
     }
 }
 
+/// The rows of the patient CSV under `data`, local or in an object store.
+async fn read_patients_of(data: &DataDir) -> Result<Vec<PatientRow>> {
+    let (dir, name) = data.patients_csv();
+    if let Location::Local(dir) = &dir {
+        return read_patients(&dir.join(name));
+    }
+    let folder = dir.folder(data.options())?;
+    let path = folder.path_of(name);
+    match folder.read(name).await? {
+        Some(bytes) => parse_patients(&path, &bytes),
+        None => Err(Error::SourceMissing {
+            path,
+            hint: " (upload the lab's data there: `medallion generate --data <that URL>`)".into(),
+        }),
+    }
+}
+
 /// Load the patient CSV into `dim_patients`.
 pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<PatientsReport> {
     let start = Instant::now();
-    let source = data.patients_csv();
-    let rows = read_patients(&source)?;
+    let (dir, name) = data.patients_csv();
+    let source = dir.folder(data.options())?.path_of(name);
+    let rows = read_patients_of(data).await?;
     let id = TableId::of(warehouse, &DIM_PATIENTS);
 
     let (table, version_before, current) = match delta::open(&id).await? {

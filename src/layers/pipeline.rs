@@ -91,7 +91,7 @@ pub async fn run(
 ) -> Result<PipelineReport> {
     let start = Instant::now();
     // A --data that names no tracker folder is an error before any table is made.
-    bronze::check_source(warehouse, data, bronze_options.source_moved)?;
+    bronze::check_sources(warehouse, data, bronze_options).await?;
     let patients = patients::run(warehouse, data).await?;
     watcher.layer_done(&patients.summary());
     let bronze = bronze::run(warehouse, data, bronze_options, watcher.bronze()).await?;

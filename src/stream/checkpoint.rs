@@ -9,17 +9,17 @@
 //! - `recovered`: files found in the table when the checkpoint had been lost;
 //! - `progress.jsonl`: one progress record per batch.
 //!
-//! Every file appears whole or not at all (written under a temporary name, then renamed), and a
-//! plan is created only if absent, so two processes cannot plan the same batch differently.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The folder is local or in an object store ([`Folder`]). Every file appears whole or not at
+//! all (locally: written under a temporary name, then renamed; in a store every put is atomic),
+//! and a plan is created only if absent (a hard link; a conditional put), so two processes
+//! cannot plan the same batch differently.
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{self, Durability};
+use crate::atomic::Durability;
 use crate::error::{Error, Result};
 use crate::failpoint::points;
+use crate::folder::Folder;
 use crate::source::discover::SourceFile;
 
 /// The plan of one micro-batch.
@@ -44,7 +44,8 @@ pub struct Done {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Metadata {
     id: String,
-    /// The source folder, canonical; absent in a checkpoint made before it was recorded.
+    /// The source folder (canonical path, or URL); absent in a checkpoint made before it was
+    /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<String>,
 }
@@ -59,7 +60,7 @@ pub enum Binding {
     /// A checkpoint made before sources were recorded: it adopts the folder (with a warning).
     Unrecorded,
     /// Bound to another folder, named here.
-    Other(PathBuf),
+    Other(String),
 }
 
 /// Files the table already held when the checkpoint was rebuilt.
@@ -74,87 +75,83 @@ pub struct Recovered {
 /// An open checkpoint folder.
 #[derive(Debug)]
 pub struct Checkpoint {
-    dir: PathBuf,
+    dir: Folder,
     stream_id: String,
     source: Option<String>,
 }
 
 impl Checkpoint {
-    /// How `source` (a canonical folder) compares with the folder the checkpoint in `dir` is
-    /// bound to; reads only, creates nothing.
-    pub fn binding(dir: &Path, source: &Path) -> Result<Binding> {
-        let path = dir.join("metadata");
-        if !path.is_file() {
+    /// How `source` (a canonical folder or a URL) compares with the folder the checkpoint in
+    /// `dir` is bound to; reads only, creates nothing.
+    pub async fn binding(dir: &Folder, source: &str) -> Result<Binding> {
+        let Some(metadata) = read_metadata(dir).await? else {
             return Ok(Binding::New);
-        }
-        let metadata: Metadata = read_json(&path)?;
+        };
         Ok(match metadata.source {
             None => Binding::Unrecorded,
-            Some(bound) if Path::new(&bound) == source => Binding::Same,
-            Some(bound) => Binding::Other(PathBuf::from(bound)),
+            Some(bound) if bound == source => Binding::Same,
+            Some(bound) => Binding::Other(bound),
         })
     }
 
-    /// Bind the stream to `source` (a canonical folder), recording it in `metadata` if it is not
-    /// the one recorded there. The caller has checked [`Checkpoint::binding`].
-    pub fn bind_source(&mut self, source: &Path) -> Result<()> {
-        let text = source.to_str().ok_or_else(|| {
-            Error::Usage(format!(
-                "source folder {} cannot be recorded: its path is not valid UTF-8",
-                source.display()
-            ))
-        })?;
-        if self.source.as_deref() == Some(text) {
+    /// Bind the stream to `source` (a canonical folder or a URL), recording it in `metadata` if
+    /// it is not the one recorded there. The caller has checked [`Checkpoint::binding`].
+    pub async fn bind_source(&mut self, source: &str) -> Result<()> {
+        if self.source.as_deref() == Some(source) {
             return Ok(());
         }
         let metadata = Metadata {
             id: self.stream_id.clone(),
-            source: Some(text.to_string()),
+            source: Some(source.to_string()),
         };
-        atomic::write_atomically(&self.dir.join("metadata"), &to_json(&metadata))?;
+        self.dir.replace("metadata", &to_json(&metadata)).await?;
         self.source = metadata.source;
         Ok(())
     }
 
     /// Open the checkpoint in `dir` to read it, creating and repairing nothing; `None` if
     /// there is none.
-    pub fn open(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join("metadata");
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let metadata: Metadata = read_json(&path)?;
-        Ok(Some(Self {
-            dir: dir.to_path_buf(),
+    pub async fn open(dir: &Folder) -> Result<Option<Self>> {
+        Ok(read_metadata(dir).await?.map(|metadata| Self {
+            dir: dir.clone(),
             stream_id: metadata.id,
             source: metadata.source,
         }))
     }
 
     /// The source folder the stream is bound to, if recorded.
-    pub fn source(&self) -> Option<&Path> {
-        self.source.as_deref().map(Path::new)
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// Open the checkpoint in `dir`, creating it (with a new stream id) if there is none. Two
     /// processes creating it at once agree on one id.
-    pub fn open_or_create(dir: &Path) -> Result<Self> {
-        for sub in ["offsets", "commits"] {
-            let path = dir.join(sub);
-            std::fs::create_dir_all(&path).map_err(Error::io("create", path))?;
+    pub async fn open_or_create(dir: &Folder) -> Result<Self> {
+        if let Folder::Local(path) = dir {
+            for sub in ["offsets", "commits"] {
+                let path = path.join(sub);
+                std::fs::create_dir_all(&path).map_err(Error::io("create", path))?;
+            }
         }
-        let path = dir.join("metadata");
-        if !path.is_file() {
-            let metadata = Metadata {
-                id: uuid::Uuid::new_v4().to_string(),
-                source: None,
-            };
-            atomic::create_new(&path, &to_json(&metadata), Durability::PowerCut, None)?;
-        }
-        let metadata: Metadata = read_json(&path)?;
-        repair_progress(&dir.join("progress.jsonl"))?;
+        let metadata = match read_metadata(dir).await? {
+            Some(metadata) => metadata,
+            None => {
+                let metadata = Metadata {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    source: None,
+                };
+                dir.create_new("metadata", &to_json(&metadata), Durability::PowerCut, None)
+                    .await?;
+                // Of two processes creating it at once, the one that lost reads the winner's.
+                read_metadata(dir).await?.ok_or_else(|| Error::Checkpoint {
+                    path: dir.path_of("metadata"),
+                    message: "it was created and is gone".into(),
+                })?
+            }
+        };
+        repair_progress(dir).await?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             stream_id: metadata.id,
             source: metadata.source,
         })
@@ -164,35 +161,40 @@ impl Checkpoint {
         &self.stream_id
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Folder {
         &self.dir
     }
 
     /// The ids of every planned batch, ascending.
-    pub fn planned(&self) -> Result<Vec<i64>> {
-        batch_ids(&self.dir.join("offsets"))
+    pub async fn planned(&self) -> Result<Vec<i64>> {
+        batch_ids(&self.dir.join("offsets")).await
     }
 
-    pub fn plan(&self, batch_id: i64) -> Result<Plan> {
-        read_json(&self.offset_path(batch_id))
+    pub async fn plan(&self, batch_id: i64) -> Result<Plan> {
+        let offsets = self.dir.join("offsets");
+        read_json(&offsets, &batch_id.to_string()).await
     }
 
     /// Write the plan of a batch, if no plan of that batch exists. Another process that planned
     /// it first wins, and this one gets [`Error::Conflict`].
-    pub fn write_plan(&self, plan: &Plan) -> Result<()> {
-        let path = self.offset_path(plan.batch_id);
-        if atomic::create_new(
-            &path,
-            &to_json(plan),
-            // A plan lost to a power cut while its commit survived would let another plan take
-            // its batch id: plans are synced.
-            Durability::PowerCut,
-            Some(points::PLAN_BEFORE_RENAME),
-        )? {
+    pub async fn write_plan(&self, plan: &Plan) -> Result<()> {
+        let created = self
+            .dir
+            .join("offsets")
+            .create_new(
+                &plan.batch_id.to_string(),
+                &to_json(plan),
+                // A plan lost to a power cut while its commit survived would let another plan
+                // take its batch id: plans are synced.
+                Durability::PowerCut,
+                Some(points::PLAN_BEFORE_RENAME),
+            )
+            .await?;
+        if created {
             Ok(())
         } else {
             Err(Error::Conflict {
-                table: self.dir.display().to_string(),
+                table: self.dir.display(),
                 message: format!(
                     "batch {} was planned by another process (a second stream on this \
                      checkpoint?): nothing of this run was committed for it; once the other \
@@ -203,75 +205,84 @@ impl Checkpoint {
         }
     }
 
-    pub fn is_done(&self, batch_id: i64) -> bool {
-        self.commit_path(batch_id).is_file()
+    pub async fn is_done(&self, batch_id: i64) -> Result<bool> {
+        self.dir
+            .join("commits")
+            .exists(&batch_id.to_string())
+            .await
     }
 
-    pub fn mark_done(&self, done: &Done) -> Result<()> {
-        let path = self.commit_path(done.batch_id);
+    pub async fn mark_done(&self, done: &Done) -> Result<()> {
         // A lost done marker costs only a look at the table's transaction on the next start.
-        atomic::create_new(&path, &to_json(done), Durability::Crash, None)?;
+        self.dir
+            .join("commits")
+            .create_new(
+                &done.batch_id.to_string(),
+                &to_json(done),
+                Durability::Crash,
+                None,
+            )
+            .await?;
         Ok(())
     }
 
     /// Every file the stream has taken: in any plan, or recovered from the table.
     #[cfg(test)]
-    fn seen_files(&self) -> Result<std::collections::HashSet<String>> {
+    async fn seen_files(&self) -> Result<std::collections::HashSet<String>> {
         let mut seen = std::collections::HashSet::new();
-        for batch_id in self.planned()? {
-            seen.extend(self.plan(batch_id)?.files.into_iter().map(|f| f.name));
+        for batch_id in self.planned().await? {
+            seen.extend(self.plan(batch_id).await?.files.into_iter().map(|f| f.name));
         }
-        if let Some(recovered) = self.recovered()? {
+        if let Some(recovered) = self.recovered().await? {
             seen.extend(recovered.files);
         }
         Ok(seen)
     }
 
-    pub fn recovered(&self) -> Result<Option<Recovered>> {
-        let path = self.dir.join("recovered");
-        if path.is_file() {
-            read_json(&path).map(Some)
+    pub async fn recovered(&self) -> Result<Option<Recovered>> {
+        if self.dir.exists("recovered").await? {
+            read_json(&self.dir, "recovered").await.map(Some)
         } else {
             Ok(None)
         }
     }
 
-    pub fn write_recovered(&self, recovered: &Recovered) -> Result<()> {
-        atomic::create_new(
-            &self.dir.join("recovered"),
-            &to_json(recovered),
-            Durability::PowerCut,
-            None,
-        )?;
+    pub async fn write_recovered(&self, recovered: &Recovered) -> Result<()> {
+        self.dir
+            .create_new(
+                "recovered",
+                &to_json(recovered),
+                Durability::PowerCut,
+                None,
+            )
+            .await?;
         Ok(())
     }
 
     /// Append one progress record (one JSON line) to `progress.jsonl`.
-    pub fn append_progress(&self, record: &impl Serialize) -> Result<()> {
-        let path = self.dir.join("progress.jsonl");
-        let mut line = serde_json::to_string(record).expect("progress serialises");
-        line.push('\n');
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .map_err(Error::io("append to", path))
-    }
-
-    fn offset_path(&self, batch_id: i64) -> PathBuf {
-        self.dir.join("offsets").join(batch_id.to_string())
-    }
-
-    fn commit_path(&self, batch_id: i64) -> PathBuf {
-        self.dir.join("commits").join(batch_id.to_string())
+    pub async fn append_progress(&self, record: &impl Serialize) -> Result<()> {
+        let mut line = serde_json::to_vec(record).expect("progress serialises");
+        line.push(b'\n');
+        self.dir.append("progress.jsonl", &line).await
     }
 }
 
+async fn read_metadata(dir: &Folder) -> Result<Option<Metadata>> {
+    if !dir.exists("metadata").await? {
+        return Ok(None);
+    }
+    read_json(dir, "metadata").await.map(Some)
+}
+
 /// A run killed while appending a progress record leaves half a line: cut it, so every line of
-/// `progress.jsonl` stays one whole JSON record.
-fn repair_progress(path: &Path) -> Result<()> {
-    let bytes = match std::fs::read(path) {
+/// `progress.jsonl` stays one whole JSON record. (In an object store a record is never half
+/// written: every put is whole.)
+async fn repair_progress(dir: &Folder) -> Result<()> {
+    let Folder::Local(dir) = dir else {
+        return Ok(());
+    };
+    let path = dir.join("progress.jsonl");
+    let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("read", path)(e)),
@@ -282,7 +293,7 @@ fn repair_progress(path: &Path) -> Result<()> {
     let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     std::fs::OpenOptions::new()
         .write(true)
-        .open(path)
+        .open(&path)
         .and_then(|f| f.set_len(keep as u64))
         .map_err(Error::io("repair", path))
 }
@@ -293,27 +304,28 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
     text
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+async fn read_json<T: for<'de> Deserialize<'de>>(dir: &Folder, name: &str) -> Result<T> {
+    let path = dir.path_of(name);
+    let Some(bytes) = dir.read(name).await? else {
+        return Err(Error::Checkpoint {
+            path,
+            message: "the file is gone (was the checkpoint changed by hand?)".into(),
+        });
+    };
     serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-        path: path.to_path_buf(),
+        path,
         message: format!("line {}: {e}", e.line()),
     })
 }
 
 /// The numeric file names of a folder, ascending; other names (temporary files) are ignored.
-fn batch_ids(dir: &Path) -> Result<Vec<i64>> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
-        let entry = entry.map_err(Error::io("list", dir))?;
-        if let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i64>().ok())
-        {
-            ids.push(id);
-        }
-    }
+async fn batch_ids(dir: &Folder) -> Result<Vec<i64>> {
+    let mut ids: Vec<i64> = dir
+        .names()
+        .await?
+        .iter()
+        .filter_map(|n| n.parse::<i64>().ok())
+        .collect();
     ids.sort_unstable();
     Ok(ids)
 }
@@ -322,10 +334,11 @@ fn batch_ids(dir: &Path) -> Result<Vec<i64>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn plans_are_created_once_and_the_id_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let cp = Checkpoint::open_or_create(dir.path()).unwrap();
+    #[tokio::test]
+    async fn plans_are_created_once_and_the_id_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::Local(tmp.path().to_path_buf());
+        let cp = Checkpoint::open_or_create(&dir).await.unwrap();
         let id = cp.stream_id().to_string();
         let plan = Plan {
             batch_id: 0,
@@ -334,24 +347,29 @@ mod tests {
                 name: "01.json".into(),
                 size: 3,
                 mtime_ms: 5,
+                e_tag: None,
             }],
         };
-        cp.write_plan(&plan).unwrap();
-        assert!(matches!(cp.write_plan(&plan), Err(Error::Conflict { .. })));
-        assert_eq!(cp.plan(0).unwrap(), plan);
-        assert!(!cp.is_done(0));
+        cp.write_plan(&plan).await.unwrap();
+        assert!(matches!(
+            cp.write_plan(&plan).await,
+            Err(Error::Conflict { .. })
+        ));
+        assert_eq!(cp.plan(0).await.unwrap(), plan);
+        assert!(!cp.is_done(0).await.unwrap());
         cp.mark_done(&Done {
             batch_id: 0,
             table_version: 1,
         })
+        .await
         .unwrap();
-        assert!(cp.is_done(0));
+        assert!(cp.is_done(0).await.unwrap());
 
-        let again = Checkpoint::open_or_create(dir.path()).unwrap();
+        let again = Checkpoint::open_or_create(&dir).await.unwrap();
         assert_eq!(again.stream_id(), id);
-        assert_eq!(again.planned().unwrap(), vec![0]);
+        assert_eq!(again.planned().await.unwrap(), vec![0]);
         assert_eq!(
-            again.seen_files().unwrap(),
+            again.seen_files().await.unwrap(),
             std::collections::HashSet::from(["01.json".to_string()])
         );
     }

@@ -39,6 +39,12 @@ impl Workspace {
 
     /// `medallion` with this workspace's folders.
     pub fn medallion(&self) -> Command {
+        self.medallion_at(self.warehouse().as_os_str())
+    }
+
+    /// `medallion` with this workspace's data folder and the warehouse `warehouse` (a path or a
+    /// URL).
+    pub fn medallion_at(&self, warehouse: &std::ffi::OsStr) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_medallion"));
         cmd.env_remove("MEDALLION_WAREHOUSE")
             .env_remove("MEDALLION_DATA")
@@ -49,7 +55,7 @@ impl Workspace {
             .env_remove("MEDALLION_FAILPOINT")
             .env_remove("MEDALLION_MIN_SHARE_ROWS")
             .arg("--warehouse")
-            .arg(self.warehouse())
+            .arg(warehouse)
             .arg("--data")
             .arg(self.data());
         cmd

@@ -84,7 +84,7 @@ pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Answer> {
             return describe(warehouse, &name).await.map(Answer::Listing);
         }
     };
-    for name in super::table_names(warehouse)? {
+    for name in super::table_names(warehouse).await? {
         let (id, table) = super::open_table(warehouse, &name).await?;
         let provider = delta::provider(&id, &table, &ctx).await?;
         register(&ctx, &name, provider)?;
@@ -101,7 +101,7 @@ pub async fn run(warehouse: &Warehouse, query: &str) -> Result<Answer> {
         .map_err(sql_err)?
     {
         if !ctx.table_exist(reference.clone()).unwrap_or(false) {
-            return Err(unknown_table(warehouse, &reference));
+            return Err(unknown_table(warehouse, &reference).await);
         }
     }
     let plan = state.statement_to_plan(*statement).await.map_err(sql_err)?;
@@ -187,11 +187,11 @@ fn split_version(name: &str) -> (&str, Option<u64>) {
 
 /// A table a query names that the session does not hold, said as `show` says it: the tables
 /// there are.
-fn unknown_table(warehouse: &Warehouse, reference: &TableReference) -> Error {
+async fn unknown_table(warehouse: &Warehouse, reference: &TableReference) -> Error {
     let (base, _) = split_version(reference.table());
-    let names = super::table_names(warehouse).unwrap_or_default();
+    let names = super::table_names(warehouse).await.unwrap_or_default();
     if warehouse::validate_table_name(base).is_ok() && !names.iter().any(|n| n == base) {
-        return super::unknown_table(warehouse, &TableId::new(warehouse, base));
+        return super::unknown_table(warehouse, &TableId::new(warehouse, base)).await;
     }
     // A table that exists, named in a way the session does not know (another schema...).
     Error::Usage(format!(

@@ -13,7 +13,6 @@
 //! [`Ahead::discard`]; after a crash it stays as an orphan no reader sees, as one written just
 //! before a crash always did.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use deltalake::ObjectStore;
@@ -26,7 +25,8 @@ use tokio::sync::mpsc;
 use super::batch::QuarantineRow;
 use crate::delta::TableId;
 use crate::error::{Error, Result};
-use crate::source::discover::{self, SourceFile};
+use crate::folder::Folder;
+use crate::source::discover::SourceFile;
 use crate::source::json::{self, FileError, Lineage};
 
 /// What one batch's files gave, written as Parquet but not committed.
@@ -80,10 +80,12 @@ impl Ahead {
     pub fn start(
         id: &TableId,
         store: std::sync::Arc<dyn ObjectStore>,
-        source_dir: PathBuf,
+        source: Folder,
         batches: Vec<(i64, Vec<SourceFile>)>,
     ) -> Self {
         let (pieces_tx, mut pieces) = mpsc::channel::<Result<Piece>>(1);
+        // An object store is read through the runtime, from the parsing thread.
+        let runtime = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
             for (batch_id, files) in batches {
                 let ingested_at = chrono::Utc::now().timestamp_micros();
@@ -99,7 +101,8 @@ impl Ahead {
                     let last = index + 1 == files.len();
                     let piece = match file {
                         Some(file) => {
-                            parse_file(&source_dir, file, batch_id, ingested_at, position)
+                            let read = read_source(&runtime, &source, file);
+                            parse_file(&source, file, read, batch_id, ingested_at, position)
                         }
                         None => Ok(Piece::empty(batch_id, ingested_at)),
                     }
@@ -197,22 +200,43 @@ pub(super) async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
     }
 }
 
-/// Read and parse one source file of a batch. A file that vanished since it was planned, or
-/// cannot be read as JSON, becomes quarantine rows; only an I/O error fails the batch.
-fn parse_file(
-    source_dir: &std::path::Path,
+/// The bytes of a source file (`None`: it is gone), from a local folder or an object store.
+fn read_source(
+    runtime: &tokio::runtime::Handle,
+    source: &Folder,
     file: &SourceFile,
+) -> Result<Option<Vec<u8>>> {
+    match source {
+        // Read directly: a symbolic link is followed, as discovery did.
+        Folder::Local(dir) => {
+            let path = dir.join(&file.name);
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io("read", path)(e)),
+            }
+        }
+        Folder::Store { .. } => runtime.block_on(source.read(&file.name)),
+    }
+}
+
+/// Parse one source file of a batch, `read` from its folder. A file that vanished since it was
+/// planned, or cannot be read as JSON, becomes quarantine rows; only an I/O error fails the
+/// batch.
+fn parse_file(
+    source: &Folder,
+    file: &SourceFile,
+    read: Result<Option<Vec<u8>>>,
     batch_id: i64,
     ingested_at: i64,
     first_position: i64,
 ) -> Result<Piece> {
     let start = Instant::now();
     let mut piece = Piece::empty(batch_id, ingested_at);
-    let path = discover::path_of(source_dir, file);
-    let source_file = path.display().to_string();
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let source_file = source.display_file(&file.name);
+    let bytes = match read? {
+        Some(bytes) => bytes,
+        None => {
             piece.quarantine.push(QuarantineRow {
                 source_file,
                 line: None,
@@ -221,7 +245,6 @@ fn parse_file(
             });
             return Ok(piece);
         }
-        Err(e) => return Err(Error::io("read", &path)(e)),
     };
     let lineage = Lineage {
         source_file: source_file.clone(),
@@ -289,7 +312,7 @@ impl BatchWriter {
                         id.url.as_str(),
                         crate::catalog::BRONZE.schema(),
                         None,
-                        None,
+                        Some(id.options.as_ref().clone()),
                     )
                     .map_err(id.err("write Parquet"))?,
                 ),

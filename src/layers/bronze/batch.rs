@@ -93,7 +93,11 @@ impl Stream {
                     ),
                     (
                         "source".to_string(),
-                        serde_json::json!(self.source_dir.display().to_string()),
+                        serde_json::json!(self.source.folder.display()),
+                    ),
+                    (
+                        "sourceName".to_string(),
+                        serde_json::json!(self.source.name),
                     ),
                 ]
                 .into_iter()
@@ -127,10 +131,12 @@ impl Stream {
         };
 
         let done_start = Instant::now();
-        self.checkpoint.mark_done(&Done {
-            batch_id,
-            table_version: self.log.version(),
-        })?;
+        self.checkpoint
+            .mark_done(&Done {
+                batch_id,
+                table_version: self.log.version(),
+            })
+            .await?;
         durations.commit_offsets = done_start.elapsed().as_millis() as u64;
         // From the plan (or the wait for the batch's data) to done, plus the listing: the
         // batch's time on the stream. Its reading and Parquet (`getBatch`) overlapped the
@@ -139,7 +145,7 @@ impl Stream {
             started.elapsed().as_millis() as u64 + durations.latest_offset;
 
         let progress = self.progress(plan, rows, quarantined, recovering, durations);
-        self.checkpoint.append_progress(&progress)?;
+        self.checkpoint.append_progress(&progress).await?;
         observer.batch(&progress);
         report.batches += 1;
         report.files += plan.files.len() as u64;
@@ -223,7 +229,7 @@ impl Stream {
             input_rows_per_second: per_second(since_last),
             processed_rows_per_second: per_second(durations.trigger_execution as f64 / 1000.0),
             sources: vec![SourceProgress {
-                description: format!("FileStreamSource[{}]", self.source_dir.display()),
+                description: format!("FileStreamSource[{}]", self.source.folder.display()),
                 start_offset: (plan.batch_id > 0).then(|| plan.batch_id - 1),
                 end_offset: plan.batch_id,
                 num_input_rows: rows + quarantined,

@@ -21,7 +21,6 @@ mod batch;
 mod recovery;
 mod stream;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use deltalake::DeltaTable;
@@ -31,12 +30,13 @@ use crate::catalog::{self, POSITION};
 use crate::delta::append::AppendLog;
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
+use crate::folder::Folder;
 use crate::output::{Report, version_change};
 use crate::source::discover::Completeness;
 use crate::stream::checkpoint::{Binding, Checkpoint};
 use crate::stream::progress::Progress;
 use crate::stream::trigger::Trigger;
-use crate::warehouse::{DataDir, Warehouse};
+use crate::warehouse::{DEFAULT_SOURCE, DataDir, Location, SourceSpec, Warehouse};
 
 use stream::Stream;
 
@@ -59,6 +59,9 @@ pub struct BronzeOptions {
     pub completeness: Completeness,
     /// The source folder has moved on purpose: bind the checkpoint to the new one.
     pub source_moved: bool,
+    /// The sources to read (`--source NAME=FOLDER`); empty: the tracker folder of `--data`,
+    /// named `tracker`.
+    pub sources: Vec<SourceSpec>,
 }
 
 impl Default for BronzeOptions {
@@ -69,6 +72,7 @@ impl Default for BronzeOptions {
             bad_files: BadFiles::Quarantine,
             completeness: Completeness::default(),
             source_moved: false,
+            sources: Vec::new(),
         }
     }
 }
@@ -77,7 +81,10 @@ impl Default for BronzeOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BronzeReport {
     pub table: String,
+    /// The stream id of the (first) source.
     pub stream_id: String,
+    /// Each source read: its name, folder and stream id.
+    pub streams: Vec<StreamReport>,
     pub batches: u64,
     pub files: u64,
     pub rows: u64,
@@ -89,6 +96,14 @@ pub struct BronzeReport {
     pub duration_ms: u64,
     /// Warnings also printed on stderr (bad files, files passed over, a rebuilt checkpoint).
     pub warnings: Vec<String>,
+}
+
+/// One source of a `bronze` run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    pub source: String,
+    pub location: String,
+    pub stream_id: String,
 }
 
 impl Report for BronzeReport {
@@ -158,62 +173,136 @@ fn require_position(id: &TableId, table: &DeltaTable) -> Result<()> {
     })
 }
 
-/// The tracker folder, canonical, checked before anything is written: it must exist (a typo
-/// in `--data` would otherwise ingest nothing into a new, empty table; an empty folder is fine)
-/// and be the folder the stream's checkpoint is bound to, unless `source_moved`.
-pub fn check_source(warehouse: &Warehouse, data: &DataDir, source_moved: bool) -> Result<PathBuf> {
-    let tracker = data.tracker_dir();
-    let folder = match std::fs::metadata(&tracker) {
-        Ok(m) if m.is_dir() => {
-            std::fs::canonicalize(&tracker).map_err(Error::io("resolve", &tracker))?
-        }
-        Ok(_) => {
-            return Err(Error::Usage(format!(
-                "source folder {} is not a folder",
-                tracker.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let root = data.root();
-            let hint = if root.is_dir() {
-                format!(
-                    " (--data {} holds no healthcare/streaming/tracker/: run `medallion \
-                     generate` to write the lab's data, or give --data the folder that holds it)",
-                    root.display()
-                )
-            } else {
-                format!(
-                    " (--data {} does not exist: check its spelling, or run `medallion \
-                     generate` to write the lab's data there)",
-                    root.display()
-                )
-            };
-            return Err(Error::SourceFolderMissing {
-                path: tracker,
-                hint,
-            });
-        }
-        Err(e) => return Err(Error::io("read", &tracker)(e)),
-    };
-    let checkpoint_dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
-    if let Binding::Other(bound) = Checkpoint::binding(&checkpoint_dir, &folder)?
-        && !source_moved
-    {
-        return Err(Error::Usage(format!(
-            "the bronze stream (checkpoint {}) reads source folder {}, but --data gives {}: a \
-             stream knows files by name, so it would skip the files of the new folder whose \
-             names it has seen and ingest the others. Give --data the folder it reads; if the \
-             source has moved there on purpose, run again with --source-moved (files whose \
-             names were already ingested are not read again)",
-            checkpoint_dir.display(),
-            bound.display(),
-            folder.display()
-        )));
-    }
-    Ok(folder)
+/// A source of the bronze stream: its name (its checkpoint's folder, its commits' lineage), its
+/// folder, and how the checkpoint is bound to it (a local folder's canonical path, or a URL).
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub name: String,
+    /// Absolute, so lineage (`_source_file`, progress records) names files unambiguously.
+    pub folder: Folder,
+    pub identity: String,
 }
 
-/// Stream the tracker folder into bronze until the trigger says stop.
+/// The sources a run reads: the `--source`s given, else the tracker folder of `--data`.
+pub(crate) fn sources(data: &DataDir, options: &BronzeOptions) -> Vec<SourceSpec> {
+    if options.sources.is_empty() {
+        return vec![SourceSpec {
+            name: DEFAULT_SOURCE.to_string(),
+            location: data.tracker(),
+        }];
+    }
+    options.sources.clone()
+}
+
+/// Check every source before anything is written ([`check_source`]); two sources may not
+/// share a name.
+pub async fn check_sources(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    options: &BronzeOptions,
+) -> Result<()> {
+    let specs = sources(data, options);
+    for (i, spec) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|s| s.name == spec.name) {
+            return Err(Error::Usage(format!(
+                "two sources are named {:?}: each source needs its own name (its checkpoint)",
+                spec.name
+            )));
+        }
+    }
+    for spec in &specs {
+        check_source(warehouse, data, spec, options.source_moved).await?;
+    }
+    Ok(())
+}
+
+/// A source's folder, checked before anything is written: a local folder must exist (a typo in
+/// `--data` would otherwise ingest nothing into a new, empty table; an empty folder is fine);
+/// and it must be the folder the source's checkpoint is bound to, unless `source_moved`.
+pub(crate) async fn check_source(
+    warehouse: &Warehouse,
+    data: &DataDir,
+    spec: &SourceSpec,
+    source_moved: bool,
+) -> Result<Source> {
+    let (folder, identity) = match &spec.location {
+        Location::Local(path) => {
+            let canonical = local_source(data, path)?;
+            let identity = canonical.to_str().map(str::to_string).ok_or_else(|| {
+                Error::Usage(format!(
+                    "source folder {} cannot be recorded: its path is not valid UTF-8",
+                    canonical.display()
+                ))
+            })?;
+            let absolute = std::path::absolute(path).map_err(Error::io("resolve", path))?;
+            (Folder::Local(absolute), identity)
+        }
+        Location::Url(url) => (spec.location.folder(data.options())?, url.to_string()),
+    };
+    let checkpoint_dir = warehouse.checkpoint(catalog::BRONZE.name, &spec.name)?;
+    if let Binding::Other(bound) = Checkpoint::binding(&checkpoint_dir, &identity).await?
+        && !source_moved
+    {
+        let given = if spec.name == DEFAULT_SOURCE && data.tracker() == spec.location {
+            "--data gives".to_string()
+        } else {
+            format!("--source {} gives", spec.name)
+        };
+        return Err(Error::Usage(format!(
+            "the bronze stream (checkpoint {}) reads source folder {bound}, but {given} \
+             {identity}: a stream knows files by name, so it would skip the files of the new \
+             folder whose names it has seen and ingest the others. Give it the folder it \
+             reads; if the source has moved there on purpose, run again with --source-moved \
+             (files whose names were already ingested are not read again)",
+            checkpoint_dir.display(),
+        )));
+    }
+    Ok(Source {
+        name: spec.name.clone(),
+        folder,
+        identity,
+    })
+}
+
+/// A local source folder, canonical; it must exist and be a folder.
+fn local_source(data: &DataDir, tracker: &std::path::Path) -> Result<std::path::PathBuf> {
+    match std::fs::metadata(tracker) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(tracker).map_err(Error::io("resolve", tracker)),
+        Ok(_) => Err(Error::Usage(format!(
+            "source folder {} is not a folder",
+            tracker.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = match data.local_root() {
+                Some(root) if data.tracker() == Location::Local(tracker.to_path_buf()) => {
+                    if root.is_dir() {
+                        format!(
+                            " (--data {} holds no healthcare/streaming/tracker/: run `medallion \
+                             generate` to write the lab's data, or give --data the folder that \
+                             holds it)",
+                            root.display()
+                        )
+                    } else {
+                        format!(
+                            " (--data {} does not exist: check its spelling, or run `medallion \
+                             generate` to write the lab's data there)",
+                            root.display()
+                        )
+                    }
+                }
+                _ => " (check the --source folder's spelling)".to_string(),
+            };
+            Err(Error::SourceFolderMissing {
+                path: tracker.to_path_buf(),
+                hint,
+            })
+        }
+        Err(e) => Err(Error::io("read", tracker)(e)),
+    }
+}
+
+/// Stream every source into bronze until the trigger says stop, one source after the other
+/// (each its own stream id and checkpoint).
 pub async fn run(
     warehouse: &Warehouse,
     data: &DataDir,
@@ -221,7 +310,52 @@ pub async fn run(
     observer: &mut dyn Observer,
 ) -> Result<BronzeReport> {
     let start = Instant::now();
-    let source = check_source(warehouse, data, options.source_moved)?;
+    let specs = sources(data, options);
+    if specs.len() > 1 && matches!(options.trigger, Trigger::Every(_)) {
+        return Err(Error::Usage(
+            "--trigger every= reads one source per process: start one `bronze --source ...` \
+             per source (they may all append to the same table at once)"
+                .into(),
+        ));
+    }
+    check_sources(warehouse, data, options).await?;
+    let mut total = BronzeReport::default();
+    for spec in &specs {
+        let source = check_source(warehouse, data, spec, options.source_moved).await?;
+        let report = run_source(warehouse, source, options, observer).await?;
+        total.add(report);
+    }
+    total.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(total)
+}
+
+impl BronzeReport {
+    /// Add one source's run to the run's report.
+    fn add(&mut self, one: BronzeReport) {
+        if self.streams.is_empty() {
+            self.table = one.table;
+            self.stream_id = one.stream_id;
+            self.version_before = one.version_before;
+        }
+        self.streams.extend(one.streams);
+        self.batches += one.batches;
+        self.files += one.files;
+        self.rows += one.rows;
+        self.quarantined_rows += one.quarantined_rows;
+        self.recovered_batches += one.recovered_batches;
+        self.version_after = one.version_after;
+        self.warnings.extend(one.warnings);
+    }
+}
+
+/// Stream one source into bronze until the trigger says stop.
+async fn run_source(
+    warehouse: &Warehouse,
+    source: Source,
+    options: &BronzeOptions,
+    observer: &mut dyn Observer,
+) -> Result<BronzeReport> {
+    let start = Instant::now();
     let id = TableId::of(warehouse, &catalog::BRONZE);
     let (table, created) = delta::open_or_create(&id, &catalog::BRONZE).await?;
     require_position(&id, &table)?;
@@ -232,22 +366,21 @@ pub async fn run(
         ..BronzeReport::default()
     };
 
-    let checkpoint_dir = warehouse.checkpoint_dir(catalog::BRONZE.name)?;
-    let binding = Checkpoint::binding(&checkpoint_dir, &source)?;
-    let mut checkpoint = Checkpoint::open_or_create(&checkpoint_dir)?;
-    checkpoint.bind_source(&source)?;
+    let checkpoint_dir = warehouse.checkpoint(catalog::BRONZE.name, &source.name)?;
+    let binding = Checkpoint::binding(&checkpoint_dir, &source.identity).await?;
+    let mut checkpoint = Checkpoint::open_or_create(&checkpoint_dir).await?;
+    checkpoint.bind_source(&source.identity).await?;
     let bound = match binding {
         Binding::New | Binding::Same => None,
         Binding::Unrecorded => Some(format!(
             "the bronze stream's checkpoint recorded no source folder (made by an earlier \
              medallion): it is now bound to {}",
-            source.display()
+            source.identity
         )),
         Binding::Other(before) => Some(format!(
-            "the bronze stream's source moved from {} to {} (--source-moved): files whose \
+            "the bronze stream's source moved from {before} to {} (--source-moved): files whose \
              names were already ingested are not read again",
-            before.display(),
-            source.display()
+            source.identity
         )),
     };
     if let Some(message) = bound {
@@ -256,18 +389,32 @@ pub async fn run(
     }
     // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
     // rebuild was interrupted): take what the table holds as ingested before planning anything.
-    let lost = checkpoint.planned()?.is_empty() && checkpoint.recovered()?.is_none();
+    let lost =
+        checkpoint.planned().await?.is_empty() && checkpoint.recovered().await?.is_none();
     if lost && version_before.is_some_and(|v| v > 0) {
-        let message = recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint).await?;
+        let message =
+            recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint, &source).await?;
         observer.warn(&message);
         report.warnings.push(message);
     }
     report.stream_id = checkpoint.stream_id().to_string();
+    report.streams.push(StreamReport {
+        source: source.name.clone(),
+        location: source.folder.display(),
+        stream_id: checkpoint.stream_id().to_string(),
+    });
+    if !source.folder.is_local() && source.folder.objects().await?.is_empty() {
+        let message = format!(
+            "source {} ({}) holds no objects yet (is its URL spelled right?)",
+            source.name,
+            source.folder.display()
+        );
+        observer.warn(&message);
+        report.warnings.push(message);
+    }
 
     let mut stream = Stream {
-        // Absolute, so lineage (`_source_file`, progress records) names files unambiguously.
-        source_dir: std::path::absolute(data.tracker_dir())
-            .map_err(Error::io("resolve", data.tracker_dir()))?,
+        source,
         quarantine: TableId::of(warehouse, &catalog::BRONZE_QUARANTINE),
         log: AppendLog::open(id.clone(), &table, checkpoint.stream_id()).await?,
         run_id: uuid::Uuid::new_v4().to_string(),

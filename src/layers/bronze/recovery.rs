@@ -11,13 +11,13 @@ use deltalake::DeltaTable;
 use futures::StreamExt;
 
 use super::stream::{Stream, Timing};
-use super::{BronzeReport, Observer};
+use super::{BronzeReport, Observer, Source};
 use crate::catalog;
 use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::stream::checkpoint::{Checkpoint, Recovered};
 use crate::stream::progress::Durations;
-use crate::warehouse::Warehouse;
+use crate::warehouse::{DEFAULT_SOURCE, Warehouse};
 
 /// What to do about the last batch an earlier run planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +53,16 @@ pub(super) async fn finish_unfinished(
     observer: &mut dyn Observer,
 ) -> Result<()> {
     let last = planned.last().copied();
-    let done = last.is_some_and(|b| stream.checkpoint.is_done(b));
+    let done = match last {
+        Some(batch_id) => stream.checkpoint.is_done(batch_id).await?,
+        None => false,
+    };
     let (last, redo) = match unfinished(last, done, stream.log.app_version()) {
         Unfinished::None => return Ok(()),
         Unfinished::MarkDone(last) => (last, false),
         Unfinished::Redo(last) => (last, true),
     };
-    let plan = stream.checkpoint.plan(last)?;
+    let plan = stream.checkpoint.plan(last).await?;
     let started = Instant::now();
     let prepared = if redo {
         let mut ahead = stream.ahead(vec![(last, plan.files.clone())]);
@@ -85,13 +88,20 @@ pub(super) async fn finish_unfinished(
 }
 
 /// The checkpoint was lost but the table has data: take the files the table (and its
-/// quarantine) already holds as seen, so nothing is ingested twice, and continue the batch ids.
+/// quarantine) already holds from this source as seen, so nothing is ingested twice, and
+/// continue the batch ids. The default source takes every file the table holds (a warehouse of
+/// one stream, whose folder may have moved); another source, the files under its folder and the
+/// commits that name it.
 pub(super) async fn rebuild_checkpoint(
     warehouse: &Warehouse,
     id: &TableId,
     table: &DeltaTable,
     checkpoint: &Checkpoint,
+    source: &Source,
 ) -> Result<String> {
+    let default = source.name == DEFAULT_SOURCE;
+    let prefix = source.folder.display_file("");
+    let ours = |file: &str| default || file.starts_with(&prefix);
     let mut files = HashSet::new();
     let mut next_batch_id = 0;
     // The batches bronze committed, from its commits' lineage (a batch of bad files only has
@@ -100,6 +110,14 @@ pub(super) async fn rebuild_checkpoint(
     let mut history = table.history(None);
     while let Some(info) = history.next().await {
         let info = info.map_err(id.err("read the history"))?;
+        let named = info
+            .info
+            .get("sourceName")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(DEFAULT_SOURCE);
+        if named != source.name {
+            continue;
+        }
         if let Some(batch) = info.info.get("batchId").and_then(serde_json::Value::as_i64) {
             committed.insert(batch);
             next_batch_id = next_batch_id.max(batch + 1);
@@ -126,7 +144,9 @@ pub(super) async fn rebuild_checkpoint(
             let names = delta::strings(&batch, "f")?;
             let batch_ids = delta::int64s(&batch, "b")?;
             for (name, batch_id) in names.iter().zip(batch_ids.iter()) {
-                if let (Some(name), Some(batch_id)) = (name, batch_id) {
+                if let (Some(name), Some(batch_id)) = (name, batch_id)
+                    && ours(name)
+                {
                     next_batch_id = next_batch_id.max(batch_id + 1);
                     // A file known only to the quarantine table counts as ingested only if
                     // its batch reached bronze: else its good rows are not in bronze yet.
@@ -147,10 +167,12 @@ pub(super) async fn rebuild_checkpoint(
         checkpoint.stream_id(),
         next_batch_id
     );
-    checkpoint.write_recovered(&Recovered {
-        files: names,
-        next_batch_id,
-    })?;
+    checkpoint
+        .write_recovered(&Recovered {
+            files: names,
+            next_batch_id,
+        })
+        .await?;
     Ok(message)
 }
 

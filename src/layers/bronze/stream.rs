@@ -2,7 +2,6 @@
 //! batches ([`plan_batches`]), run each batch, and stop when the trigger says so (the files
 //! there when the run started, one batch, or every interval until SIGINT/SIGTERM).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::ahead::Ahead;
@@ -26,13 +25,14 @@ pub(super) async fn stream_batches(
     observer: &mut dyn Observer,
 ) -> Result<()> {
     // Finish the batch an earlier run planned and did not mark done.
-    let planned = stream.checkpoint.planned()?;
+    let planned = stream.checkpoint.planned().await?;
     recovery::finish_unfinished(stream, &planned, report, observer).await?;
     let mut next_batch = match planned.last() {
         Some(last) => last + 1,
         None => stream
             .checkpoint
-            .recovered()?
+            .recovered()
+            .await?
             .map_or(0, |r| r.next_batch_id),
     };
 
@@ -40,17 +40,20 @@ pub(super) async fn stream_batches(
         Trigger::Every(_) => Shutdown::on_signals(),
         Trigger::AvailableNow | Trigger::Once => Shutdown::never(),
     };
-    let mut seen = discover::Seen::from_checkpoint(&stream.checkpoint)?;
+    let mut seen = discover::Seen::from_checkpoint(&stream.checkpoint).await?;
     let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
     loop {
         let list_start = Instant::now();
         let discovery =
-            discover::discover(&stream.source_dir, &mut seen, options.completeness).await?;
+            discover::discover(&stream.source.folder, &mut seen, options.completeness).await?;
         for warning in discovery.warnings {
             observer.warn(&warning);
             report.warnings.push(warning);
         }
         let files = discovery.files;
+        // Above every batch id in the table: several sources' batch ids then order their
+        // deliveries as their commits do (a later re-delivery from another source wins).
+        next_batch = next_batch.max(stream.log.batch_max().map_or(0, |max| max + 1));
         let mut listing_ms = list_start.elapsed().as_millis() as u64;
         if !files.is_empty() {
             observer.discovered(files.len());
@@ -70,7 +73,7 @@ pub(super) async fn stream_batches(
                 };
                 let wal_start = Instant::now();
                 let started = wal_start;
-                stream.checkpoint.write_plan(&plan)?;
+                stream.checkpoint.write_plan(&plan).await?;
                 durations.wal_commit = wal_start.elapsed().as_millis() as u64;
                 failpoint(points::AFTER_PLAN);
                 seen.record(batch_id, &plan.files);
@@ -134,7 +137,7 @@ pub(super) fn plan_batches(
 pub(super) struct Stream {
     pub id: TableId,
     pub quarantine: TableId,
-    pub source_dir: PathBuf,
+    pub source: super::Source,
     pub checkpoint: Checkpoint,
     pub log: AppendLog,
     pub options: BronzeOptions,
@@ -152,8 +155,15 @@ impl Stream {
     /// A checkpoint whose done batches are missing from the table (the table was deleted or
     /// replaced) would skip their files for ever: refuse, and say what to do.
     pub(super) async fn check_table_has_done_batches(&self) -> Result<()> {
-        let planned = self.checkpoint.planned()?;
-        let Some(last_done) = planned.iter().rev().find(|b| self.checkpoint.is_done(**b)) else {
+        let planned = self.checkpoint.planned().await?;
+        let mut last_done = None;
+        for batch_id in planned.iter().rev() {
+            if self.checkpoint.is_done(*batch_id).await? {
+                last_done = Some(batch_id);
+                break;
+            }
+        }
+        let Some(last_done) = last_done else {
             return Ok(());
         };
         let behind = |v: Option<i64>| v.is_none_or(|v| v < *last_done);
@@ -169,7 +179,7 @@ impl Stream {
                 return Ok(());
             }
             return Err(Error::Checkpoint {
-                path: self.checkpoint.dir().to_path_buf(),
+                path: self.checkpoint.dir().display().into(),
                 message: format!(
                     "it says batch {last_done} of stream {} is done, but table {} does not hold \
                      it: the table was replaced. Remove the checkpoint folder to ingest every \
@@ -187,7 +197,7 @@ impl Stream {
         Ahead::start(
             &self.id,
             self.log.object_store(),
-            self.source_dir.clone(),
+            self.source.folder.clone(),
             batches,
         )
     }
@@ -204,6 +214,7 @@ mod tests {
                 name: format!("{i:02}.json"),
                 size: 1,
                 mtime_ms: i,
+                e_tag: None,
             })
             .collect();
         let every = Trigger::Every(std::time::Duration::from_secs(1));

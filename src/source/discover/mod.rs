@@ -9,13 +9,14 @@
 //! the link's name.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::failpoint::{failpoint, points};
+use crate::folder::Folder;
 use crate::stream::checkpoint::Checkpoint;
 
 mod entry;
@@ -36,6 +37,9 @@ pub struct SourceFile {
     /// Modification time, milliseconds since the epoch.
     #[serde(rename = "modificationTime")]
     pub mtime_ms: i64,
+    /// The object's e-tag, in an object store (a local file has none).
+    #[serde(rename = "eTag", default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
 }
 
 /// How a file is judged complete.
@@ -74,24 +78,34 @@ pub struct Seen {
 }
 
 /// A file as a batch's plan recorded it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Taken {
     batch_id: i64,
     size: u64,
     mtime_ms: i64,
+    e_tag: Option<String>,
+}
+
+impl Taken {
+    /// Whether `now` is not the file this plan took: another size, time or e-tag.
+    fn differs(&self, now: &SourceFile) -> bool {
+        self.size != now.size
+            || self.mtime_ms != now.mtime_ms
+            || (self.e_tag.is_some() && now.e_tag.is_some() && self.e_tag != now.e_tag)
+    }
 }
 
 impl Seen {
     /// Every file a checkpoint's plans took (with its size and time), and the files it
     /// recovered from the table when it was rebuilt (by name only).
-    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
+    pub async fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
         let mut seen = Self::default();
-        if let Some(recovered) = checkpoint.recovered()? {
+        if let Some(recovered) = checkpoint.recovered().await? {
             seen.files
                 .extend(recovered.files.into_iter().map(|name| (name, None)));
         }
-        for batch_id in checkpoint.planned()? {
-            seen.record(batch_id, &checkpoint.plan(batch_id)?.files);
+        for batch_id in checkpoint.planned().await? {
+            seen.record(batch_id, &checkpoint.plan(batch_id).await?.files);
         }
         Ok(seen)
     }
@@ -103,6 +117,7 @@ impl Seen {
                 batch_id,
                 size: file.size,
                 mtime_ms: file.mtime_ms,
+                e_tag: file.e_tag.clone(),
             };
             self.files.insert(file.name.clone(), Some(taken));
         }
@@ -129,13 +144,19 @@ pub fn is_candidate_name(name: &str) -> bool {
         && !TEMP_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-/// List the complete files of `dir` that `seen` does not hold, oldest first (modification
-/// time, then name), and what was passed over and why. A missing folder has no files.
+/// List the complete files of `source` that `seen` does not hold, oldest first (modification
+/// time, then name), and what was passed over and why. A missing folder has no files. An
+/// object is complete once it is listed (a put is atomic): no wait; a local file is complete
+/// once it has settled ([`Completeness`]).
 pub async fn discover(
-    dir: &Path,
+    source: &Folder,
     seen: &mut Seen,
     completeness: Completeness,
 ) -> Result<Discovery> {
+    let dir = match source {
+        Folder::Local(dir) => dir.as_path(),
+        Folder::Store { .. } => return discover_objects(source, seen).await,
+    };
     let (first, skipped) = list(dir, seen)?;
     let now = SystemTime::now();
     let young = |f: &SourceFile| {
@@ -154,17 +175,68 @@ pub async fn discover(
     } else {
         first
     };
+    sort_oldest_first(&mut files);
+    Ok(Discovery {
+        files,
+        warnings: seen.say_once(skipped),
+    })
+}
+
+/// [`discover`] in an object store: the objects directly under the prefix, with their size,
+/// last-modified time and e-tag.
+async fn discover_objects(source: &Folder, seen: &mut Seen) -> Result<Discovery> {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, meta) in source.objects().await? {
+        if !is_candidate_name(&name) {
+            continue;
+        }
+        let file = SourceFile {
+            name,
+            size: meta.size,
+            mtime_ms: meta.last_modified.timestamp_millis(),
+            e_tag: meta.e_tag,
+        };
+        match seen.files.get(&file.name) {
+            None => files.push(file),
+            Some(None) => {}
+            Some(Some(taken)) => {
+                if taken.differs(&file) {
+                    let path = source.path_of(&file.name);
+                    skipped.push(Skip {
+                        key: format!("changed {}", file.name),
+                        message: changed(&path, taken, &file),
+                    });
+                }
+            }
+        }
+    }
+    sort_oldest_first(&mut files);
+    skipped.sort_by(|a, b| a.message.cmp(&b.message));
+    Ok(Discovery {
+        files,
+        warnings: seen.say_once(skipped),
+    })
+}
+
+/// Oldest first: modification time, then name.
+fn sort_oldest_first(files: &mut [SourceFile]) {
     files.sort_by(|a, b| {
         a.mtime_ms
             .cmp(&b.mtime_ms)
             .then_with(|| a.name.cmp(&b.name))
     });
-    let warnings = skipped
-        .into_iter()
-        .filter(|s| seen.warned.insert(s.key.clone()))
-        .map(|s| s.message)
-        .collect();
-    Ok(Discovery { files, warnings })
+}
+
+impl Seen {
+    /// The messages of `skipped` not said before in this run.
+    fn say_once(&mut self, skipped: Vec<Skip>) -> Vec<String> {
+        skipped
+            .into_iter()
+            .filter(|s| self.warned.insert(s.key.clone()))
+            .map(|s| s.message)
+            .collect()
+    }
 }
 
 /// An entry passed over that a user would expect to be ingested.
@@ -219,13 +291,14 @@ fn list(dir: &Path, seen: &Seen) -> Result<(Vec<SourceFile>, Vec<Skip>)> {
                     name,
                     size: metadata.len(),
                     mtime_ms: mtime_ms(&metadata),
+                    e_tag: None,
                 };
                 match seen.files.get(&file.name) {
                     None => files.push(file),
                     // Known by name only: nothing to compare with.
                     Some(None) => {}
                     Some(Some(taken)) => {
-                        if taken.size != file.size || taken.mtime_ms != file.mtime_ms {
+                        if taken.differs(&file) {
                             warnings.push(Skip {
                                 key: format!("changed {}", file.name),
                                 message: changed(&path, taken, &file),
@@ -250,8 +323,10 @@ fn list(dir: &Path, seen: &Seen) -> Result<(Vec<SourceFile>, Vec<Skip>)> {
 fn changed(path: &Path, taken: &Taken, now: &SourceFile) -> String {
     let what = if taken.size != now.size {
         format!("its size is {} bytes, was {}", now.size, taken.size)
-    } else {
+    } else if taken.mtime_ms != now.mtime_ms {
         "its modification time moved".to_string()
+    } else {
+        "its e-tag changed: it was rewritten".to_string()
     };
     format!(
         "{}: changed after it was ingested in batch {} ({what}); not ingested again: write new \
@@ -269,7 +344,4 @@ pub fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The path of a source file in its folder.
-pub fn path_of(dir: &Path, file: &SourceFile) -> PathBuf {
-    dir.join(&file.name)
-}
+

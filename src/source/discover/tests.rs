@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// [`super::discover`] on a local folder.
+async fn discover(dir: &Path, seen: &mut Seen, completeness: Completeness) -> Result<Discovery> {
+    super::discover(&Folder::Local(dir.to_path_buf()), seen, completeness).await
+}
+
 /// Write `name` in `dir`, modified `age_s` seconds ago.
 fn write_aged(dir: &Path, name: &str, text: &str, age_s: u64) {
     let path = dir.join(name);
@@ -255,6 +260,7 @@ async fn a_file_still_being_written_is_taken_once_it_stops_changing() {
             name: "01.json".into(),
             size: whole.len(),
             mtime_ms: mtime_ms(&whole),
+            e_tag: None,
         }]
     );
 }
@@ -266,4 +272,51 @@ async fn a_file_known_by_name_only_is_not_compared() {
     let mut seen = Seen::default();
     seen.files.insert("01.json".to_string(), None);
     assert_eq!(look(dir.path(), &mut seen).await, (vec![], vec![]));
+}
+
+#[tokio::test]
+async fn objects_are_complete_when_listed_and_a_rewritten_one_is_named_once() {
+    use deltalake::logstore::object_store::memory::InMemory;
+    use deltalake::logstore::object_store::path::Path as ObjectPath;
+    use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+    let store = std::sync::Arc::new(InMemory::new());
+    let put = |name: &str, text: &'static str| {
+        let store = store.clone();
+        let path = ObjectPath::from(format!("data/tracker/{name}"));
+        async move { store.put(&path, PutPayload::from(text)).await.unwrap() }
+    };
+    put("02.json", "[]").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put("01.json", "[1]").await;
+    put(".hidden.json", "[]").await;
+    put("sub/inner.json", "[]").await;
+    let folder = Folder::Store {
+        store: store.clone() as std::sync::Arc<dyn ObjectStore>,
+        prefix: ObjectPath::from("data/tracker"),
+        url: url::Url::parse("s3://lake/data/tracker/").unwrap(),
+    };
+    // No settle wait: an object is whole once listed. Oldest first, hidden names skipped,
+    // objects under a deeper prefix are not in this folder.
+    let mut seen = Seen::default();
+    let never = Completeness {
+        settle: Duration::from_secs(3600),
+        recheck: Duration::from_secs(3600),
+    };
+    let found = super::discover(&folder, &mut seen, never).await.unwrap();
+    let names: Vec<_> = found.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["02.json", "01.json"]);
+    assert!(found.files.iter().all(|f| f.e_tag.is_some()));
+    seen.record(0, &found.files);
+    // Rewritten with the same size: the e-tag tells, said once.
+    put("01.json", "[2]").await;
+    let again = super::discover(&folder, &mut seen, never).await.unwrap();
+    assert!(again.files.is_empty());
+    assert_eq!(again.warnings.len(), 1, "{:?}", again.warnings);
+    assert!(
+        again.warnings[0].contains("s3://lake/data/tracker/01.json"),
+        "{:?}",
+        again.warnings
+    );
+    let third = super::discover(&folder, &mut seen, never).await.unwrap();
+    assert!(third.warnings.is_empty());
 }

@@ -1,0 +1,136 @@
+//! Several sources into one bronze table (`bronze --source NAME=FOLDER`): each its own stream id
+//! and checkpoint, lineage that names it, and the last delivery of a reading winning across
+//! sources as within one.
+
+use crate::common::Workspace;
+
+fn reading(device: &str, rate: &str, mrn: &str, time: &str) -> String {
+    format!(
+        r#"{{"device_id": "{device}", "heartrate": "{rate}", "mrn": "{mrn}", "time": "{time}"}}"#
+    )
+}
+
+/// A workspace with one patient and two source folders, `a` and `b`.
+fn two_sites() -> Workspace {
+    let ws = Workspace::new();
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n10000001,Ada Lovelace\n",
+    );
+    for site in ["a", "b"] {
+        std::fs::create_dir_all(ws.dir.path().join(site)).unwrap();
+    }
+    ws
+}
+
+fn deliver(ws: &Workspace, site: &str, name: &str, readings: &[String]) {
+    let path = ws.dir.path().join(site).join(name);
+    std::fs::write(path, format!("[{}]", readings.join(","))).unwrap();
+}
+
+fn source(ws: &Workspace, site: &str) -> String {
+    format!("--source={site}={}", ws.dir.path().join(site).display())
+}
+
+fn silver_rates(ws: &Workspace) -> Vec<String> {
+    let out = ws.run_ok(&[
+        "sql",
+        "SELECT device_id, datetime, heartrate FROM fact_heartrate_silver ORDER BY device_id, datetime",
+        "--format",
+        "csv",
+    ]);
+    out.lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn a_later_re_delivery_from_another_source_wins() {
+    let ws = two_sites();
+    // Site a delivers three batches; its third holds reading R at 60.
+    for (i, rate) in ["50", "55", "60"].iter().enumerate() {
+        let other = format!("16015104{i}0");
+        deliver(
+            &ws,
+            "a",
+            &format!("0{i}.json"),
+            &[
+                reading("1", rate, "10000001", "1601510459"),
+                reading("2", "70", "10000001", &other),
+            ],
+        );
+        ws.run_settled(&["-q", "bronze", &source(&ws, "a")]);
+    }
+    ws.run_settled(&["-q", "patients"]);
+    ws.run_settled(&["-q", "silver"]);
+    assert!(silver_rates(&ws)[0].ends_with(",60.0"), "{:?}", silver_rates(&ws));
+    // Site b then re-delivers R at 99: its first batch, but a later delivery than a's third.
+    deliver(&ws, "b", "00.json", &[reading("1", "99", "10000001", "1601510459")]);
+    ws.run_settled(&["-q", "bronze", &source(&ws, "b")]);
+    ws.run_settled(&["-q", "silver"]);
+    assert!(silver_rates(&ws)[0].ends_with(",99.0"), "{:?}", silver_rates(&ws));
+    // And a again, later still.
+    deliver(&ws, "a", "09.json", &[reading("1", "61", "10000001", "1601510459")]);
+    ws.run_settled(&["-q", "bronze", &source(&ws, "a")]);
+    ws.run_settled(&["-q", "silver"]);
+    assert!(silver_rates(&ws)[0].ends_with(",61.0"), "{:?}", silver_rates(&ws));
+}
+
+#[test]
+fn each_source_has_its_own_checkpoint_stream_and_lineage() {
+    let ws = two_sites();
+    // The same file names in both sites are different files.
+    for site in ["a", "b"] {
+        deliver(&ws, site, "01.json", &[reading("1", "60", "10000001", "1601510459")]);
+    }
+    let report = ws.run_settled(&["--json", "bronze", &source(&ws, "a"), &source(&ws, "b")]);
+    let report: serde_json::Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
+    let streams = report["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 2, "{report}");
+    assert_ne!(streams[0]["stream_id"], streams[1]["stream_id"]);
+    assert_eq!(report["files"], 2);
+    let checkpoints = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint");
+    for site in ["a", "b"] {
+        let plans = std::fs::read_dir(checkpoints.join(site).join("offsets")).unwrap();
+        assert_eq!(plans.count(), 1, "{site}: its own checkpoint, one plan");
+    }
+    // Every commit names its source.
+    let history = ws.run_ok(&["history", "fact_heartrate_bronze", "--format", "json"]);
+    for site in ["a", "b"] {
+        assert!(
+            history.contains(&format!("\"sourceName\":\"{site}\"")),
+            "{site}: {history}"
+        );
+    }
+    // A source's lost checkpoint is rebuilt from its own files only: b's 01.json is not
+    // taken for a's, and nothing is ingested twice.
+    std::fs::remove_dir_all(checkpoints.join("a")).unwrap();
+    deliver(&ws, "a", "02.json", &[reading("1", "62", "10000001", "1601510460")]);
+    let out = ws.run_settled(&["--json", "bronze", &source(&ws, "a")]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["files"], 1, "only a's new file: {out}");
+    let rows = ws.run_ok(&[
+        "sql",
+        "SELECT count(*) AS n FROM fact_heartrate_bronze",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(rows.lines().nth(1), Some("3"), "{rows}");
+}
+
+#[test]
+fn sources_are_refused_before_anything_is_written_when_they_cannot_work() {
+    let ws = two_sites();
+    let same = ws.run_err(&["bronze", &source(&ws, "a"), &format!("--source=a={}", ws.dir.path().join("b").display())], 2);
+    assert!(same.contains("two sources are named \"a\""), "{same}");
+    let every = ws.run_err(
+        &["bronze", "--trigger", "every=1s", &source(&ws, "a"), &source(&ws, "b")],
+        2,
+    );
+    assert!(every.contains("one source per process"), "{every}");
+    let missing = ws.run_err(&["bronze", "--source=c=/nonexistent/folder"], 1);
+    assert!(missing.contains("/nonexistent/folder"), "{missing}");
+    let bad = ws.run_err(&["bronze", "--source=offsets=/tmp"], 2);
+    assert!(bad.contains("offsets"), "{bad}");
+    assert!(!ws.warehouse().exists(), "nothing was written");
+}
