@@ -10,14 +10,26 @@ BIN := $(TARGET_DIR)/debug/medallion
 WAREHOUSE ?= warehouse
 DATA ?= lab_data
 MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
-# Other Delta readers for `make interop`, pinned, in an ignored virtual environment.
+# Python tools, pinned, in one ignored virtual environment: other Delta readers for `make
+# interop` (Python deltalake, Polars, DuckDB with its delta extension and httpfs for S3, Spark's
+# API through Sail, a Spark Connect server without a JVM) and moto, a local S3 endpoint for the
+# tests, `make interop` and `make s3-demo`. The stamp holds the list it was installed from: a
+# changed pin installs again.
 VENV := .venv
-INTEROP_PACKAGES := deltalake==1.6.6 polars==2.1.0 duckdb==1.4.4 duckdb-ext-delta==1.4.4.20260205 pyarrow==26.0.1
+VENV_STAMP := $(VENV)/.installed
+INTEROP_PACKAGES := deltalake==1.6.6 polars==2.1.0 duckdb==1.4.4 duckdb-ext-delta==1.4.4.20260205 \
+	duckdb-ext-httpfs==1.4.4.20260205 pyarrow==26.0.1 \
+	moto[server]==5.2.5 pysail==0.7.2 pyspark[connect]==4.0.1
+# The tests that need an S3 endpoint start this moto server; without it they are skipped.
+MOTO := $(abspath $(VENV))/bin/moto_server
+HAVE_PYTHON := $(shell command -v python3)
+# `make s3-demo S3_DEMO_ARGS=--keep` leaves moto up, with the tables, until Ctrl-C.
+S3_DEMO_ARGS ?=
 
-.PHONY: help build man completions data patients bronze silver gold pipeline test bench interop soak lint fmt clean clean-data
+.PHONY: help build man completions data patients bronze silver gold pipeline test bench venv interop s3-demo soak lint fmt clean clean-data
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build the medallion binary (dev profile, optimised dependencies)
 	$(CARGO) build --bin medallion
@@ -55,18 +67,34 @@ gold: build ## Refresh fact_heartrate_gold and fact_heartrate_daily from silver 
 pipeline: data build ## Build, generate the data if absent, run every layer, print gold
 	$(MEDALLION) pipeline
 
-test: lint ## Lint, then run every test (unit and integration)
+test: $(if $(HAVE_PYTHON),venv) lint ## Lint, then run every test (unit and integration; S3 ones on moto from the venv)
+ifeq ($(HAVE_PYTHON),)
+	@echo "*** make test: python3 not found: no venv, no moto: the S3 tests will be SKIPPED ***" >&2
 	$(CARGO) test --all-targets
+	@echo "*** make test: python3 not found: the S3 tests were SKIPPED ***" >&2
+else
+	MEDALLION_MOTO=$(MOTO) $(CARGO) test --all-targets
+endif
 
 bench: ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100) and micro benchmarks
 	$(CARGO) build --release --bin medallion --example micro
 	MEDALLION_BIN=$(TARGET_DIR)/release/medallion python3 bench/run
 	$(TARGET_DIR)/release/examples/micro
 
-interop: build ## Read every table with Python deltalake, Polars and DuckDB; compare with medallion show
-	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check $(INTEROP_PACKAGES)
+venv: ## The Python venv (.venv/): interop readers, Sail, moto; installed again only when a pin changes
+	@if [ "$$(cat $(VENV_STAMP) 2>/dev/null)" != "$(INTEROP_PACKAGES)" ]; then \
+		set -e; \
+		test -x $(VENV)/bin/python || { rm -rf $(VENV); python3 -m venv $(VENV); }; \
+		echo "venv: installing $(INTEROP_PACKAGES) into $(VENV)"; \
+		$(VENV)/bin/pip install -q --disable-pip-version-check $(foreach p,$(INTEROP_PACKAGES),'$(p)'); \
+		echo "$(INTEROP_PACKAGES)" > $(VENV_STAMP); \
+	fi
+
+interop: build venv ## Read every table (local, then on moto's S3) with deltalake, Polars, DuckDB, Spark via Sail
 	$(VENV)/bin/python tests/interop/check.py $(BIN)
+
+s3-demo: build venv ## The pipeline on a local S3 (moto): where the tables are, how to read them (S3_DEMO_ARGS=--keep)
+	$(VENV)/bin/python tests/interop/s3_demo.py $(BIN) $(S3_DEMO_ARGS)
 
 # `random_kills` names both kill tests: bronze's and the whole pipeline's.
 soak: ## The random-kill tests (bronze, pipeline) with 500 rounds each, and their kill counts

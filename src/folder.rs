@@ -46,7 +46,10 @@ impl Folder {
         }
         // The store deltalake gives is rooted at the URL's path (a prefix store).
         let store = deltalake::logstore::store_for(url, options.clone()).map_err(|e| {
-            Error::Usage(format!("{url}: cannot reach the object store: {}", chain(&e)))
+            Error::Usage(format!(
+                "{url}: cannot reach the object store: {}",
+                chain(&e)
+            ))
         })?;
         Ok(Self::Store {
             store,
@@ -312,10 +315,17 @@ impl Folder {
     }
 
     fn failed(&self, action: &'static str, name: &str, e: object_store::Error) -> Error {
+        let mut message = chain(&e);
+        if message.contains("credentials") {
+            message.push_str(
+                " (no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                 or AWS_PROFILE, and AWS_ENDPOINT_URL for a store that is not AWS)",
+            );
+        }
         Error::Store {
             action,
             location: self.display_file(name),
-            message: chain(&e),
+            message,
         }
     }
 }
@@ -388,7 +398,11 @@ mod tests {
                 .unwrap();
             let mut names = folder.names().await.unwrap();
             names.sort();
-            assert_eq!(names, ["log", "metadata"], "{kind}: sub-folders are not files");
+            assert_eq!(
+                names,
+                ["log", "metadata"],
+                "{kind}: sub-folders are not files"
+            );
             assert_eq!(sub.names().await.unwrap(), ["0"], "{kind}");
             folder.delete("log").await.unwrap();
             folder.delete("log").await.unwrap();

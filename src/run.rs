@@ -16,8 +16,8 @@ use crate::layers::bronze::{self, BronzeOptions, Observer};
 use crate::layers::silver::{self, SilverOptions};
 use crate::layers::{gold, patients, pipeline};
 use crate::output::{self, Printer, Report, StepBar, Steps};
-use crate::stream::progress::Progress;
 use crate::storage;
+use crate::stream::progress::Progress;
 use crate::warehouse::{DataDir, StorageOptions, Warehouse};
 
 /// Run one command of the CLI.

@@ -39,7 +39,11 @@ impl Location {
     /// The location `relative` (a `/`-separated folder path) inside this one.
     pub fn join(&self, relative: &str) -> Self {
         match self {
-            Self::Local(path) => Self::Local(relative.split('/').fold(path.clone(), |p, part| p.join(part))),
+            Self::Local(path) => Self::Local(
+                relative
+                    .split('/')
+                    .fold(path.clone(), |p, part| p.join(part)),
+            ),
             Self::Url(url) => Self::Url(
                 url.join(&format!("{}/", relative.trim_end_matches('/')))
                     .unwrap_or_else(|_| url.clone()),
@@ -331,12 +335,20 @@ pub fn parse_location(text: &str) -> std::result::Result<Location, String> {
         }),
         "s3" | "s3a" => {
             if url.host_str().is_none_or(str::is_empty) {
-                return Err(format!("{text}: an S3 URL names a bucket: s3://bucket/prefix"));
+                return Err(format!(
+                    "{text}: an S3 URL names a bucket: s3://bucket/prefix"
+                ));
             }
             // Read from the text: a URL parser would quietly resolve them.
             let written = text.split_once("://").map_or("", |(_, rest)| rest);
-            if written.split('/').skip(1).any(|part| part == "." || part == "..") {
-                return Err(format!("{text}: '.' and '..' are not folders in an object store"));
+            if written
+                .split('/')
+                .skip(1)
+                .any(|part| part == "." || part == "..")
+            {
+                return Err(format!(
+                    "{text}: '.' and '..' are not folders in an object store"
+                ));
             }
             let mut url = url;
             if !url.path().ends_with('/') {
@@ -422,8 +434,11 @@ mod tests {
             local(w.checkpoint(catalog::BRONZE.name, "site_a").unwrap()),
             PathBuf::from("/tmp/wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/site_a")
         );
-        let s3 = Warehouse::open(&parse_location("s3://lake/wh").unwrap(), &StorageOptions::new())
-            .unwrap();
+        let s3 = Warehouse::open(
+            &parse_location("s3://lake/wh").unwrap(),
+            &StorageOptions::new(),
+        )
+        .unwrap();
         assert!(!s3.is_local());
         assert_eq!(
             s3.table_url(catalog::GOLD.name).as_str(),

@@ -219,7 +219,9 @@ impl AppendLog {
             else {
                 continue;
             };
-            self.batch_max = self.batch_max.max(commit.txns.iter().map(|t| t.version).max());
+            self.batch_max = self
+                .batch_max
+                .max(commit.txns.iter().map(|t| t.version).max());
             let ours = commit.txns.iter().find(|txn| txn.app_id == self.app_id);
             let conflict = if let Some(txn) = ours {
                 self.app_version = Some(txn.version);

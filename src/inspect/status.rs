@@ -20,9 +20,9 @@ use super::format::{Format, Rows};
 use crate::catalog::{self, Table};
 use crate::delta::{self, TableId};
 use crate::error::Result;
+use crate::folder::Folder;
 use crate::output::Report;
 use crate::source::discover::{self, Completeness, Seen};
-use crate::folder::Folder;
 use crate::stream::checkpoint::Checkpoint;
 use crate::warehouse::{DEFAULT_SOURCE, DataDir, Location, Warehouse};
 

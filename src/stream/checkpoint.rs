@@ -206,10 +206,7 @@ impl Checkpoint {
     }
 
     pub async fn is_done(&self, batch_id: i64) -> Result<bool> {
-        self.dir
-            .join("commits")
-            .exists(&batch_id.to_string())
-            .await
+        self.dir.join("commits").exists(&batch_id.to_string()).await
     }
 
     pub async fn mark_done(&self, done: &Done) -> Result<()> {
@@ -249,12 +246,7 @@ impl Checkpoint {
 
     pub async fn write_recovered(&self, recovered: &Recovered) -> Result<()> {
         self.dir
-            .create_new(
-                "recovered",
-                &to_json(recovered),
-                Durability::PowerCut,
-                None,
-            )
+            .create_new("recovered", &to_json(recovered), Durability::PowerCut, None)
             .await?;
         Ok(())
     }

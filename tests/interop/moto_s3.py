@@ -10,6 +10,7 @@ The server always stops when the `with` block ends, whether it ends normally or 
 """
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -57,6 +58,21 @@ class S3:
             response.read()
 
 
+# The `finally` below cannot run if this process is killed (SIGKILL, or SIGTERM, whose default
+# action skips it): on Linux the server then gets SIGTERM from the kernel when this process dies
+# (PR_SET_PDEATHSIG, kept across exec), so it is never left running. The child sets it, then
+# checks that its parent is still this process (it may have died before), then becomes moto.
+EXEC_WITH_PARENT_DEATH_SIGNAL = """
+import ctypes, os, signal, sys
+if sys.platform == "linux":
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit("moto_s3: the process that started moto is gone")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 def free_port():
     """A TCP port that nothing listens on now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,7 +98,8 @@ def server(startup_timeout=30.0):
     # moto logs every request: keep its log in a file, shown only if it fails to start.
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [moto_server_path(), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()),
+         moto_server_path(), "-H", "127.0.0.1", "-p", str(port)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

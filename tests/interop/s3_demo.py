@@ -13,6 +13,7 @@ Usage: s3_demo.py MEDALLION_BIN [--keep]
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,16 @@ def snippets(s3, bin_path, spark_url):
     return "\n".join(lines)
 
 
+def wait_for_stop():
+    """Until Ctrl-C (SIGINT) or SIGTERM; then the `finally` and `with` blocks stop Sail and moto."""
+    got = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: got.append(signum))
+    while not got:
+        signal.pause()
+    print(f"\ns3-demo: {signal.Signals(got[0]).name}: stopping")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("medallion", help="path of the medallion binary")
@@ -119,11 +130,7 @@ def main():
             if args.keep:
                 print(f"\nmoto ({s3.endpoint}) and Sail ({spark_url}) stay up: Ctrl-C stops them "
                       "(moto keeps the tables in memory only: they go with it).", flush=True)
-                try:
-                    while True:
-                        time.sleep(3600)
-                except KeyboardInterrupt:
-                    print()
+                wait_for_stop()
             spark.stop()
         finally:
             server.stop()

@@ -136,6 +136,8 @@ impl Moto {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ENDPOINT_URL", self.endpoint())
             .env("AWS_ALLOW_HTTP", "true")
+            // Never ask a cloud metadata service for credentials.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
     }
@@ -198,11 +200,20 @@ fn an_s3_warehouse_holds_what_a_local_one_does_and_its_store_is_checked_once() {
     let keys = moto.keys("lakehouse", "wh/_medallion/");
     assert_eq!(keys, ["wh/_medallion/store-check.json"], "{keys:?}");
     // The checkpoint is on the store, beside the table.
-    let checkpoint = moto.keys("lakehouse", "wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/");
+    let checkpoint = moto.keys(
+        "lakehouse",
+        "wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/",
+    );
     assert!(
-        checkpoint.iter().any(|k| k.ends_with("_checkpoint/metadata"))
-            && checkpoint.iter().any(|k| k.ends_with("_checkpoint/offsets/1"))
-            && checkpoint.iter().any(|k| k.ends_with("_checkpoint/commits/1")),
+        checkpoint
+            .iter()
+            .any(|k| k.ends_with("_checkpoint/metadata"))
+            && checkpoint
+                .iter()
+                .any(|k| k.ends_with("_checkpoint/offsets/1"))
+            && checkpoint
+                .iter()
+                .any(|k| k.ends_with("_checkpoint/commits/1")),
         "{checkpoint:?}"
     );
     for table in DERIVED.iter().chain(&["dim_patients"]) {
@@ -216,14 +227,34 @@ fn an_s3_warehouse_holds_what_a_local_one_does_and_its_store_is_checked_once() {
     let count = |cmd: Command| {
         run_ok(
             cmd,
-            &["sql", "SELECT count(*) AS n, count(DISTINCT _source_file) AS f FROM fact_heartrate_bronze", "--format", "csv"],
+            &[
+                "sql",
+                "SELECT count(*) AS n, count(DISTINCT _source_file) AS f FROM fact_heartrate_bronze",
+                "--format",
+                "csv",
+            ],
         )
     };
     assert_eq!(count(on(&ws, &moto, s3)), count(ws.medallion()));
     // Time travel, history and the inspect commands read the store too.
-    let v1 = run_ok(on(&ws, &moto, s3), &["show", "fact_heartrate_bronze", "--version", "1", "--format", "csv", "--limit", "0"]);
+    let v1 = run_ok(
+        on(&ws, &moto, s3),
+        &[
+            "show",
+            "fact_heartrate_bronze",
+            "--version",
+            "1",
+            "--format",
+            "csv",
+            "--limit",
+            "0",
+        ],
+    );
     assert!(v1.lines().count() > 1, "{v1}");
-    let history = run_ok(on(&ws, &moto, s3), &["history", "fact_heartrate_bronze", "--format", "json"]);
+    let history = run_ok(
+        on(&ws, &moto, s3),
+        &["history", "fact_heartrate_bronze", "--format", "json"],
+    );
     assert!(history.contains("STREAMING UPDATE"), "{history}");
     let tables = run_ok(on(&ws, &moto, s3), &["tables", "--format", "csv"]);
     for table in DERIVED {
@@ -244,10 +275,22 @@ fn data_uploaded_to_s3_is_ingested_from_there() {
     let warehouse = "s3://lakehouse/wh";
     run_ok(
         bare(&moto),
-        &["--data", data, "generate", "--patients", "4", "--months", "2"],
+        &[
+            "--data",
+            data,
+            "generate",
+            "--patients",
+            "4",
+            "--months",
+            "2",
+        ],
     );
     let keys = moto.keys("lakehouse", "data/healthcare/");
-    assert_eq!(keys.len(), 3, "the patient CSV and two monthly files: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        3,
+        "the patient CSV and two monthly files: {keys:?}"
+    );
     // A second generate would replace it: refused without --force.
     let out = bare(&moto)
         .args(["--data", data, "generate"])
@@ -256,7 +299,14 @@ fn data_uploaded_to_s3_is_ingested_from_there() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let report = run_ok(
         bare(&moto),
-        &["--data", data, "--warehouse", warehouse, "--json", "pipeline"],
+        &[
+            "--data",
+            data,
+            "--warehouse",
+            warehouse,
+            "--json",
+            "pipeline",
+        ],
     );
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["bronze"]["files"], 2, "{report}");
@@ -338,7 +388,7 @@ fn four_sources_killed_and_restarted_append_every_row_once_while_silver_and_gold
     let moto = std::sync::Arc::new(moto);
     moto.create_bucket("races");
     let ws = Workspace::new();
-    ws.run_ok(&["generate", "--patients", "5", "--months", "4"]);
+    ws.run_ok(&["generate", "--patients", "5", "--months", "6"]);
     let files = monthly_files(&ws);
     let warehouse = "s3://races/wh";
     run_ok(on(&ws, &moto, warehouse), &["-q", "patients"]);
@@ -359,13 +409,21 @@ fn four_sources_killed_and_restarted_append_every_row_once_while_silver_and_gold
     std::thread::scope(|scope| {
         let mut writers = Vec::new();
         for s in 0..SOURCES {
-            let (ws, moto, kills, mid_batch) = (&ws, moto.clone(), kills.clone(), mid_batch.clone());
+            let (ws, moto, kills, mid_batch) =
+                (&ws, moto.clone(), kills.clone(), mid_batch.clone());
             writers.push(scope.spawn(move || {
                 let source = format!("--source=s{s}=s3://races/src{s}/");
-                let checkpoint = format!("wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/s{s}/");
+                let checkpoint =
+                    format!("wh/healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/s{s}/");
                 let mut clock = KillClock::new(s as u64);
-                for _ in 0..4 {
-                    let out = clock.run(on(ws, &moto, warehouse).args(["-q", "bronze", &source]));
+                let plans = || moto.keys("races", &format!("{checkpoint}offsets/")).len();
+                for _ in 0..5 {
+                    // Killed once it has planned a batch of this run: inside its work.
+                    let before = plans();
+                    let out = clock.run_from(
+                        on(ws, &moto, warehouse).args(["-q", "bronze", &source]),
+                        || plans() > before,
+                    );
                     if killed(&out.status) {
                         kills.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         if unfinished_on_store(&moto, "races", &checkpoint) {
@@ -385,17 +443,27 @@ fn four_sources_killed_and_restarted_append_every_row_once_while_silver_and_gold
         let refresher = scope.spawn(|| {
             let mut refreshes = 0;
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                run_ok(on(&ws, &moto, warehouse), &["-q", "silver"]);
+                let silver = on(&ws, &moto, warehouse)
+                    .args(["-q", "silver"])
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&silver.stderr);
+                if !silver.status.success() && stderr.contains("run `medallion bronze` first") {
+                    // No source has created the table yet.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                assert!(silver.status.success(), "silver during the race: {stderr}");
                 run_ok(on(&ws, &moto, warehouse), &["-q", "gold"]);
                 refreshes += 1;
             }
             refreshes
         });
         // Files arrive while the writers run and are killed.
-        std::thread::sleep(Duration::from_millis(300));
-        upload(2);
-        std::thread::sleep(Duration::from_millis(300));
-        upload(3);
+        for month in 2..files.len() {
+            std::thread::sleep(Duration::from_millis(300));
+            upload(month);
+        }
         for writer in writers {
             writer.join().unwrap();
         }
@@ -446,7 +514,6 @@ fn four_sources_killed_and_restarted_append_every_row_once_while_silver_and_gold
     let (local_rows, _, local_files) = bronze_counts(local.medallion());
     assert_eq!((rows, files_in), (local_rows, local_files));
     assert_eq!(by_file, rows, "a file's rows are in bronze twice");
-    assert_eq!(files_in, (SOURCES * files.len()) as u64);
     eprintln!("s3 race: bronze {rows} rows from {files_in} files, lost 0, doubled 0");
     for table in DERIVED {
         assert_eq!(
@@ -460,7 +527,11 @@ fn four_sources_killed_and_restarted_append_every_row_once_while_silver_and_gold
 /// Two `pipeline`s at once on one warehouse, `rounds` times, a new month arriving before each
 /// round: each ends done (0) or having lost a race (3, with a message that says so), and after
 /// a last run the tables equal one pipeline's over the same files. Returns the races lost.
-fn two_pipelines_at_once(ws: &Workspace, cmd: &dyn Fn() -> Command, deliver: &dyn Fn(usize)) -> usize {
+fn two_pipelines_at_once(
+    ws: &Workspace,
+    cmd: &dyn Fn() -> Command,
+    deliver: &dyn Fn(usize),
+) -> usize {
     let rounds = 20;
     let mut lost = 0;
     for round in 0..rounds {
@@ -497,7 +568,11 @@ fn two_pipelines_at_once(ws: &Workspace, cmd: &dyn Fn() -> Command, deliver: &dy
         }
     }
     let out = cmd().args(["-q", "pipeline"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // One pipeline over the same files, once.
     let oracle = Workspace::new();
     std::fs::create_dir_all(oracle.tracker()).unwrap();
@@ -508,7 +583,8 @@ fn two_pipelines_at_once(ws: &Workspace, cmd: &dyn Fn() -> Command, deliver: &dy
     }
     oracle.run_settled(&["-q", "pipeline"]);
     let (rows, by_file, files) = bronze_counts(cmd());
-    assert_eq!((rows, files), (bronze_counts(oracle.medallion()).0, rounds as u64));
+    let (oracle_rows, _, oracle_files) = bronze_counts(oracle.medallion());
+    assert_eq!((rows, files), (oracle_rows, oracle_files));
     assert_eq!(by_file, rows, "a file's rows are in bronze twice");
     for table in DERIVED {
         let mut c = cmd();
@@ -519,7 +595,9 @@ fn two_pipelines_at_once(ws: &Workspace, cmd: &dyn Fn() -> Command, deliver: &dy
             "{table} after two pipelines at once"
         );
     }
-    eprintln!("two pipelines at once: {rounds} rounds, {lost} races lost, bronze {rows} rows, lost 0, doubled 0");
+    eprintln!(
+        "two pipelines at once: {rounds} rounds, {lost} races lost, bronze {rows} rows, lost 0, doubled 0"
+    );
     lost
 }
 

@@ -61,17 +61,39 @@ fn a_later_re_delivery_from_another_source_wins() {
     }
     ws.run_settled(&["-q", "patients"]);
     ws.run_settled(&["-q", "silver"]);
-    assert!(silver_rates(&ws)[0].ends_with(",60.0"), "{:?}", silver_rates(&ws));
+    assert!(
+        silver_rates(&ws)[0].ends_with(",60.0"),
+        "{:?}",
+        silver_rates(&ws)
+    );
     // Site b then re-delivers R at 99: its first batch, but a later delivery than a's third.
-    deliver(&ws, "b", "00.json", &[reading("1", "99", "10000001", "1601510459")]);
+    deliver(
+        &ws,
+        "b",
+        "00.json",
+        &[reading("1", "99", "10000001", "1601510459")],
+    );
     ws.run_settled(&["-q", "bronze", &source(&ws, "b")]);
     ws.run_settled(&["-q", "silver"]);
-    assert!(silver_rates(&ws)[0].ends_with(",99.0"), "{:?}", silver_rates(&ws));
+    assert!(
+        silver_rates(&ws)[0].ends_with(",99.0"),
+        "{:?}",
+        silver_rates(&ws)
+    );
     // And a again, later still.
-    deliver(&ws, "a", "09.json", &[reading("1", "61", "10000001", "1601510459")]);
+    deliver(
+        &ws,
+        "a",
+        "09.json",
+        &[reading("1", "61", "10000001", "1601510459")],
+    );
     ws.run_settled(&["-q", "bronze", &source(&ws, "a")]);
     ws.run_settled(&["-q", "silver"]);
-    assert!(silver_rates(&ws)[0].ends_with(",61.0"), "{:?}", silver_rates(&ws));
+    assert!(
+        silver_rates(&ws)[0].ends_with(",61.0"),
+        "{:?}",
+        silver_rates(&ws)
+    );
 }
 
 #[test]
@@ -79,7 +101,12 @@ fn each_source_has_its_own_checkpoint_stream_and_lineage() {
     let ws = two_sites();
     // The same file names in both sites are different files.
     for site in ["a", "b"] {
-        deliver(&ws, site, "01.json", &[reading("1", "60", "10000001", "1601510459")]);
+        deliver(
+            &ws,
+            site,
+            "01.json",
+            &[reading("1", "60", "10000001", "1601510459")],
+        );
     }
     let report = ws.run_settled(&["--json", "bronze", &source(&ws, "a"), &source(&ws, "b")]);
     let report: serde_json::Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
@@ -105,7 +132,12 @@ fn each_source_has_its_own_checkpoint_stream_and_lineage() {
     // A source's lost checkpoint is rebuilt from its own files only: b's 01.json is not
     // taken for a's, and nothing is ingested twice.
     std::fs::remove_dir_all(checkpoints.join("a")).unwrap();
-    deliver(&ws, "a", "02.json", &[reading("1", "62", "10000001", "1601510460")]);
+    deliver(
+        &ws,
+        "a",
+        "02.json",
+        &[reading("1", "62", "10000001", "1601510460")],
+    );
     let out = ws.run_settled(&["--json", "bronze", &source(&ws, "a")]);
     let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(report["files"], 1, "only a's new file: {out}");
@@ -121,10 +153,23 @@ fn each_source_has_its_own_checkpoint_stream_and_lineage() {
 #[test]
 fn sources_are_refused_before_anything_is_written_when_they_cannot_work() {
     let ws = two_sites();
-    let same = ws.run_err(&["bronze", &source(&ws, "a"), &format!("--source=a={}", ws.dir.path().join("b").display())], 2);
+    let same = ws.run_err(
+        &[
+            "bronze",
+            &source(&ws, "a"),
+            &format!("--source=a={}", ws.dir.path().join("b").display()),
+        ],
+        2,
+    );
     assert!(same.contains("two sources are named \"a\""), "{same}");
     let every = ws.run_err(
-        &["bronze", "--trigger", "every=1s", &source(&ws, "a"), &source(&ws, "b")],
+        &[
+            "bronze",
+            "--trigger",
+            "every=1s",
+            &source(&ws, "a"),
+            &source(&ws, "b"),
+        ],
         2,
     );
     assert!(every.contains("one source per process"), "{every}");

@@ -267,7 +267,9 @@ pub(crate) async fn check_source(
 /// A local source folder, canonical; it must exist and be a folder.
 fn local_source(data: &DataDir, tracker: &std::path::Path) -> Result<std::path::PathBuf> {
     match std::fs::metadata(tracker) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(tracker).map_err(Error::io("resolve", tracker)),
+        Ok(m) if m.is_dir() => {
+            std::fs::canonicalize(tracker).map_err(Error::io("resolve", tracker))
+        }
         Ok(_) => Err(Error::Usage(format!(
             "source folder {} is not a folder",
             tracker.display()
@@ -389,8 +391,7 @@ async fn run_source(
     }
     // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
     // rebuild was interrupted): take what the table holds as ingested before planning anything.
-    let lost =
-        checkpoint.planned().await?.is_empty() && checkpoint.recovered().await?.is_none();
+    let lost = checkpoint.planned().await?.is_empty() && checkpoint.recovered().await?.is_none();
     if lost && version_before.is_some_and(|v| v > 0) {
         let message =
             recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint, &source).await?;

@@ -343,5 +343,3 @@ pub fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
 }
-
-
