@@ -316,7 +316,12 @@ impl Folder {
 
     fn failed(&self, action: &'static str, name: &str, e: object_store::Error) -> Error {
         let mut message = chain(&e);
-        if message.contains("credentials") {
+        // The store's XML reply says what is wrong; a user needs the first step to mend it.
+        if message.contains("NoSuchBucket") {
+            message = "the bucket does not exist (NoSuchBucket): medallion creates no buckets, \
+                       create it first"
+                .to_string();
+        } else if message.contains("credentials") {
             message.push_str(
                 " (no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
                  or AWS_PROFILE, and AWS_ENDPOINT_URL for a store that is not AWS)",
