@@ -53,8 +53,19 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Through a shell that stops moto when asked (SIGTERM, by `drop`) and when the test
+        // process is gone (killed before it could drop this): never left running.
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                r#""$0" -H 127.0.0.1 -p "$1" & moto=$!
+                   trap 'kill $moto 2>/dev/null; exit 0' TERM INT
+                   while kill -0 "$2" 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.5; done
+                   kill $moto 2>/dev/null"#,
+            ])
+            .arg(&server)
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -145,7 +156,10 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: the shell's trap stops moto, then the shell ends.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
