@@ -365,4 +365,51 @@ mod tests {
             std::collections::HashSet::from(["01.json".to_string()])
         );
     }
+
+    #[tokio::test]
+    async fn in_an_object_store_two_writers_of_one_plan_get_one_win() {
+        use deltalake::logstore::object_store::memory::InMemory;
+        let dir = Folder::Store {
+            store: std::sync::Arc::new(InMemory::new()),
+            prefix: deltalake::Path::from("t/_checkpoint"),
+            url: url::Url::parse("s3://lake/t/_checkpoint/").unwrap(),
+        };
+        let (a, b) = tokio::join!(
+            Checkpoint::open_or_create(&dir),
+            Checkpoint::open_or_create(&dir)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.stream_id(), b.stream_id(), "one stream id");
+        let plan = |name: &str| Plan {
+            batch_id: 0,
+            timestamp: 1,
+            files: vec![SourceFile {
+                name: name.into(),
+                size: 3,
+                mtime_ms: 5,
+                e_tag: Some("\"e\"".into()),
+            }],
+        };
+        let (plan_a, plan_b) = (plan("a.json"), plan("b.json"));
+        let (first, second) = tokio::join!(a.write_plan(&plan_a), b.write_plan(&plan_b));
+        assert_eq!(
+            [first.is_ok(), second.is_ok()]
+                .iter()
+                .filter(|ok| **ok)
+                .count(),
+            1,
+            "{first:?} {second:?}"
+        );
+        let kept = a.plan(0).await.unwrap();
+        assert!(kept == plan("a.json") || kept == plan("b.json"));
+        assert_eq!(a.planned().await.unwrap(), vec![0]);
+        a.append_progress(&serde_json::json!({"batchId": 0}))
+            .await
+            .unwrap();
+        a.append_progress(&serde_json::json!({"batchId": 1}))
+            .await
+            .unwrap();
+        let progress = dir.read("progress.jsonl").await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(progress).unwrap().lines().count(), 2);
+    }
 }
