@@ -21,6 +21,16 @@ use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 
+/// A source file read for a batch.
+#[derive(Debug)]
+pub enum Fetched {
+    Bytes(Vec<u8>),
+    /// Not there any more.
+    Gone,
+    /// Rewritten since it was planned (another e-tag, size or time).
+    Changed,
+}
+
 /// A folder: a local path, or a prefix in an object store.
 #[derive(Debug, Clone)]
 pub enum Folder {
@@ -44,6 +54,7 @@ impl Folder {
                 .map_err(|()| Error::Usage(format!("{url} does not name a local folder")))?;
             return Ok(Self::Local(path));
         }
+        crate::warehouse::check_endpoint(options)?;
         // The store deltalake gives is rooted at the URL's path (a prefix store).
         let store = deltalake::logstore::store_for(url, options.clone()).map_err(|e| {
             Error::Usage(format!(
@@ -97,10 +108,20 @@ impl Folder {
         PathBuf::from(self.display_file(name))
     }
 
+    /// The object of `name`: a name as a listing gave it (already in object_store's encoded
+    /// form: a key `pct%41.json` lists as that text) is taken as it is, never encoded again,
+    /// so every key a listing shows is read back by exactly that key.
     fn object(&self, name: &str) -> ObjectPath {
         match self {
             Self::Local(_) => ObjectPath::from(name),
-            Self::Store { prefix, .. } => prefix.clone().join(name),
+            Self::Store { prefix, .. } => {
+                let joined = if prefix.as_ref().is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                ObjectPath::parse(&joined).unwrap_or_else(|_| prefix.clone().join(name))
+            }
         }
     }
 
@@ -129,6 +150,32 @@ impl Folder {
                 Ok(Some(bytes.to_vec()))
             }
         }
+    }
+
+    /// The bytes of object `name` if it is still the version `e_tag` names (`If-Match`): `Ok(None)`
+    /// if it is gone, [`Fetched::Changed`] if it was rewritten. For an object store only.
+    pub async fn read_if_unchanged(&self, name: &str, e_tag: Option<&str>) -> Result<Fetched> {
+        let Self::Store { store, .. } = self else {
+            return Ok(match self.read(name).await? {
+                Some(bytes) => Fetched::Bytes(bytes),
+                None => Fetched::Gone,
+            });
+        };
+        let options = object_store::GetOptions {
+            if_match: e_tag.map(str::to_string),
+            ..object_store::GetOptions::default()
+        };
+        let got = match store.get_opts(&self.object(name), options).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Gone),
+            Err(object_store::Error::Precondition { .. }) => return Ok(Fetched::Changed),
+            Err(e) => return Err(self.failed("read", name, e)),
+        };
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| self.failed("read", name, e))?;
+        Ok(Fetched::Bytes(bytes.to_vec()))
     }
 
     /// Whether `name` exists.
@@ -315,13 +362,21 @@ impl Folder {
     }
 
     fn failed(&self, action: &'static str, name: &str, e: object_store::Error) -> Error {
-        let mut message = chain(&e);
-        // The store's XML reply says what is wrong; a user needs the first step to mend it.
+        let mut message = store_message(&chain(&e));
+        // The store's reply says what is wrong; a user needs the first step to mend it.
         if message.contains("NoSuchBucket") {
             message = "the bucket does not exist (NoSuchBucket): medallion creates no buckets, \
                        create it first"
                 .to_string();
-        } else if message.contains("credentials") {
+        } else if [
+            "credentials",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
+        {
             message.push_str(
                 " (no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
                  or AWS_PROFILE, and AWS_ENDPOINT_URL for a store that is not AWS)",
@@ -332,6 +387,26 @@ impl Folder {
             location: self.display_file(name),
             message,
         }
+    }
+}
+
+/// An object store's error without the XML body S3 replies with: the text before it, and the
+/// reply's `Code` and `Message`.
+fn store_message(text: &str) -> String {
+    let Some(start) = text.find("<?xml") else {
+        return text.to_string();
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let from = text[start..].find(&open)? + start + open.len();
+        let to = text[from..].find('<')? + from;
+        Some(text[from..to].to_string())
+    };
+    let head = text[..start].trim_end().trim_end_matches(':');
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(said)) => format!("{head}: {code}: {said}"),
+        (Some(code), None) => format!("{head}: {code}"),
+        _ => head.to_string(),
     }
 }
 
@@ -369,6 +444,19 @@ mod tests {
             prefix: ObjectPath::from("wh/t/_checkpoint"),
             url: Url::parse("memory:///wh/t/_checkpoint/").unwrap(),
         }
+    }
+
+    #[test]
+    fn a_stores_xml_reply_is_cut_to_its_code_and_message() {
+        let text = "Error performing PUT http://h/b/k in 4ms - Server returned non-2xx status \
+                    code: 403 Forbidden: <?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId\
+                    </Code><Message>The key is wrong</Message></Error>";
+        assert_eq!(
+            store_message(text),
+            "Error performing PUT http://h/b/k in 4ms - Server returned non-2xx status code: \
+             403 Forbidden: InvalidAccessKeyId: The key is wrong"
+        );
+        assert_eq!(store_message("plain"), "plain");
     }
 
     #[tokio::test]

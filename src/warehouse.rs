@@ -64,6 +64,37 @@ impl Location {
 /// `AWS_ALLOW_HTTP`, ...); the environment's `AWS_*` variables apply where a key is not given.
 pub type StorageOptions = HashMap<String, String>;
 
+/// The S3 endpoint, if one is set (`--storage-option`, else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`),
+/// must be an `http(s)://host[:port]` URL: object_store would panic on anything else.
+pub fn check_endpoint(options: &StorageOptions) -> Result<()> {
+    let given = |key: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| (format!("--storage-option {key}"), v.clone()))
+    };
+    let from_env = |key: &str| std::env::var(key).ok().map(|v| (key.to_string(), v));
+    let endpoint = given("AWS_ENDPOINT_URL")
+        .or_else(|| given("AWS_ENDPOINT"))
+        .or_else(|| given("endpoint"))
+        .or_else(|| from_env("AWS_ENDPOINT_URL"))
+        .or_else(|| from_env("AWS_ENDPOINT"));
+    let Some((source, value)) = endpoint else {
+        return Ok(());
+    };
+    let valid = Url::parse(&value).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{source} is {value:?}: an S3 endpoint is a URL such as http://127.0.0.1:9000 or \
+             https://s3.eu-west-1.amazonaws.com"
+        )))
+    }
+}
+
 /// Parse `--storage-option KEY=VALUE`.
 pub fn parse_storage_option(text: &str) -> std::result::Result<(String, String), String> {
     match text.split_once('=') {
@@ -87,10 +118,13 @@ impl Warehouse {
     pub fn open(location: &Location, options: &StorageOptions) -> Result<Self> {
         let warehouse = match location {
             Location::Local(path) => Self::local(path)?,
-            Location::Url(url) => Self {
-                root: url.clone(),
-                options: Arc::new(StorageOptions::new()),
-            },
+            Location::Url(url) => {
+                check_endpoint(options)?;
+                Self {
+                    root: url.clone(),
+                    options: Arc::new(StorageOptions::new()),
+                }
+            }
         };
         Ok(Self {
             options: Arc::new(options.clone()),

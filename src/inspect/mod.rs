@@ -154,24 +154,16 @@ pub async fn app_transactions(
 /// The ids of the bronze streams whose checkpoints are there: the default source's, and every
 /// named source's (`_checkpoint/<name>/`).
 async fn bronze_stream_ids(warehouse: &Warehouse) -> Vec<String> {
-    use crate::stream::checkpoint::Checkpoint;
-    let Ok(default) = warehouse.checkpoint(catalog::BRONZE.name, crate::warehouse::DEFAULT_SOURCE)
-    else {
+    let default = crate::warehouse::DEFAULT_SOURCE;
+    let Ok(folder) = warehouse.checkpoint(catalog::BRONZE.name, default) else {
         return Vec::new();
     };
-    let mut folders = vec![default.clone()];
-    for name in default.subfolders().await.unwrap_or_default() {
-        if !["offsets", "commits"].contains(&name.as_str()) {
-            folders.push(default.join(&name));
-        }
-    }
-    let mut ids = Vec::new();
-    for folder in folders {
-        if let Ok(Some(checkpoint)) = Checkpoint::open(&folder).await {
-            ids.push(checkpoint.stream_id().to_string());
-        }
-    }
-    ids
+    crate::stream::checkpoint::all(&folder, default)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, checkpoint)| checkpoint.stream_id().to_string())
+        .collect()
 }
 
 /// A table's downstream consumers: every other table of the warehouse with an application

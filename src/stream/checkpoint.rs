@@ -259,6 +259,25 @@ impl Checkpoint {
     }
 }
 
+/// Every source's checkpoint of a table whose default checkpoint folder is `default` (named
+/// `default_name`): that one, and each named source's in `<default>/<name>/`, with the source's
+/// name. Checkpoints that cannot be read are left out.
+pub async fn all(default: &Folder, default_name: &str) -> Result<Vec<(String, Checkpoint)>> {
+    let mut found = Vec::new();
+    if let Some(checkpoint) = Checkpoint::open(default).await? {
+        found.push((default_name.to_string(), checkpoint));
+    }
+    for name in default.subfolders().await? {
+        if ["offsets", "commits"].contains(&name.as_str()) {
+            continue;
+        }
+        if let Ok(Some(checkpoint)) = Checkpoint::open(&default.join(&name)).await {
+            found.push((name, checkpoint));
+        }
+    }
+    Ok(found)
+}
+
 async fn read_metadata(dir: &Folder) -> Result<Option<Metadata>> {
     if !dir.exists("metadata").await? {
         return Ok(None);

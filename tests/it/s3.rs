@@ -655,3 +655,92 @@ fn two_pipelines_at_once_on_an_s3_warehouse_lose_cleanly_and_lose_nothing() {
     let cmd = || on(&ws, &moto, "s3://twice/wh");
     two_pipelines_at_once(&ws, &cmd, &deliver);
 }
+
+#[test]
+fn s3_keys_with_percent_unicode_and_hash_are_read_by_the_key_they_are_listed_under() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("keys");
+    let ws = Workspace::new();
+    let file = ws.dir.path().join("one.json");
+    std::fs::write(
+        &file,
+        r#"[{"device_id": "1", "heartrate": "60", "mrn": "10000001", "time": "1601510459"}]"#,
+    )
+    .unwrap();
+    // (key as sent in the request's path, percent-encoded) for: "sp ace", "ünï", "pct%41",
+    // "hash#1", "tilde~", "star*".
+    let keys = [
+        "sp%20ace.json",
+        "%C3%BCn%C3%AF.json",
+        "pct%2541.json",
+        "hash%231.json",
+        "tilde~.json",
+        "star%2A.json",
+    ];
+    for key in keys {
+        moto.put("keys", &format!("src/{key}"), &file);
+    }
+    let out = run_ok(
+        on(&ws, &moto, "s3://keys/wh"),
+        &[
+            "--json",
+            "bronze",
+            "--max-files-per-trigger",
+            "0",
+            "--source=k=s3://keys/src/",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["files"], keys.len(), "{out}");
+    assert_eq!(report["rows"], keys.len(), "every object read: {out}");
+    assert_eq!(report["quarantined_rows"], 0, "{out}");
+}
+
+#[test]
+fn a_mistyped_s3_source_or_endpoint_is_refused_before_anything_is_written() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("typo");
+    let ws = Workspace::new();
+    // A prefix that lists nothing, for a new stream: refused, no table, no checkpoint.
+    let out = on(&ws, &moto, "s3://typo/wh")
+        .args(["bronze", "--source=a=s3://typo/no-such-prefix/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s3://typo/no-such-prefix/") && err.contains("no object"),
+        "{err}"
+    );
+    // A bucket that does not exist.
+    let out = on(&ws, &moto, "s3://typo/wh")
+        .args(["bronze", "--source=a=s3://no-such-bucket/x/"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bucket does not exist") && !err.contains("<?xml"),
+        "{err}"
+    );
+    let written: Vec<String> = moto
+        .keys("typo", "wh/")
+        .into_iter()
+        .filter(|k| !k.starts_with("wh/_medallion/"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+    // An endpoint that is not a URL: a usage error, not a panic.
+    for endpoint in ["notaurl", "http://", ""] {
+        let out = on(&ws, &moto, "s3://typo/wh")
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .arg("tables")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{endpoint:?}: {err}");
+        assert!(
+            !err.contains("internal error") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}

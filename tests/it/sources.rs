@@ -179,3 +179,144 @@ fn sources_are_refused_before_anything_is_written_when_they_cannot_work() {
     assert!(bad.contains("offsets"), "{bad}");
     assert!(!ws.warehouse().exists(), "nothing was written");
 }
+
+fn bronze_count(ws: &Workspace) -> String {
+    let out = ws.run_ok(&[
+        "sql",
+        "SELECT count(*) AS n FROM fact_heartrate_bronze",
+        "--format",
+        "csv",
+    ]);
+    out.lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_plain_bronze_after_a_named_source_takes_its_own_files_of_the_same_names() {
+    let ws = two_sites();
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[reading("1", "60", "10000001", "1601510459")],
+    );
+    ws.run_settled(&["-q", "bronze", &source(&ws, "a")]);
+    // The default source's first run, on a table another source filled: its own 01.json is
+    // not taken for site a's.
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    ws.write(
+        "healthcare/streaming/tracker/01.json",
+        &format!("[{}]", reading("2", "61", "10000001", "1601510459")),
+    );
+    let out = ws.run_settled(&["--json", "bronze"]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["files"], 1, "{out}");
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "nothing was missing: {out}"
+    );
+    assert_eq!(bronze_count(&ws), "2");
+}
+
+#[test]
+fn a_source_inside_another_sources_folder_loses_nothing() {
+    let ws = two_sites();
+    let outer = ws.dir.path().join("a");
+    std::fs::create_dir_all(outer.join("sub")).unwrap();
+    std::fs::write(
+        outer.join("sub/01.json"),
+        format!("[{}]", reading("1", "60", "10000001", "1601510459")),
+    )
+    .unwrap();
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[reading("3", "62", "10000001", "1601510459")],
+    );
+    ws.run_settled(&[
+        "-q",
+        "bronze",
+        &format!("--source=inner={}", outer.join("sub").display()),
+    ]);
+    let out = ws.run_settled(&[
+        "--json",
+        "bronze",
+        &format!("--source=outer={}", outer.display()),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["files"], 1, "{out}");
+    assert_eq!(bronze_count(&ws), "2");
+}
+
+#[test]
+fn one_folder_under_two_source_names_is_refused() {
+    let ws = two_sites();
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[reading("1", "60", "10000001", "1601510459")],
+    );
+    let a = ws.dir.path().join("a");
+    let both = ws.run_err(
+        &[
+            "bronze",
+            &format!("--source=x={}", a.display()),
+            &format!("--source=y={}", a.display()),
+        ],
+        2,
+    );
+    assert!(both.contains("one folder"), "{both}");
+    ws.run_settled(&["-q", "bronze", &format!("--source=x={}", a.display())]);
+    let again = ws.run_err(&["bronze", &format!("--source=y={}", a.display())], 2);
+    assert!(again.contains("already read by source x"), "{again}");
+    assert_eq!(bronze_count(&ws), "1");
+}
+
+#[test]
+fn a_redone_batch_does_not_read_a_file_rewritten_since_its_plan() {
+    let ws = two_sites();
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[reading("1", "50", "10000001", "1601510459")],
+    );
+    // Killed once the batch is planned, before it commits.
+    let out = ws
+        .medallion()
+        .env(crate::common::SETTLE, "0")
+        .env(
+            "MEDALLION_FAILPOINT",
+            medallion::failpoint::points::AFTER_PLAN,
+        )
+        .args(["-q", "bronze", &source(&ws, "a")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // The file is rewritten (another size) before the batch is redone.
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[
+            reading("1", "77", "10000001", "1601510459"),
+            reading("1", "78", "10000001", "1601510460"),
+        ],
+    );
+    let out = ws.run_settled(&["--json", "bronze", &source(&ws, "a")]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["recovered_batches"], 1, "{out}");
+    assert_eq!(
+        report["rows"], 0,
+        "the rewritten file is not read as the planned one: {out}"
+    );
+    let quarantined = ws.run_ok(&[
+        "sql",
+        "SELECT error FROM fact_heartrate_bronze_quarantine",
+        "--format",
+        "csv",
+    ]);
+    assert!(quarantined.contains("changed after batch"), "{quarantined}");
+}

@@ -210,8 +210,17 @@ pub async fn check_sources(
             )));
         }
     }
+    let mut identities: Vec<(String, String)> = Vec::new();
     for spec in &specs {
-        check_source(warehouse, data, spec, options.source_moved).await?;
+        let source = check_source(warehouse, data, spec, options).await?;
+        if let Some((other, _)) = identities.iter().find(|(_, id)| *id == source.identity) {
+            return Err(Error::Usage(format!(
+                "sources {other} and {} are one folder ({}): two streams on one folder would \
+                 ingest every file twice; give it once",
+                spec.name, source.identity
+            )));
+        }
+        identities.push((spec.name.clone(), source.identity));
     }
     Ok(())
 }
@@ -223,8 +232,9 @@ pub(crate) async fn check_source(
     warehouse: &Warehouse,
     data: &DataDir,
     spec: &SourceSpec,
-    source_moved: bool,
+    options: &BronzeOptions,
 ) -> Result<Source> {
+    let source_moved = options.source_moved;
     let (folder, identity) = match &spec.location {
         Location::Local(path) => {
             let canonical = local_source(data, path)?;
@@ -240,7 +250,37 @@ pub(crate) async fn check_source(
         Location::Url(url) => (spec.location.folder(data.options())?, url.to_string()),
     };
     let checkpoint_dir = warehouse.checkpoint(catalog::BRONZE.name, &spec.name)?;
-    if let Binding::Other(bound) = Checkpoint::binding(&checkpoint_dir, &identity).await?
+    let binding = Checkpoint::binding(&checkpoint_dir, &identity).await?;
+    // Another source's stream on this folder would take every file a second time.
+    let default_dir = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
+    for (name, checkpoint) in crate::stream::checkpoint::all(&default_dir, DEFAULT_SOURCE).await? {
+        if name != spec.name && checkpoint.source() == Some(identity.as_str()) {
+            return Err(Error::Usage(format!(
+                "source folder {identity} is already read by source {name} (checkpoint {}): a \
+                 second stream on it would ingest every file twice; run it as --source \
+                 {name}={}",
+                checkpoint.dir().display(),
+                spec.location.display()
+            )));
+        }
+    }
+    // An object store has no folders: a prefix that lists nothing may be a typo. A new stream
+    // is not bound to it (nor a table made) unless it is meant to wait for files.
+    if !folder.is_local() {
+        let listed = folder.objects().await?;
+        if listed.is_empty()
+            && binding == Binding::New
+            && !matches!(options.trigger, Trigger::Every(_))
+        {
+            return Err(Error::SourceFolderMissing {
+                path: identity.clone().into(),
+                hint: " (no object is listed under it: check the URL; a stream meant to wait \
+                       for the first files runs with --trigger every=...)"
+                    .into(),
+            });
+        }
+    }
+    if let Binding::Other(bound) = binding
         && !source_moved
     {
         let given = if spec.name == DEFAULT_SOURCE && data.tracker() == spec.location {
@@ -323,7 +363,7 @@ pub async fn run(
     check_sources(warehouse, data, options).await?;
     let mut total = BronzeReport::default();
     for spec in &specs {
-        let source = check_source(warehouse, data, spec, options.source_moved).await?;
+        let source = check_source(warehouse, data, spec, options).await?;
         let report = run_source(warehouse, source, options, observer).await?;
         total.add(report);
     }
@@ -393,10 +433,12 @@ async fn run_source(
     // rebuild was interrupted): take what the table holds as ingested before planning anything.
     let lost = checkpoint.planned().await?.is_empty() && checkpoint.recovered().await?.is_none();
     if lost && version_before.is_some_and(|v| v > 0) {
-        let message =
-            recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint, &source).await?;
-        observer.warn(&message);
-        report.warnings.push(message);
+        if let Some(message) =
+            recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint, &source).await?
+        {
+            observer.warn(&message);
+            report.warnings.push(message);
+        }
     }
     report.stream_id = checkpoint.stream_id().to_string();
     report.streams.push(StreamReport {
@@ -404,15 +446,6 @@ async fn run_source(
         location: source.folder.display(),
         stream_id: checkpoint.stream_id().to_string(),
     });
-    if !source.folder.is_local() && source.folder.objects().await?.is_empty() {
-        let message = format!(
-            "source {} ({}) holds no objects yet (is its URL spelled right?)",
-            source.name,
-            source.folder.display()
-        );
-        observer.warn(&message);
-        report.warnings.push(message);
-    }
 
     let mut stream = Stream {
         source,

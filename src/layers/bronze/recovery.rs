@@ -3,7 +3,7 @@
 //! files), and a checkpoint that was lost while the table has data (rebuilt from the table's
 //! lineage, so no file is ingested twice).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -98,32 +98,31 @@ pub(super) async fn rebuild_checkpoint(
     table: &DeltaTable,
     checkpoint: &Checkpoint,
     source: &Source,
-) -> Result<String> {
-    let default = source.name == DEFAULT_SOURCE;
-    let prefix = source.folder.display_file("");
-    let ours = |file: &str| default || file.starts_with(&prefix);
+) -> Result<Option<String>> {
     let mut files = HashSet::new();
     let mut next_batch_id = 0;
-    // The batches bronze committed, from its commits' lineage (a batch of bad files only has
-    // no rows, but has its commit).
-    let mut committed = HashSet::new();
+    // Who committed each batch, from the commits' lineage (a batch of bad files has no rows,
+    // but has its commit): the source it names (none in a commit made before sources had
+    // names: the default source's).
+    let mut owners: HashMap<i64, Vec<Option<String>>> = HashMap::new();
     let mut history = table.history(None);
     while let Some(info) = history.next().await {
         let info = info.map_err(id.err("read the history"))?;
-        let named = info
-            .info
-            .get("sourceName")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(DEFAULT_SOURCE);
-        if named != source.name {
-            continue;
-        }
         if let Some(batch) = info.info.get("batchId").and_then(serde_json::Value::as_i64) {
-            committed.insert(batch);
+            let named = info
+                .info
+                .get("sourceName")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            owners.entry(batch).or_default().push(named);
             next_batch_id = next_batch_id.max(batch + 1);
         }
     }
     drop(history);
+    let ours = Ours {
+        name: &source.name,
+        folder: source.folder.display_file(""),
+    };
     let quarantine_id = TableId::of(warehouse, &catalog::BRONZE_QUARANTINE);
     let quarantine = delta::open(&quarantine_id).await?;
     let sources = [
@@ -145,28 +144,29 @@ pub(super) async fn rebuild_checkpoint(
             let batch_ids = delta::int64s(&batch, "b")?;
             for (name, batch_id) in names.iter().zip(batch_ids.iter()) {
                 if let (Some(name), Some(batch_id)) = (name, batch_id)
-                    && ours(name)
+                    && ours.took(name, owners.get(&batch_id).map(Vec::as_slice), index == 0)
                 {
                     next_batch_id = next_batch_id.max(batch_id + 1);
-                    // A file known only to the quarantine table counts as ingested only if
-                    // its batch reached bronze: else its good rows are not in bronze yet.
-                    if index == 0 || committed.contains(&batch_id) {
-                        files.insert(file_name(name));
-                    }
+                    files.insert(file_name(name));
                 }
             }
         }
     }
     let mut names: Vec<String> = files.into_iter().collect();
     names.sort();
-    let message = format!(
-        "the checkpoint of {} was missing: rebuilt it from the table, which holds {} source \
-         files; they will not be ingested again (new stream id {}, batches from {})",
-        id.name,
-        names.len(),
-        checkpoint.stream_id(),
-        next_batch_id
-    );
+    // A new source on a table others fill has nothing of its own there: nothing to say.
+    let message = (!names.is_empty()).then(|| {
+        format!(
+            "the checkpoint of {} (source {}) was missing: rebuilt it from the table, which \
+             holds {} of its source files; they will not be ingested again (new stream id {}, \
+             batches from {})",
+            id.name,
+            source.name,
+            names.len(),
+            checkpoint.stream_id(),
+            next_batch_id
+        )
+    });
     checkpoint
         .write_recovered(&Recovered {
             files: names,
@@ -174,6 +174,34 @@ pub(super) async fn rebuild_checkpoint(
         })
         .await?;
     Ok(message)
+}
+
+/// The source whose checkpoint is rebuilt: which of the table's files it took.
+struct Ours<'a> {
+    name: &'a str,
+    /// Its folder, as lineage names files in it (with the trailing separator).
+    folder: String,
+}
+
+impl Ours<'_> {
+    /// Whether `file`, of a batch committed by `owners` (the sources its commits name; `None`
+    /// when the history no longer holds its commit), was taken by this source. A bronze row
+    /// (`in_bronze`) whose commit is gone counts by its folder; a quarantine row only once its
+    /// batch reached bronze. The default source takes what commits name it (or name no source:
+    /// made before sources had names), wherever its folder was (it may have moved); another
+    /// source takes only files directly in its own folder, from commits that name it.
+    fn took(&self, file: &str, owners: Option<&[Option<String>]>, in_bronze: bool) -> bool {
+        let default = self.name == DEFAULT_SOURCE;
+        let in_folder = file
+            .strip_prefix(&self.folder)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+        match owners {
+            None => in_bronze && (in_folder || default),
+            Some(owners) => owners.iter().any(|owner| {
+                owner.as_deref().unwrap_or(DEFAULT_SOURCE) == self.name && (default || in_folder)
+            }),
+        }
+    }
 }
 
 fn file_name(path: &str) -> String {
@@ -185,6 +213,98 @@ fn file_name(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rebuilt_checkpoint_takes_only_its_own_sources_files() {
+        let site = Ours {
+            name: "site_a",
+            folder: "s3://lake/a/".into(),
+        };
+        let tracker = Ours {
+            name: DEFAULT_SOURCE,
+            folder: "/data/tracker/".into(),
+        };
+        let named = |n: &str| vec![Some(n.to_string())];
+        let legacy = vec![None];
+        // (source, file, owners of its batch, in bronze) -> taken
+        let cases: [(&Ours, &str, Option<Vec<Option<String>>>, bool, bool); 12] = [
+            (
+                &site,
+                "s3://lake/a/01.json",
+                Some(named("site_a")),
+                true,
+                true,
+            ),
+            // Another source's file of the same name is not ours.
+            (
+                &site,
+                "s3://lake/b/01.json",
+                Some(named("site_b")),
+                true,
+                false,
+            ),
+            // A folder inside ours is another source's (and not ours even by mistake).
+            (
+                &site,
+                "s3://lake/a/sub/01.json",
+                Some(named("site_a")),
+                true,
+                false,
+            ),
+            // Two commits with one batch id (two sources at once): ours only by folder.
+            (
+                &site,
+                "s3://lake/b/01.json",
+                Some(vec![Some("site_a".into()), Some("site_b".into())]),
+                true,
+                false,
+            ),
+            // The commit is gone: a bronze row counts by its folder.
+            (&site, "s3://lake/a/02.json", None, true, true),
+            (&site, "s3://lake/b/02.json", None, true, false),
+            // A quarantine row of a batch that never reached bronze.
+            (&site, "s3://lake/a/03.json", None, false, false),
+            // The default source: its own commits wherever its folder was.
+            (
+                &tracker,
+                "/old/tracker/01.json",
+                Some(named(DEFAULT_SOURCE)),
+                true,
+                true,
+            ),
+            (
+                &tracker,
+                "/old/tracker/01.json",
+                Some(legacy.clone()),
+                true,
+                true,
+            ),
+            (&tracker, "/data/tracker/01.json", Some(legacy), false, true),
+            // Never a named source's files.
+            (
+                &tracker,
+                "s3://lake/a/01.json",
+                Some(named("site_a")),
+                true,
+                false,
+            ),
+            (
+                &tracker,
+                "/data/tracker/01.json",
+                Some(named("site_a")),
+                true,
+                false,
+            ),
+        ];
+        for (source, file, owners, in_bronze, taken) in cases {
+            assert_eq!(
+                source.took(file, owners.as_deref(), in_bronze),
+                taken,
+                "{} {file} {owners:?} {in_bronze}",
+                source.name
+            );
+        }
+    }
 
     #[test]
     fn an_unfinished_batch_is_marked_done_if_committed_else_redone() {
