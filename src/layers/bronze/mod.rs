@@ -432,13 +432,13 @@ async fn run_source(
     // A checkpoint that has never planned a batch, on a table that has data, was lost (or its
     // rebuild was interrupted): take what the table holds as ingested before planning anything.
     let lost = checkpoint.planned().await?.is_empty() && checkpoint.recovered().await?.is_none();
-    if lost && version_before.is_some_and(|v| v > 0) {
-        if let Some(message) =
+    if lost
+        && version_before.is_some_and(|v| v > 0)
+        && let Some(message) =
             recovery::rebuild_checkpoint(warehouse, &id, &table, &checkpoint, &source).await?
-        {
-            observer.warn(&message);
-            report.warnings.push(message);
-        }
+    {
+        observer.warn(&message);
+        report.warnings.push(message);
     }
     report.stream_id = checkpoint.stream_id().to_string();
     report.streams.push(StreamReport {

@@ -227,7 +227,8 @@ mod tests {
         let named = |n: &str| vec![Some(n.to_string())];
         let legacy = vec![None];
         // (source, file, owners of its batch, in bronze) -> taken
-        let cases: [(&Ours, &str, Option<Vec<Option<String>>>, bool, bool); 12] = [
+        type Owners = Option<Vec<Option<String>>>;
+        let cases: [(&Ours, &str, Owners, bool, bool); 12] = [
             (
                 &site,
                 "s3://lake/a/01.json",
