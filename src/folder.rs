@@ -21,16 +21,6 @@ use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
 use crate::failpoint::failpoint;
 
-/// A source file read for a batch.
-#[derive(Debug)]
-pub enum Fetched {
-    Bytes(Vec<u8>),
-    /// Not there any more.
-    Gone,
-    /// Rewritten since it was planned (another e-tag, size or time).
-    Changed,
-}
-
 /// A folder: a local path, or a prefix in an object store.
 #[derive(Debug, Clone)]
 pub enum Folder {
@@ -150,32 +140,6 @@ impl Folder {
                 Ok(Some(bytes.to_vec()))
             }
         }
-    }
-
-    /// The bytes of object `name` if it is still the version `e_tag` names (`If-Match`): `Ok(None)`
-    /// if it is gone, [`Fetched::Changed`] if it was rewritten. For an object store only.
-    pub async fn read_if_unchanged(&self, name: &str, e_tag: Option<&str>) -> Result<Fetched> {
-        let Self::Store { store, .. } = self else {
-            return Ok(match self.read(name).await? {
-                Some(bytes) => Fetched::Bytes(bytes),
-                None => Fetched::Gone,
-            });
-        };
-        let options = object_store::GetOptions {
-            if_match: e_tag.map(str::to_string),
-            ..object_store::GetOptions::default()
-        };
-        let got = match store.get_opts(&self.object(name), options).await {
-            Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Gone),
-            Err(object_store::Error::Precondition { .. }) => return Ok(Fetched::Changed),
-            Err(e) => return Err(self.failed("read", name, e)),
-        };
-        let bytes = got
-            .bytes()
-            .await
-            .map_err(|e| self.failed("read", name, e))?;
-        Ok(Fetched::Bytes(bytes.to_vec()))
     }
 
     /// Whether `name` exists.

@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use super::batch::QuarantineRow;
 use crate::delta::TableId;
 use crate::error::{Error, Result};
-use crate::folder::{Fetched, Folder};
-use crate::source::discover::{self, SourceFile};
+use crate::folder::Folder;
+use crate::source::discover::SourceFile;
 use crate::source::json::{self, FileError, Lineage};
 
 /// What one batch's files gave, written as Parquet but not committed.
@@ -200,36 +200,25 @@ pub(super) async fn delete(store: &dyn ObjectStore, adds: &[Add]) {
     }
 }
 
-/// The bytes of a source file as its plan took it, from a local folder or an object store: gone,
-/// or changed since (another size or time; in a store, another e-tag) rather than other bytes
-/// under the planned name, so a redone batch reads what was planned or nothing.
+/// The bytes of a source file, from a local folder or an object store, as it is now. A batch
+/// redone after a crash was never committed, so reading the file's current content (a bad file
+/// fixed after `--bad-files fail`, say) doubles nothing.
 fn read_source(
     runtime: &tokio::runtime::Handle,
     source: &Folder,
     file: &SourceFile,
-) -> Result<Fetched> {
+) -> Result<Option<Vec<u8>>> {
     match source {
         // Read directly: a symbolic link is followed, as discovery did.
         Folder::Local(dir) => {
             let path = dir.join(&file.name);
-            let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-            let metadata = match std::fs::metadata(&path) {
-                Ok(metadata) => metadata,
-                Err(e) if gone(&e) => return Ok(Fetched::Gone),
-                Err(e) => return Err(Error::io("read", path)(e)),
-            };
-            if metadata.len() != file.size || discover::mtime_ms(&metadata) != file.mtime_ms {
-                return Ok(Fetched::Changed);
-            }
             match std::fs::read(&path) {
-                Ok(bytes) => Ok(Fetched::Bytes(bytes)),
-                Err(e) if gone(&e) => Ok(Fetched::Gone),
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io("read", path)(e)),
             }
         }
-        Folder::Store { .. } => {
-            runtime.block_on(source.read_if_unchanged(&file.name, file.e_tag.as_deref()))
-        }
+        Folder::Store { .. } => runtime.block_on(source.read(&file.name)),
     }
 }
 
@@ -239,7 +228,7 @@ fn read_source(
 fn parse_file(
     source: &Folder,
     file: &SourceFile,
-    read: Result<Fetched>,
+    read: Result<Option<Vec<u8>>>,
     batch_id: i64,
     ingested_at: i64,
     first_position: i64,
@@ -248,21 +237,8 @@ fn parse_file(
     let mut piece = Piece::empty(batch_id, ingested_at);
     let source_file = source.display_file(&file.name);
     let bytes = match read? {
-        Fetched::Bytes(bytes) => bytes,
-        Fetched::Changed => {
-            piece.quarantine.push(QuarantineRow {
-                source_file,
-                line: None,
-                error: format!(
-                    "the file changed after batch {batch_id} planned it (it no longer has the \
-                     size, time or e-tag the plan recorded): not ingested; write new readings \
-                     to a new file"
-                ),
-                raw: String::new(),
-            });
-            return Ok(piece);
-        }
-        Fetched::Gone => {
+        Some(bytes) => bytes,
+        None => {
             piece.quarantine.push(QuarantineRow {
                 source_file,
                 line: None,
