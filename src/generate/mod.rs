@@ -116,6 +116,27 @@ pub async fn upload(
     let local = LocalData::new(tmp.path());
     let mut report = generate(&local, options, true)?;
     let tracker = data.tracker().folder(data.options())?;
+    // What a data set there already holds: the month files of an earlier `generate` (named as
+    // it names them) go, as they do locally with --force; other files stay, and are named.
+    let ours: BTreeSet<String> = report
+        .files
+        .iter()
+        .filter_map(|f| Some(f.file_name()?.to_str()?.to_string()))
+        .collect();
+    for name in tracker.names().await? {
+        if ours.contains(&name) || !is_candidate_name(&name) {
+            continue;
+        }
+        if is_month_file_name(&name) {
+            tracker.delete(&name).await?;
+        } else {
+            report.warnings.push(format!(
+                "{}: not written by `medallion generate`, so it was left in place; bronze will \
+                 ingest it with the generated files",
+                tracker.display_file(&name)
+            ));
+        }
+    }
     let mut uploaded = Vec::new();
     let csv = local.patients_csv();
     let bytes = std::fs::read(&csv).map_err(Error::io("read", &csv))?;
@@ -133,6 +154,12 @@ pub async fn upload(
     report.files = uploaded;
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Whether `name` is how the generator names a month's file (`NN.json`, any number of digits).
+fn is_month_file_name(name: &str) -> bool {
+    name.strip_suffix(".json")
+        .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Write a fresh data set: the patient CSV and `months × scale` tracker files. Refuses to write

@@ -339,6 +339,44 @@ fn data_uploaded_to_s3_is_ingested_from_there() {
         lineage.contains("s3://lakehouse/data/healthcare/streaming/tracker/"),
         "{lineage}"
     );
+    // --force replaces the data set: the earlier months go, a file it did not write stays and
+    // is named.
+    let foreign =
+        std::env::temp_dir().join(format!("medallion-foreign-{}.json", std::process::id()));
+    std::fs::write(&foreign, "[]").unwrap();
+    moto.put(
+        "lakehouse",
+        "data/healthcare/streaming/tracker/99-site.json",
+        &foreign,
+    );
+    std::fs::remove_file(&foreign).unwrap();
+    let out = bare(&moto)
+        .args([
+            "--data",
+            data,
+            "generate",
+            "--force",
+            "--patients",
+            "2",
+            "--months",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("99-site.json: not written by"),
+        "{out:?}"
+    );
+    let mut keys = moto.keys("lakehouse", "data/healthcare/streaming/tracker/");
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "data/healthcare/streaming/tracker/01.json",
+            "data/healthcare/streaming/tracker/99-site.json"
+        ]
+    );
 }
 
 /// `medallion` with moto's settings and nothing else.
