@@ -76,9 +76,12 @@ else
 	MEDALLION_MOTO=$(MOTO) $(CARGO) test --all-targets
 endif
 
-bench: ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100) and micro benchmarks
+# `make bench BENCH_S3=1` adds bench/run's S3 measurement on moto (x10), which runs on the venv's
+# Python (moto, deltalake, Polars).
+BENCH_PYTHON = $(if $(filter 1,$(BENCH_S3)),$(VENV)/bin/python,python3)
+bench: $(if $(filter 1,$(BENCH_S3)),venv) ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100; BENCH_S3=1 S3 on moto) and micro benchmarks
 	$(CARGO) build --release --bin medallion --example micro
-	MEDALLION_BIN=$(TARGET_DIR)/release/medallion python3 bench/run
+	BENCH_S3=$(BENCH_S3) MEDALLION_BIN=$(TARGET_DIR)/release/medallion $(BENCH_PYTHON) bench/run
 	$(TARGET_DIR)/release/examples/micro
 
 venv: ## The Python venv (.venv/): interop readers, Sail, moto; installed again only when a pin changes
