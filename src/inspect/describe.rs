@@ -154,13 +154,17 @@ pub async fn run(warehouse: &Warehouse, name: &str) -> Result<Rows> {
         Value::Null,
     );
     for txn in super::app_transactions(warehouse, &id, &table).await? {
-        let (key, value) = match (&txn.upstream, txn.bronze_stream) {
+        let (key, value) = match (&txn.upstream, &txn.bronze_source) {
             (Some(upstream), _) => ("Consumed", format!("{upstream} v{}", txn.version)),
-            (None, true) => (
+            (None, Some(source)) if source == crate::warehouse::DEFAULT_SOURCE => (
                 "Stream Batch",
                 format!("bronze stream batch {}", txn.version),
             ),
-            (None, false) => ("Transaction", format!("{} = {}", txn.app_id, txn.version)),
+            (None, Some(source)) => (
+                "Stream Batch",
+                format!("bronze stream of source {source}, batch {}", txn.version),
+            ),
+            (None, None) => ("Transaction", format!("{} = {}", txn.app_id, txn.version)),
         };
         detail(key, json!(value), json!(format!("txn {}", txn.app_id)));
     }

@@ -114,8 +114,8 @@ pub struct AppTransaction {
     /// The upstream table, for a consumer's app id `<consumer><-<table>` (not a position in a
     /// side table the consumer writes itself, such as silver's waiting rows).
     pub upstream: Option<String>,
-    /// Whether the app id is the bronze stream's id (its `_checkpoint/metadata`).
-    pub bronze_stream: bool,
+    /// The bronze source whose stream id the app id is (its checkpoint's `metadata`), if any.
+    pub bronze_source: Option<String>,
 }
 
 /// Every application transaction of a table, with the version each application recorded last.
@@ -130,7 +130,7 @@ pub async fn app_transactions(
     let mut app_ids: BTreeSet<String> = catalog::APP_IDS
         .iter()
         .map(AppId::id)
-        .chain(stream_ids.iter().cloned())
+        .chain(stream_ids.iter().map(|(_, id)| id.clone()))
         .collect();
     for commit in read_commits(id, table, 0, latest_version(id, table)?).await? {
         app_ids.extend(commit.txns.into_iter().map(|t| t.app_id));
@@ -142,7 +142,10 @@ pub async fn app_transactions(
                 upstream: catalog::parse_app_id(&app_id)
                     .filter(|c| c.upstream)
                     .map(|c| c.table.to_string()),
-                bronze_stream: stream_ids.contains(&app_id),
+                bronze_source: stream_ids
+                    .iter()
+                    .find(|(_, id)| *id == app_id)
+                    .map(|(name, _)| name.clone()),
                 app_id,
                 version,
             });
@@ -153,7 +156,7 @@ pub async fn app_transactions(
 
 /// The ids of the bronze streams whose checkpoints are there: the default source's, and every
 /// named source's (`_checkpoint/<name>/`).
-async fn bronze_stream_ids(warehouse: &Warehouse) -> Vec<String> {
+async fn bronze_stream_ids(warehouse: &Warehouse) -> Vec<(String, String)> {
     let default = crate::warehouse::DEFAULT_SOURCE;
     let Ok(folder) = warehouse.checkpoint(catalog::BRONZE.name, default) else {
         return Vec::new();
@@ -162,7 +165,7 @@ async fn bronze_stream_ids(warehouse: &Warehouse) -> Vec<String> {
         .await
         .unwrap_or_default()
         .into_iter()
-        .map(|(_, checkpoint)| checkpoint.stream_id().to_string())
+        .map(|(name, checkpoint)| (name, checkpoint.stream_id().to_string()))
         .collect()
 }
 

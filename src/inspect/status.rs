@@ -157,10 +157,11 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
         let mut to_do = Vec::new();
         if let Some(t) = table {
             for txn in super::app_transactions(warehouse, id, t).await? {
-                let key = match (&txn.upstream, txn.bronze_stream) {
+                let key = match (&txn.upstream, &txn.bronze_source) {
                     (Some(upstream), _) => upstream.clone(),
-                    (None, true) => "source".to_string(),
-                    (None, false) => continue,
+                    (None, Some(source)) if source == DEFAULT_SOURCE => "source".to_string(),
+                    (None, Some(source)) => format!("source {source}"),
+                    (None, None) => continue,
                 };
                 if let Some(upstream) = &txn.upstream {
                     inconsistencies.extend(
@@ -184,6 +185,14 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
                 status.bytes_to_ingest = Some(bytes);
             } else {
                 to_do.push(format!("no source folder {}", data.tracker().display()));
+            }
+            for (source, files, bytes) in named_sources_to_do(warehouse, data).await? {
+                to_do.push(format!(
+                    "source {source}: {} to ingest ({bytes} bytes)",
+                    plural(files, "file")
+                ));
+                status.files_to_ingest = Some(status.files_to_ingest.unwrap_or(0) + files);
+                status.bytes_to_ingest = Some(status.bytes_to_ingest.unwrap_or(0) + bytes);
             }
             status.quarantined = Some(rows_of(opened[catalog::BRONZE_QUARANTINE.name].1.as_ref()));
         } else if name == catalog::SILVER.name {
@@ -370,6 +379,37 @@ async fn bronze_to_do(
     let found = discover::discover(&folder, &mut seen, now).await?;
     let bytes = found.files.iter().map(|f| f.size).sum();
     Ok((Some(found.files.len() as u64), bytes, problems))
+}
+
+/// The files each named source's stream (`bronze --source NAME=...`) has not taken yet, from
+/// the folder its checkpoint is bound to: (name, files, bytes).
+async fn named_sources_to_do(
+    warehouse: &Warehouse,
+    data: &DataDir,
+) -> Result<Vec<(String, u64, u64)>> {
+    let default = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
+    let mut found = Vec::new();
+    for (name, checkpoint) in crate::stream::checkpoint::all(&default, DEFAULT_SOURCE).await? {
+        if name == DEFAULT_SOURCE {
+            continue;
+        }
+        let Some(location) = checkpoint
+            .source()
+            .and_then(|bound| crate::warehouse::parse_location(bound).ok())
+        else {
+            continue;
+        };
+        let folder = location.folder(data.options())?;
+        let mut seen = Seen::from_checkpoint(&checkpoint).await?;
+        let now = Completeness {
+            settle: Duration::ZERO,
+            recheck: Duration::ZERO,
+        };
+        let listed = discover::discover(&folder, &mut seen, now).await?;
+        let bytes = listed.files.iter().map(|f| f.size).sum();
+        found.push((name, listed.files.len() as u64, bytes));
+    }
+    Ok(found)
 }
 
 /// Rows of a table's latest version, from its files' statistics (0 if it does not exist).

@@ -273,3 +273,34 @@ fn one_folder_under_two_source_names_is_refused() {
     assert!(again.contains("already read by source x"), "{again}");
     assert_eq!(bronze_count(&ws), "1");
 }
+
+#[test]
+fn status_counts_what_each_named_source_has_left_to_ingest() {
+    let ws = two_sites();
+    deliver(
+        &ws,
+        "a",
+        "01.json",
+        &[reading("1", "60", "10000001", "1601510459")],
+    );
+    ws.run_settled(&["-q", "bronze", &source(&ws, "a")]);
+    deliver(
+        &ws,
+        "a",
+        "02.json",
+        &[reading("1", "61", "10000001", "1601510460")],
+    );
+    deliver(
+        &ws,
+        "a",
+        "03.json",
+        &[reading("1", "62", "10000001", "1601510461")],
+    );
+    let out = ws.run_ok(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bronze = &status["tables"][1];
+    assert_eq!(bronze["files_to_ingest"], 2, "{out}");
+    assert_eq!(bronze["consumed"]["source a"], 0, "{out}");
+    let text = ws.run_ok(&["status"]);
+    assert!(text.contains("source a: 2 files to ingest"), "{text}");
+}
