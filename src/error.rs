@@ -193,18 +193,7 @@ impl Error {
 
     /// The message with every cause after it, `a: b: c`, as a user should see it.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(e) = cause {
-            let next = e.to_string();
-            // Some libraries repeat their cause's text in their own message.
-            if !text.ends_with(&next) {
-                text.push_str(": ");
-                text.push_str(&next);
-            }
-            cause = e.source();
-        }
-        text
+        chain_of(self)
     }
 
     /// Exit code for the CLI: 2 for usage errors, 3 for a race lost to another writer (nothing
@@ -218,4 +207,21 @@ impl Error {
             _ => 1,
         }
     }
+}
+
+/// Any error with every cause after it, `a: b: c` ([`Error::chain`]; an object store's or
+/// deltalake's error too).
+pub(crate) fn chain_of(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        let next_text = next.to_string();
+        // Some libraries repeat their cause's text in their own message.
+        if !text.ends_with(&next_text) {
+            text.push_str(": ");
+            text.push_str(&next_text);
+        }
+        cause = next.source();
+    }
+    text
 }

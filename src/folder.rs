@@ -49,7 +49,7 @@ impl Folder {
         let store = deltalake::logstore::store_for(url, options.clone()).map_err(|e| {
             Error::Usage(format!(
                 "{url}: cannot reach the object store: {}",
-                chain(&e)
+                crate::error::chain_of(&e)
             ))
         })?;
         Ok(Self::Store {
@@ -243,24 +243,8 @@ impl Folder {
     /// folder that does not exist has none.
     pub async fn names(&self) -> Result<Vec<String>> {
         match self {
-            Self::Local(dir) => {
-                let entries = match std::fs::read_dir(dir) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io("list", dir)(e)),
-                };
-                let mut names = Vec::new();
-                for entry in entries {
-                    let entry = entry.map_err(Error::io("list", dir))?;
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        continue;
-                    }
-                    if let Ok(name) = entry.file_name().into_string() {
-                        names.push(name);
-                    }
-                }
-                Ok(names)
-            }
+            // A link to a folder is listed as a file: discovery names what it is.
+            Self::Local(dir) => local_entries(dir, |e| !e.file_type().is_ok_and(|t| t.is_dir())),
             Self::Store { .. } => Ok(self
                 .objects()
                 .await?
@@ -274,23 +258,7 @@ impl Folder {
     /// one level down), any order; none if it does not exist.
     pub async fn subfolders(&self) -> Result<Vec<String>> {
         match self {
-            Self::Local(dir) => {
-                let entries = match std::fs::read_dir(dir) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io("list", dir)(e)),
-                };
-                let mut names = Vec::new();
-                for entry in entries {
-                    let entry = entry.map_err(Error::io("list", dir))?;
-                    if entry.path().is_dir()
-                        && let Ok(name) = entry.file_name().into_string()
-                    {
-                        names.push(name);
-                    }
-                }
-                Ok(names)
-            }
+            Self::Local(dir) => local_entries(dir, |e| e.path().is_dir()),
             Self::Store { store, prefix, .. } => {
                 let listed = store
                     .list_with_delimiter(Some(prefix))
@@ -326,7 +294,7 @@ impl Folder {
     }
 
     fn failed(&self, action: &'static str, name: &str, e: object_store::Error) -> Error {
-        let mut message = store_message(&chain(&e));
+        let mut message = store_message(&crate::error::chain_of(&e));
         // The store's reply says what is wrong; a user needs the first step to mend it.
         if message.contains("NoSuchBucket") {
             message = "the bucket does not exist (NoSuchBucket): medallion creates no buckets, \
@@ -382,19 +350,27 @@ fn with_slash(text: &str) -> String {
     }
 }
 
-/// An error with its causes, `a: b: c`.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(next) = cause {
-        let next_text = next.to_string();
-        if !text.contains(&next_text) {
-            text.push_str(": ");
-            text.push_str(&next_text);
+/// The UTF-8 names of the entries of a local folder that `keep` keeps, any order; none if it
+/// does not exist.
+fn local_entries(
+    dir: &std::path::Path,
+    keep: impl Fn(&std::fs::DirEntry) -> bool,
+) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if keep(&entry)
+            && let Ok(name) = entry.file_name().into_string()
+        {
+            names.push(name);
         }
-        cause = next.source();
     }
-    text
+    Ok(names)
 }
 
 #[cfg(test)]
