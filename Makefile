@@ -73,7 +73,7 @@ ifeq ($(HAVE_PYTHON),)
 	$(CARGO) test --all-targets
 	@echo "*** make test: python3 not found: the S3 tests were SKIPPED ***" >&2
 else
-	MEDALLION_MOTO=$(MOTO) $(CARGO) test --all-targets
+	MEDALLION_MOTO=$(MOTO) MEDALLION_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets
 endif
 
 # `make bench BENCH_S3=1` adds bench/run's S3 measurement on moto (x10), which runs on the venv's

@@ -166,17 +166,19 @@ The stream's checkpoint is <warehouse>/{db}.db/{bronze}/_checkpoint/."))]
     #[command(after_help = fill("Examples:
   medallion silver
   medallion silver --timezone America/New_York     render date/time in New York time
+  medallion silver --full-refresh                   rebuild from all of bronze (one new version)
 
 Rows that cannot be typed go to {silver_quarantine} with the reason; readings of a
 patient not in {patients} wait in {waiting} and join when it arrives."))]
-    Silver(SilverArgs),
+    Silver(SilverCommandArgs),
 
     /// Refresh `fact_heartrate_gold` (per patient) and `fact_heartrate_daily` (per patient and
     /// UTC day) from silver's changes, by MERGE.
     #[command(after_help = "Examples:
   medallion gold
-  medallion --json gold")]
-    Gold,
+  medallion --json gold
+  medallion gold --full-refresh               recompute every patient from all of silver")]
+    Gold(GoldArgs),
 
     /// Run every layer (patients, bronze, silver, gold), then print gold by average rate.
     #[command(after_help = "Examples:
@@ -279,6 +281,39 @@ an inconsistency is found: a consumed version beyond its upstream's latest, rows
 versions a restore took back, a consumer of a missing table, a bronze checkpoint bound to
 another folder.")]
     Status,
+
+    /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose
+    /// files carry dataChange=false, so no downstream table sees a change.
+    #[command(after_help = fill("Examples:
+  medallion optimize {bronze}                        pack files under 128 MB
+  medallion optimize {bronze} --target-size 32MB
+  medallion optimize {silver} --where \"datetime < '2024-01-01'\"
+
+--where selects files by their statistics (files that may hold a matching row): comparisons of
+a column with a literal (=, !=, <, <=, >, >=, IN (...), NOT IN (...)) joined by AND.
+It can run while a bronze stream appends: the stream's commits and the compaction do not
+conflict. A MERGE that rewrote a compacted file meanwhile makes optimize lose (exit 3)."))]
+    Optimize(OptimizeArgs),
+
+    /// Delete data files no version within the retention needs, and orphans (files of batches
+    /// or jobs that never committed) older than it; never _delta_log or _checkpoint.
+    #[command(after_help = fill("Examples:
+  medallion vacuum {bronze} --dry-run                what would go, with sizes
+  medallion vacuum {bronze}                          retain 168h (7 days)
+  medallion vacuum {silver} --retain 720h
+  medallion vacuum {gold} --retain 0h --force        time travel to older versions breaks
+
+A retention under 168h is refused without --force: versions older than it could no longer be
+read, and a running writer's files not committed yet could be taken."))]
+    Vacuum(VacuumArgs),
+
+    /// Optimize, vacuum (168h) and checkpoint every table, deleting commit files older than
+    /// each table's log retention (delta.logRetentionDuration, 30 days): a cron-able one-liner.
+    #[command(after_help = "Examples:
+  medallion maintain
+  medallion --json maintain
+  0 3 * * * cd /srv/lake && medallion maintain      (crontab: every night at 3)")]
+    Maintain,
 
     /// Check that the warehouse's store honours put-if-absent (a second create of one object is
     /// refused), which every commit relies on; keeps the record of a passed check.
@@ -433,6 +468,52 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// Table name, e.g. fact_heartrate_bronze.
+    pub table: String,
+
+    /// The size to pack files up to (files at or above it are left alone): 128MB, 1GiB, 500KB...
+    #[arg(long, default_value = "128MB", value_parser = parse_size)]
+    pub target_size: u64,
+
+    /// Only files whose statistics say they may hold a matching row.
+    #[arg(long = "where", value_name = "PRED")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Table name, e.g. fact_heartrate_bronze.
+    pub table: String,
+
+    /// How long removed and orphaned files are kept: 168h, 7d, 30days...
+    #[arg(long, default_value = "168h", value_parser = parse_duration)]
+    pub retain: std::time::Duration,
+
+    /// List what would be deleted, with sizes; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Accept a retention under 168h (older versions can no longer be read).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A size as people write it: `128MB`, `1GiB`, `4096`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{text:?} is not a size like 128MB, 1GiB or 4096 ({e})"))
+}
+
+/// A duration as people write it: `168h`, `7d`, `30min`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 168h, 7d or 30min ({e})"))
+}
+
+#[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Table name, e.g. fact_heartrate_gold.
     pub table: String,
@@ -457,6 +538,25 @@ pub struct SilverArgs {
     /// keeps the zone it was created with (default UTC); naming another is refused.
     #[arg(long, value_parser = crate::transform::parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
+}
+
+#[derive(Debug, Args)]
+pub struct SilverCommandArgs {
+    #[command(flatten)]
+    pub silver: SilverArgs,
+
+    /// Rebuild silver (and its waiting and quarantine tables) from bronze as it is now, each
+    /// as one new version (time travel keeps the old ones): after bronze's log expired under a
+    /// silver that was behind, or to start over.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GoldArgs {
+    /// Rebuild gold and daily from all of silver as it is now, each as one new version.
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -493,6 +593,11 @@ pub struct BronzeArgs {
     /// `tracker`.
     #[arg(long = "source", value_name = "NAME=FOLDER", value_parser = crate::warehouse::parse_source)]
     pub sources: Vec<SourceSpec>,
+
+    /// Compact the table's small files (as `optimize` does) every N committed files, in the
+    /// background of the stream (0: never).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub auto_compact: usize,
 }
 
 #[derive(Debug, Args)]

@@ -136,6 +136,14 @@ pub enum Error {
     )]
     FileMissing { table: String, path: String },
 
+    /// A data file that is there but cannot be read as Parquet.
+    #[error("table {table}: data file {path} cannot be read: {message}")]
+    FileUnreadable {
+        table: String,
+        path: String,
+        message: String,
+    },
+
     /// `status` found what does not add up (listed on stdout).
     #[error("status: {count} inconsistencies found (listed above)")]
     Inconsistent { count: usize },

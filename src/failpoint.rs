@@ -49,6 +49,8 @@ pub mod points {
     pub const GOLD_BETWEEN_COMMITS: &str = "gold-between-commits";
     /// Both gold tables are committed.
     pub const GOLD_AFTER_COMMIT: &str = "gold-after-commit";
+    /// A compaction wrote its files and is about to commit them.
+    pub const OPTIMIZE_BEFORE_COMMIT: &str = "optimize-before-commit";
 
     /// Every point.
     pub const ALL: &[&str] = &[
@@ -64,6 +66,7 @@ pub mod points {
         SILVER_AFTER_COMMIT,
         GOLD_BETWEEN_COMMITS,
         GOLD_AFTER_COMMIT,
+        OPTIMIZE_BEFORE_COMMIT,
     ];
 }
 

@@ -26,6 +26,7 @@
 //! - [`transform`]: silver's pure conversions (text to types, instants to the lab's strings).
 //! - [`inspect`]: the read side: tables, describe, history, show (time travel), sql, diff, and
 //!   restore.
+//! - [`maintain`]: optimize (compaction), vacuum, checkpoints and log retention, `maintain`.
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 //! - [`docgen`]: shell completions and man pages, generated from the command line's definition.
@@ -41,6 +42,7 @@ mod folder;
 mod generate;
 mod inspect;
 mod layers;
+mod maintain;
 mod output;
 mod parallel;
 mod run;

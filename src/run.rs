@@ -77,22 +77,25 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Silver(args) => {
             let warehouse = writing_to().await?;
             let options = SilverOptions {
-                max_rows_per_commit: unlimited_at_0(args.max_rows_per_commit),
-                timezone: args.timezone,
+                max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
+                timezone: args.silver.timezone,
+                full_refresh: args.full_refresh,
             };
             let mut bar = StepBar::new(printer);
             printer.report(&writing(printer, silver::run(&warehouse, &options, &mut bar)).await?);
         }
-        Command::Gold => {
+        Command::Gold(args) => {
             let warehouse = writing_to().await?;
             let mut bar = StepBar::new(printer);
-            printer.report(&writing(printer, gold::run(&warehouse, &mut bar)).await?);
+            let job = gold::run(&warehouse, args.full_refresh, &mut bar);
+            printer.report(&writing(printer, job).await?);
         }
         Command::Pipeline(args) => {
             let warehouse = writing_to().await?;
             let silver_options = SilverOptions {
                 max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
                 timezone: args.silver.timezone,
+                full_refresh: false,
             };
             // Progress records would mix with the report on stdout: keep them in the
             // checkpoint's progress.jsonl.
@@ -208,6 +211,38 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Completions(args) => crate::docgen::print_completions(args.shell)?,
         Command::Man(args) => printer.report(&crate::docgen::man_pages(&args.out)?),
+        Command::Optimize(args) => {
+            let warehouse = writing_to().await?;
+            let options = crate::maintain::optimize::OptimizeOptions {
+                target_size: args.target_size,
+                filter: args.filter,
+            };
+            let report = writing(printer, async {
+                let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
+                crate::maintain::optimize::run(&id, table, &options).await
+            })
+            .await?;
+            printer.report(&report);
+        }
+        Command::Vacuum(args) => {
+            let warehouse = if args.dry_run {
+                reading()?
+            } else {
+                writing_to().await?
+            };
+            let options = crate::maintain::vacuum::VacuumOptions {
+                retain: args.retain,
+                dry_run: args.dry_run,
+                force: args.force,
+            };
+            let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
+            printer.report(&crate::maintain::vacuum::run(&id, table, &options).await?);
+        }
+        Command::Maintain => {
+            let warehouse = writing_to().await?;
+            let report = writing(printer, crate::maintain::run(&warehouse)).await?;
+            printer.report(&report);
+        }
         Command::CheckStore => {
             printer.report(&storage::check_store(&reading()?).await?);
         }
@@ -288,6 +323,7 @@ fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
         bad_files: args.bad_files,
         source_moved: args.source_moved,
         sources: args.sources.clone(),
+        auto_compact: args.auto_compact,
         ..BronzeOptions::default()
     }
 }
@@ -430,6 +466,14 @@ impl Observer for BronzeOutput {
         match &self.bar {
             Some(bar) => bar.suspend(|| self.printer.warn(message)),
             None => self.printer.warn(message),
+        }
+    }
+
+    fn compacted(&mut self, report: &crate::maintain::optimize::OptimizeReport) {
+        let line = format!("auto-compaction: {}", report.summary());
+        match &self.bar {
+            Some(bar) => bar.suspend(|| self.printer.info(&line)),
+            None => self.printer.info(&line),
         }
     }
 }

@@ -41,7 +41,7 @@ pub struct AppendLog {
     /// Problems that did not stop a commit (a checkpoint that could not be written).
     warnings: Vec<String>,
     /// The Delta checkpoint being written in the background, if any.
-    checkpointing: Option<tokio::task::JoinHandle<Result<()>>>,
+    checkpointing: Option<tokio::task::JoinHandle<Result<usize>>>,
 }
 
 /// One commit's content.
@@ -176,7 +176,7 @@ impl AppendLog {
     pub async fn finish(&mut self) {
         if let Some(task) = self.checkpointing.take() {
             match task.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => self.warnings.push(e.chain()),
                 Err(e) => self.warnings.push(format!(
                     "table {}: writing a checkpoint failed: {e}",
@@ -262,13 +262,28 @@ fn max_batch_id(stats: &str) -> Option<i64> {
     stats.get("maxValues")?.get("_batch_id")?.as_i64()
 }
 
-/// Write a Delta checkpoint of `version`.
-async fn checkpoint(id: TableId, version: u64) -> Result<()> {
+/// Write a Delta checkpoint of `version`, then delete the commit files older than the table's
+/// `delta.logRetentionDuration` (30 days unless set) that the checkpoint makes unneeded, unless
+/// `delta.enableExpiredLogCleanup` is false (as Delta does after a checkpoint). Returns how
+/// many log files went.
+pub async fn checkpoint(id: TableId, version: u64) -> Result<usize> {
     // Opened through the table's own store (its storage options, durable local writes).
     let table = super::open_version(&id, version).await?;
     deltalake::checkpoints::create_checkpoint(&table, None)
         .await
-        .map_err(id.err("write a checkpoint"))
+        .map_err(id.err("write a checkpoint"))?;
+    use deltalake::table::config::TablePropertiesExt;
+    let cleanup = table
+        .snapshot()
+        .map_err(id.err("read"))?
+        .table_config()
+        .enable_expired_log_cleanup();
+    if !cleanup {
+        return Ok(0);
+    }
+    deltalake::checkpoints::cleanup_metadata(&table, None)
+        .await
+        .map_err(id.err("clean up expired log files"))
 }
 
 #[cfg(test)]

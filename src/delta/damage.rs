@@ -55,14 +55,34 @@ fn parse_name(name: &str) -> Option<(u64, bool)> {
     }
 }
 
-/// Check the commit files a reader of the table's latest version replays: every commit must
-/// be non-empty, and those after the newest checkpoint (the ones read as JSON) must parse.
-/// `table` need not be loaded.
-pub async fn check(id: &TableId, table: &DeltaTable) -> Result<()> {
+/// Check the commit files a reader of the table at `version` (None: the latest) replays: from
+/// the checkpoint `_last_checkpoint` names (the whole log for a version before it, or without
+/// one), every commit must be non-empty, and those after the newest checkpoint (the ones read
+/// as JSON) must parse. Listing from the checkpoint keeps the cost of opening a table flat
+/// however long its log (an object store lists from an offset). `table` need not be loaded.
+pub async fn check(id: &TableId, table: &DeltaTable, version: Option<u64>) -> Result<()> {
     let store = table.log_store().object_store(None);
     let prefix = deltalake::Path::from("_delta_log");
-    let listed: Vec<_> = store
-        .list(Some(&prefix))
+    let pointer = deltalake::Path::from("_delta_log/_last_checkpoint");
+    let pointed = match store.get(&pointer).await {
+        Ok(got) => got
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64)),
+        Err(_) => None,
+    };
+    let from = pointed.filter(|&c| c > 0 && version.is_none_or(|v| v >= c));
+    let listing = match from {
+        // Strictly after `<c-1>.json`: `<c>.checkpoint.parquet`, `<c>.json` and later.
+        Some(c) => {
+            let offset = deltalake::Path::from(format!("_delta_log/{:020}.json", c - 1));
+            store.list_with_offset(Some(&prefix), &offset)
+        }
+        None => store.list(Some(&prefix)),
+    };
+    let listed: Vec<_> = listing
         .try_collect()
         .await
         .map_err(|e| id.err("list the log")(e.into()))?;
@@ -109,12 +129,7 @@ pub async fn check(id: &TableId, table: &DeltaTable) -> Result<()> {
             ));
         }
     }
-    let pointer = deltalake::Path::from("_delta_log/_last_checkpoint");
-    if listed.iter().any(|m| m.location == pointer)
-        && let Ok(got) = store.get(&pointer).await
-        && let Ok(bytes) = got.bytes().await
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
-        && let Some(version) = value.get("version").and_then(serde_json::Value::as_u64)
+    if let Some(version) = pointed
         && !checkpoints.iter().any(|(v, _, _)| *v == version)
     {
         return Err(damaged(

@@ -119,7 +119,8 @@ fn missing_path(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
-/// Name the winner of a race this run lost: the job that writes the table (or `restore`) and
+/// Name the winner of a race this run lost: the job that writes the table (or `restore`,
+/// `optimize`, `vacuum`) and
 /// the latest version, read from the table's log. Any other error is returned as it is.
 pub async fn name_the_winner(error: Error) -> Error {
     match error {
@@ -152,6 +153,8 @@ async fn winner(table: &str, location: &str) -> Option<Winner> {
     let operation = commit.operation().map(str::to_string);
     let job = match operation.as_deref() {
         Some("RESTORE") => "restore",
+        Some("OPTIMIZE") => "optimize",
+        Some("VACUUM START" | "VACUUM END") => "vacuum",
         _ => crate::catalog::find(table)?.writer,
     };
     Some(Winner {

@@ -42,6 +42,14 @@ impl Commit {
         self.adds.into_iter().filter(|add| add.data_change)
     }
 
+    /// Whether it changed rows or the table (not only files, as a compaction does).
+    pub fn changes_data(&self) -> bool {
+        self.changes_table
+            || self.adds.iter().any(|a| a.data_change)
+            || self.removes.iter().any(|r| r.data_change)
+            || !self.cdc_files.is_empty()
+    }
+
     /// Its operation (`WRITE`, `MERGE`, `STREAMING UPDATE`, `RESTORE`...).
     pub fn operation(&self) -> Option<&str> {
         self.info.as_ref()?.operation.as_deref()
@@ -92,6 +100,25 @@ pub async fn read_commit(id: &TableId, log: &dyn LogStore, version: u64) -> Resu
     read_raw(log, version).await.map_err(id.err("read the log"))
 }
 
+/// The version of the checkpoint `_delta_log/_last_checkpoint` names, if any: commits up to
+/// it need not be read to know the table (and may have been cleaned up).
+pub async fn last_checkpoint(log: &dyn LogStore) -> Option<u64> {
+    use deltalake::logstore::object_store::ObjectStoreExt;
+    let pointer = deltalake::Path::from("_delta_log/_last_checkpoint");
+    let bytes = log
+        .object_store(None)
+        .get(&pointer)
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("version")?
+        .as_u64()
+}
+
 /// The commits of versions `from..=to` still in the log, oldest first.
 pub async fn read_commits(
     id: &TableId,
@@ -106,6 +133,25 @@ pub async fn read_commits(
         }
     }
     Ok(commits)
+}
+
+/// How many of versions `from..=to` a consumer has to read: those that change rows (or the
+/// table), and those no longer in the log (not known not to). A compaction's or vacuum's
+/// commit changes nothing a consumer reads.
+pub async fn versions_with_changes(
+    id: &TableId,
+    log: &dyn LogStore,
+    from: u64,
+    to: u64,
+) -> Result<u64> {
+    let mut count = 0;
+    for version in from..=to {
+        count += match read_commit(id, log, version).await? {
+            Some(commit) => u64::from(commit.changes_data()),
+            None => 1,
+        };
+    }
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -69,27 +69,6 @@ pub fn changed(update: &[&str], approximate: &[&str]) -> Option<Expr> {
         .reduce(Expr::or)
 }
 
-/// A session whose scans read text as `Utf8`, not DataFusion's default `Utf8View`: the files a
-/// MERGE rewrites then hold plain strings, as every other writer's do. A `string_view` column
-/// where the table's schema says non-null `string` is refused by Spark's reader (Sail:
-/// "Cannot cast column from Utf8View (physical) to Utf8 (logical)").
-fn plain_strings_session() -> std::sync::Arc<dyn deltalake::datafusion::catalog::Session> {
-    use deltalake::datafusion::execution::SessionStateBuilder;
-    use deltalake::datafusion::prelude::SessionConfig;
-    let mut config = SessionConfig::new();
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    std::sync::Arc::new(
-        SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .build(),
-    )
-}
-
 /// MERGE `source` into `table` as `plan` says; returns the table at its new version (the same
 /// one if nothing changed and nothing was recorded) and what changed.
 pub async fn upsert(
@@ -120,10 +99,15 @@ pub async fn upsert(
     let before = table.version();
     let mut builder = table
         .merge(source, matches)
-        .with_session_state(plain_strings_session())
+        .with_session_state(super::query::plain_strings_session())
         .with_source_alias("source")
         .with_target_alias("target")
-        .with_commit_properties(plan.props.clone());
+        // No retry: deltalake would not see a compaction's removes (`delta::rewrite`).
+        .with_commit_properties(
+            plan.props
+                .clone()
+                .with_max_retries(super::rewrite::NO_RETRY),
+        );
     if let Some(changed) = changed(plan.update, plan.approximate) {
         builder = builder
             .when_matched_update(|u| {

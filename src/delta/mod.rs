@@ -8,6 +8,9 @@
 //! - [`query`]: tables as DataFusion providers, and the register/sql/collect plumbing.
 //! - [`columns`]: columns of batches read back, in the types the code works with.
 //! - [`append`]: the bronze stream's cheap commits (`AppendLog`).
+//! - [`files`]: data files read back from their Parquet (without a snapshot listing them).
+//! - [`rewrite`]: a compaction's commit (files replaced, no data change), safe against a
+//!   concurrent writer that removed one of them.
 //! - [`damage`]: torn or garbage commit files and checkpoints, found before a job trusts them.
 //! - [`errors`]: deltalake's errors turned into what a user can act on.
 //! - `orphans`, `store`: the store a table is opened through (durable commits, clean-up of a
@@ -17,10 +20,12 @@ pub mod append;
 pub mod columns;
 pub mod damage;
 mod errors;
+pub mod files;
 pub mod log;
 pub mod merge;
 pub(crate) mod orphans;
 pub mod query;
+pub mod rewrite;
 pub(crate) mod store;
 pub mod txn;
 
@@ -79,7 +84,7 @@ pub async fn open(id: &TableId) -> Result<Option<DeltaTable>> {
     {
         return Ok(None);
     }
-    damage::check(id, &table).await?;
+    damage::check(id, &table, None).await?;
     table.load().await.map_err(id.err("load"))?;
     orphans::opened(id, table.version());
     Ok(Some(table))
@@ -90,7 +95,7 @@ pub async fn open_version(id: &TableId, version: u64) -> Result<DeltaTable> {
     let mut table = store::builder(id)
         .and_then(|b| b.build())
         .map_err(id.err("open"))?;
-    damage::check(id, &table).await?;
+    damage::check(id, &table, Some(version)).await?;
     table
         .load_version(version)
         .await

@@ -82,3 +82,24 @@ pub async fn collect(
 ) -> Result<Vec<RecordBatch>> {
     frame.collect().await.map_err(id.query_err(action))
 }
+
+/// A session whose scans read text as `Utf8`, not DataFusion's default `Utf8View`: the files a
+/// MERGE rewrites then hold plain strings, as every other writer's do. A `string_view` column
+/// where the table's schema says non-null `string` is refused by Spark's reader (Sail:
+/// "Cannot cast column from Utf8View (physical) to Utf8 (logical)"). MERGE and OPTIMIZE use it.
+pub fn plain_strings_session() -> std::sync::Arc<dyn deltalake::datafusion::catalog::Session> {
+    use deltalake::datafusion::execution::SessionStateBuilder;
+    use deltalake::datafusion::prelude::SessionConfig;
+    let mut config = SessionConfig::new();
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    std::sync::Arc::new(
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build(),
+    )
+}

@@ -129,6 +129,29 @@ pub async fn append_parallel(
     commit_append(id, table, actions, props, "append").await
 }
 
+/// Replace every row of `table` with `batches`, as one commit carrying `props` (a full
+/// refresh): earlier versions keep the old rows for time travel. No retry: a commit made
+/// meanwhile (a compaction) makes it lose (`delta::rewrite`).
+pub async fn replace_all(
+    id: &TableId,
+    table: DeltaTable,
+    schema: deltalake::arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+    props: CommitProperties,
+) -> Result<DeltaTable> {
+    let mut batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        // Overwrite with nothing: the write needs a batch to know the schema.
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    table
+        .write(batches)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_commit_properties(props.with_max_retries(super::rewrite::NO_RETRY))
+        .await
+        .map_err(id.err("replace every row"))
+}
+
 /// Append rows to an append-only side table (created if needed), once per application
 /// transaction: a table that already records `txn` (or a later version of its app) is left
 /// as it is, so a job that crashed after this append can run again.

@@ -119,8 +119,10 @@ pub struct AppTransaction {
 }
 
 /// Every application transaction of a table, with the version each application recorded last.
-/// App ids come from the commits still in the log, plus the ones the pipeline is known to use
-/// (which the log's checkpoint keeps after old commits are cleaned up).
+/// App ids are the ones the pipeline uses (the catalog's, and the stream id of every bronze
+/// checkpoint), plus any in the commits after the last checkpoint: reading those, not the
+/// whole log, keeps the cost flat however long the log (an app id only older commits name,
+/// of no checkpoint that is still there, is not listed).
 pub async fn app_transactions(
     warehouse: &Warehouse,
     id: &TableId,
@@ -132,7 +134,11 @@ pub async fn app_transactions(
         .map(AppId::id)
         .chain(stream_ids.iter().map(|(_, id)| id.clone()))
         .collect();
-    for commit in read_commits(id, table, 0, latest_version(id, table)?).await? {
+    let latest = latest_version(id, table)?;
+    let from = log::last_checkpoint(table.log_store().as_ref())
+        .await
+        .map_or(0, |c| c.min(latest));
+    for commit in read_commits(id, table, from, latest).await? {
         app_ids.extend(commit.txns.into_iter().map(|t| t.app_id));
     }
     let mut found = Vec::new();

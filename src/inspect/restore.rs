@@ -153,7 +153,12 @@ pub async fn run(
     let (restored, metrics) = table
         .restore()
         .with_version_to_restore(version)
-        .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+        // No retry: deltalake would not see a compaction's removes (`delta::rewrite`).
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_application_transactions(txns)
+                .with_max_retries(crate::delta::rewrite::NO_RETRY),
+        )
         .await
         .map_err(id.err("restore"))?;
     Ok(RestoreReport {

@@ -84,31 +84,68 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// The latest version of the table committed at or before `time`.
+/// The latest version of the table committed at or before `time`, by a binary search over
+/// the commits' timestamps (they only grow, as Delta's own time travel assumes): a handful
+/// of commit files read, however long the log. Commits cleaned up after a checkpoint are not
+/// there to be found: the oldest one still in the log is the first version.
 pub async fn version_at(id: &TableId, table: &DeltaTable, time: DateTime<Utc>) -> Result<u64> {
     let latest = super::latest_version(id, table)?;
     let wanted = time.timestamp_millis();
-    let mut first = None;
-    let mut found = None;
-    for commit in super::read_commits(id, table, 0, latest).await? {
-        let Some(committed) = commit.timestamp() else {
-            continue;
-        };
-        first.get_or_insert((commit.version, committed));
-        if committed <= wanted {
-            found = Some(commit.version);
+    let log = table.log_store();
+    // The oldest commit still there: log clean-up removes a prefix of the log, up to a
+    // checkpoint, so the commits from some version on are there; find it by bisection below
+    // the last checkpoint.
+    let (mut low, mut high) = (
+        0,
+        crate::delta::log::last_checkpoint(log.as_ref())
+            .await
+            .map_or(0, |c| c.min(latest)),
+    );
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if super::read_commit(id, table, mid).await?.is_some() {
+            high = mid;
+        } else {
+            low = mid + 1;
         }
     }
-    match (found, first) {
-        (Some(version), _) => Ok(version),
-        (None, Some((first_version, first_time))) => Err(Error::TimeBeforeTable {
+    let mut first = None;
+    for version in low..=latest {
+        if let Some(time) = super::read_commit(id, table, version)
+            .await?
+            .and_then(|c| c.timestamp())
+        {
+            first = Some((version, time));
+            break;
+        }
+    }
+    let Some((first_version, first_time)) = first else {
+        return Err(id.not_found(" (its log has no commit timestamps)"));
+    };
+    if first_time > wanted {
+        return Err(Error::TimeBeforeTable {
             table: id.name.clone(),
             time: format::rfc3339(time),
             first_version,
             first_time: format::plain(&format::millis(first_time)),
-        }),
-        (None, None) => Err(id.not_found(" (its log has no commit timestamps)")),
+        });
     }
+    // Invariant: the commit at `found` is at or before `wanted`; versions above `high` are not.
+    let (mut found, mut high) = (first_version, latest);
+    while found < high {
+        let mid = found + (high - found).div_ceil(2);
+        let at = match super::read_commit(id, table, mid).await? {
+            Some(commit) => commit.timestamp(),
+            None => None,
+        };
+        match at {
+            Some(t) if t <= wanted => found = mid,
+            Some(_) => high = mid - 1,
+            // No timestamp (or gone): look below it.
+            None => high = mid - 1,
+        }
+    }
+    Ok(found)
 }
 
 /// The version `at` names, checked against the table.

@@ -197,7 +197,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
             status.quarantined = Some(rows_of(opened[catalog::BRONZE_QUARANTINE.name].1.as_ref()));
         } else if name == catalog::SILVER.name {
             for upstream in [catalog::BRONZE.name, catalog::DIM_PATIENTS.name] {
-                pending(&mut status, upstream, latest(upstream), &mut to_do);
+                pending(&mut status, upstream, &opened[upstream], &mut to_do).await?;
             }
             status.quarantined = Some(rows_of(opened[catalog::SILVER_QUARANTINE.name].1.as_ref()));
             status.waiting = Some(match table {
@@ -206,7 +206,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
             });
         } else if name == catalog::GOLD.name || name == catalog::DAILY.name {
             let silver = catalog::SILVER.name;
-            pending(&mut status, silver, latest(silver), &mut to_do);
+            pending(&mut status, silver, &opened[silver], &mut to_do).await?;
         }
         if to_do.is_empty() {
             to_do.push("nothing".to_string());
@@ -221,13 +221,25 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
     })
 }
 
-/// The versions of `upstream` after the one `status` consumed (all of them if none).
-fn pending(status: &mut TableStatus, upstream: &str, latest: Option<u64>, to_do: &mut Vec<String>) {
-    let Some(latest) = latest else {
-        return;
+/// The versions of `upstream` after the one `status` consumed (all of them if none) that
+/// change rows: a compaction's or a vacuum's commit is nothing to consume.
+async fn pending(
+    status: &mut TableStatus,
+    upstream: &str,
+    (id, table): &(TableId, Option<DeltaTable>),
+    to_do: &mut Vec<String>,
+) -> Result<()> {
+    let Some(latest) = table.as_ref().and_then(DeltaTable::version) else {
+        return Ok(());
     };
-    let consumed = status.consumed.get(upstream).copied().unwrap_or(0);
-    let behind = (latest as i64 - consumed).max(0) as u64;
+    let from = status.consumed.get(upstream).map_or(1, |v| *v as u64 + 1);
+    let behind = match table {
+        Some(t) if from <= latest => {
+            crate::delta::log::versions_with_changes(id, t.log_store().as_ref(), from, latest)
+                .await?
+        }
+        _ => 0,
+    };
     if behind > 0 {
         to_do.push(format!(
             "{} of {upstream} to consume",
@@ -237,6 +249,7 @@ fn pending(status: &mut TableStatus, upstream: &str, latest: Option<u64>, to_do:
             .versions_to_consume
             .insert(upstream.to_string(), behind);
     }
+    Ok(())
 }
 
 /// What is wrong with `consumer`'s position in `upstream`, if anything.

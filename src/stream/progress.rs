@@ -1,5 +1,9 @@
-//! One progress record per micro-batch, with Spark's field names (`StreamingQueryProgress`)
-//! where they fit, appended to the checkpoint's `progress.jsonl` and printed with `--json`.
+//! One progress record per micro-batch, appended to the checkpoint's `progress.jsonl` and
+//! printed with `--json`: Spark's `StreamingQueryProgress` as Spark 4 writes it (PySpark's own
+//! `StreamingQueryProgress.fromJson` reads every record: `make test` checks it), with the
+//! source's backlog in its `metrics` as Auto Loader reports them, and a few keys of our own
+//! (the batch's files, quarantined rows, the table version, recovered) that Spark's readers
+//! ignore.
 
 use serde::Serialize;
 
@@ -12,10 +16,15 @@ pub struct Progress {
     /// When the batch's trigger started, RFC 3339 UTC.
     pub timestamp: String,
     pub batch_id: i64,
+    /// The batch's time on the stream (Spark: the trigger's duration), milliseconds.
+    pub batch_duration: u64,
+    /// Rows read from the sources (committed plus quarantined), as the sources' sum.
     pub num_input_rows: u64,
     pub input_rows_per_second: f64,
     pub processed_rows_per_second: f64,
     pub duration_ms: Durations,
+    /// No stateful operators in an append of files.
+    pub state_operators: Vec<serde_json::Value>,
     pub sources: Vec<SourceProgress>,
     pub sink: SinkProgress,
     /// Rows (or whole files) that went to the quarantine table instead.
@@ -46,12 +55,27 @@ pub struct Durations {
 #[serde(rename_all = "camelCase")]
 pub struct SourceProgress {
     pub description: String,
-    /// The previous batch id (Spark's offsets are batch ids for file sources), if any.
-    pub start_offset: Option<i64>,
-    pub end_offset: i64,
+    /// The offset before the batch (Spark's file source: `{"logOffset": N}`, the previous
+    /// batch id), `null` for the first batch.
+    pub start_offset: Option<Offset>,
+    pub end_offset: Offset,
+    /// Not tracked for a file source, as Spark's: `null`.
+    pub latest_offset: Option<Offset>,
     pub num_input_rows: u64,
+    pub input_rows_per_second: f64,
+    pub processed_rows_per_second: f64,
+    /// Auto Loader's backlog: `numFilesOutstanding`, `numBytesOutstanding` (files listed but
+    /// not yet taken into a batch, as of the listing the batch was planned from), as strings.
+    pub metrics: std::collections::BTreeMap<String, String>,
     /// The files of the batch.
     pub files: Vec<String>,
+}
+
+/// A file source's offset: the batch id in its log.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offset {
+    pub log_offset: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,4 +83,22 @@ pub struct SourceProgress {
 pub struct SinkProgress {
     pub description: String,
     pub num_output_rows: u64,
+    pub metrics: std::collections::BTreeMap<String, String>,
+}
+
+/// What a trigger's listing left for later batches: files and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Backlog {
+    pub fn metrics(self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("numFilesOutstanding".to_string(), self.files.to_string()),
+            ("numBytesOutstanding".to_string(), self.bytes.to_string()),
+        ]
+        .into()
+    }
 }

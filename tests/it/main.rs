@@ -7,6 +7,7 @@ mod feedback;
 mod generate;
 mod hostile_env;
 mod inspect;
+mod long_running;
 mod patients;
 mod readonly;
 mod regressions;

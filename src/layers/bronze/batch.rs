@@ -18,7 +18,7 @@ use crate::delta::{self, append::AppendCommit};
 use crate::error::{Error, Result};
 use crate::failpoint::{failpoint, points};
 use crate::stream::checkpoint::{Done, Plan};
-use crate::stream::progress::{Durations, Progress, SinkProgress, SourceProgress};
+use crate::stream::progress::{Backlog, Durations, Offset, Progress, SinkProgress, SourceProgress};
 
 /// A file or element the stream could not read, for the quarantine table.
 pub(super) struct QuarantineRow {
@@ -44,6 +44,7 @@ impl Stream {
         let Timing {
             started,
             mut durations,
+            backlog,
         } = timing;
         let batch_id = plan.batch_id;
         let (rows, quarantined) = match prepared {
@@ -144,7 +145,7 @@ impl Stream {
         durations.trigger_execution =
             started.elapsed().as_millis() as u64 + durations.latest_offset;
 
-        let progress = self.progress(plan, rows, quarantined, recovering, durations);
+        let progress = self.progress(plan, (rows, quarantined), recovering, durations, backlog);
         self.checkpoint.append_progress(&progress).await?;
         observer.batch(&progress);
         report.batches += 1;
@@ -199,10 +200,10 @@ impl Stream {
     fn progress(
         &mut self,
         plan: &Plan,
-        rows: u64,
-        quarantined: u64,
+        (rows, quarantined): (u64, u64),
         recovering: bool,
         durations: Durations,
+        backlog: Backlog,
     ) -> Progress {
         let now = Instant::now();
         let since_last = self
@@ -210,13 +211,18 @@ impl Stream {
             .map(|t| now.duration_since(t).as_secs_f64())
             .unwrap_or(0.0);
         self.last_trigger = Some(now);
+        // Finite, one decimal, as Spark writes them (it leaves out a rate it cannot compute,
+        // which PySpark's reader then refuses: 0 here).
         let per_second = |seconds: f64| {
-            if seconds > 0.0 {
-                rows as f64 / seconds
+            let rate = (rows + quarantined) as f64 / seconds;
+            if seconds > 0.0 && rate.is_finite() {
+                (rate * 10.0).round() / 10.0
             } else {
                 0.0
             }
         };
+        let input_rows_per_second = per_second(since_last);
+        let processed_rows_per_second = per_second(durations.trigger_execution as f64 / 1000.0);
         Progress {
             id: self.checkpoint.stream_id().to_string(),
             run_id: self.run_id.clone(),
@@ -225,19 +231,30 @@ impl Stream {
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             batch_id: plan.batch_id,
-            num_input_rows: rows,
-            input_rows_per_second: per_second(since_last),
-            processed_rows_per_second: per_second(durations.trigger_execution as f64 / 1000.0),
+            batch_duration: durations.trigger_execution,
+            num_input_rows: rows + quarantined,
+            input_rows_per_second,
+            processed_rows_per_second,
+            state_operators: Vec::new(),
             sources: vec![SourceProgress {
                 description: format!("FileStreamSource[{}]", self.source.folder.display()),
-                start_offset: (plan.batch_id > 0).then(|| plan.batch_id - 1),
-                end_offset: plan.batch_id,
+                start_offset: (plan.batch_id > 0).then(|| Offset {
+                    log_offset: plan.batch_id - 1,
+                }),
+                end_offset: Offset {
+                    log_offset: plan.batch_id,
+                },
+                latest_offset: None,
                 num_input_rows: rows + quarantined,
+                input_rows_per_second,
+                processed_rows_per_second,
+                metrics: backlog.metrics(),
                 files: plan.files.iter().map(|f| f.name.clone()).collect(),
             }],
             sink: SinkProgress {
                 description: format!("DeltaSink[{}]", self.id.url),
                 num_output_rows: rows,
+                metrics: Default::default(),
             },
             duration_ms: durations,
             num_quarantined_rows: quarantined,

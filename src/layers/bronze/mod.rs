@@ -18,6 +18,7 @@
 
 mod ahead;
 mod batch;
+mod compact;
 mod recovery;
 mod stream;
 
@@ -62,6 +63,8 @@ pub struct BronzeOptions {
     /// The sources to read (`--source NAME=FOLDER`); empty: the tracker folder of `--data`,
     /// named `tracker`.
     pub sources: Vec<SourceSpec>,
+    /// Compact the table's small files every this many committed files (0: never).
+    pub auto_compact: usize,
 }
 
 impl Default for BronzeOptions {
@@ -73,6 +76,7 @@ impl Default for BronzeOptions {
             completeness: Completeness::default(),
             source_moved: false,
             sources: Vec::new(),
+            auto_compact: compact::DEFAULT_EVERY,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct BronzeReport {
     pub version_before: Option<u64>,
     pub version_after: u64,
     pub duration_ms: u64,
+    /// Auto-compactions that committed, and the small files they packed.
+    pub compactions: u64,
+    pub files_compacted: u64,
     /// Warnings also printed on stderr (bad files, files passed over, a rebuilt checkpoint).
     pub warnings: Vec<String>,
 }
@@ -117,8 +124,16 @@ impl Report for BronzeReport {
         } else {
             String::new()
         };
+        let compacted = if self.compactions > 0 {
+            format!(
+                "; {} auto-compactions ({} small files packed)",
+                self.compactions, self.files_compacted
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "bronze: {} batches{recovered}, {} files, {} rows, {} quarantined; {} {} ({} ms)",
+            "bronze: {} batches{recovered}, {} files, {} rows, {} quarantined{compacted}; {} {} ({} ms)",
             self.batches,
             self.files,
             self.rows,
@@ -138,6 +153,8 @@ pub trait Observer {
     fn batch(&mut self, _progress: &Progress) {}
     /// Something a user must know (a bad file, a rebuilt checkpoint).
     fn warn(&mut self, _message: &str) {}
+    /// An auto-compaction committed.
+    fn compacted(&mut self, _report: &crate::maintain::optimize::OptimizeReport) {}
     /// Whether to go on after a batch: `false` (nobody reads the records any more: a closed
     /// stdout) stops the stream there, as a SIGTERM does.
     fn wants_more(&self) -> bool {
@@ -385,7 +402,9 @@ impl BronzeReport {
         self.rows += one.rows;
         self.quarantined_rows += one.quarantined_rows;
         self.recovered_batches += one.recovered_batches;
-        self.version_after = one.version_after;
+        self.compactions += one.compactions;
+        self.files_compacted += one.files_compacted;
+        self.version_after = self.version_after.max(one.version_after);
         self.warnings.extend(one.warnings);
     }
 }
@@ -456,19 +475,23 @@ async fn run_source(
         id,
         checkpoint,
         options: options.clone(),
+        compactor: compact::Compactor::new(options.auto_compact, compact::small_files(&table)),
     };
     drop(table);
     stream.check_table_has_done_batches().await?;
 
     // The batches, then (also after an error) the Delta checkpoint left writing.
     let outcome = stream::stream_batches(&mut stream, options, &mut report, observer).await;
+    if let Some(ended) = stream.compactor.finish().await {
+        compact::record(ended, &mut report, observer);
+    }
     stream.log.finish().await;
     for warning in stream.log.take_warnings() {
         observer.warn(&warning);
         report.warnings.push(warning);
     }
     outcome?;
-    report.version_after = stream.log.version();
+    report.version_after = report.version_after.max(stream.log.version());
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -75,9 +75,11 @@ pub(super) async fn finish_unfinished(
             &plan,
             prepared,
             true,
+            // Planned by an earlier run: no listing of this run says what is left.
             Timing {
                 started,
                 durations: Durations::default(),
+                backlog: Default::default(),
             },
             report,
             observer,

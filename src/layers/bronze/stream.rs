@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::failpoint::{failpoint, points};
 use crate::source::discover::{self, SourceFile};
 use crate::stream::checkpoint::{Checkpoint, Plan};
-use crate::stream::progress::Durations;
+use crate::stream::progress::{Backlog, Durations};
 use crate::stream::shutdown::Shutdown;
 use crate::stream::trigger::Trigger;
 
@@ -60,8 +60,9 @@ pub(super) async fn stream_batches(
         }
         let batches = plan_batches(&files, next_batch, per_batch, options.trigger);
         let mut ahead = stream.ahead(batches.clone());
+        let mut taken = Backlog::default();
         let run = async {
-            for (batch_id, files) in batches {
+            for (batch_id, batch_files) in batches {
                 let mut durations = Durations {
                     latest_offset: std::mem::take(&mut listing_ms),
                     ..Durations::default()
@@ -69,7 +70,7 @@ pub(super) async fn stream_batches(
                 let plan = Plan {
                     batch_id,
                     timestamp: chrono::Utc::now().timestamp_millis(),
-                    files,
+                    files: batch_files,
                 };
                 let wal_start = Instant::now();
                 let started = wal_start;
@@ -84,11 +85,22 @@ pub(super) async fn stream_batches(
                         &plan,
                         Some(prepared),
                         false,
-                        Timing { started, durations },
+                        Timing {
+                            started,
+                            durations,
+                            backlog: backlog_after(&files, &plan.files, &mut taken),
+                        },
                         report,
                         observer,
                     )
                     .await?;
+                // One Parquet file per batch: compact every so many, beside the stream.
+                if let Some(ended) = stream.compactor.ended().await {
+                    super::compact::record(ended, report, observer);
+                }
+                if stream.compactor.due(1) {
+                    stream.compactor.start(&stream.id);
+                }
                 if shutdown.asked() || !observer.wants_more() {
                     return Ok(true);
                 }
@@ -133,6 +145,25 @@ pub(super) fn plan_batches(
     batches
 }
 
+/// The files and bytes of a trigger's listing not taken by the batches up to `batch` (which
+/// adds its own to `taken`): Auto Loader's `numFilesOutstanding` / `numBytesOutstanding`.
+pub(super) fn backlog_after(
+    listed: &[SourceFile],
+    batch: &[SourceFile],
+    taken: &mut Backlog,
+) -> Backlog {
+    taken.files += batch.len() as u64;
+    taken.bytes += batch.iter().map(|f| f.size).sum::<u64>();
+    Backlog {
+        files: (listed.len() as u64).saturating_sub(taken.files),
+        bytes: listed
+            .iter()
+            .map(|f| f.size)
+            .sum::<u64>()
+            .saturating_sub(taken.bytes),
+    }
+}
+
 /// The state of a running stream.
 pub(super) struct Stream {
     pub id: TableId,
@@ -143,12 +174,15 @@ pub(super) struct Stream {
     pub options: BronzeOptions,
     pub run_id: String,
     pub last_trigger: Option<Instant>,
+    pub compactor: super::compact::Compactor,
 }
 
-/// When a batch's time on the stream began, and the durations measured so far.
+/// When a batch's time on the stream began, the durations measured so far, and what the
+/// trigger's listing leaves after it.
 pub(super) struct Timing {
     pub started: Instant,
     pub durations: Durations,
+    pub backlog: Backlog,
 }
 
 impl Stream {

@@ -80,13 +80,19 @@ impl Report for GoldReport {
 
 /// Refresh gold and daily from silver's changes; `steps` hears the patients and days to
 /// refresh.
-pub async fn run(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
-    let report = refresh(warehouse, steps).await;
+pub async fn run(
+    warehouse: &Warehouse,
+    full_refresh: bool,
+    steps: &mut dyn Steps,
+) -> Result<GoldReport> {
+    let report = refresh(warehouse, full_refresh, steps).await;
     steps.end();
     report
 }
 
-async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldReport> {
+/// A refresh; `full`: rebuild both tables from all of silver as it is now, each as one new
+/// version (`--full-refresh`: every patient recomputed, rows replaced, history kept).
+async fn refresh(warehouse: &Warehouse, full: bool, steps: &mut dyn Steps) -> Result<GoldReport> {
     let start = Instant::now();
     let silver_id = TableId::of(warehouse, &catalog::SILVER);
     let silver = delta::open(&silver_id)
@@ -97,8 +103,14 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
     let gold = delta::open(&id).await?;
     let daily = delta::open(&daily_id).await?;
     let silver_to = silver.version().unwrap_or(0);
-    let gold_from = consumed(&id, gold.as_ref(), GOLD_FROM_SILVER).await?;
-    let daily_from = consumed(&daily_id, daily.as_ref(), GOLD_FROM_SILVER).await?;
+    let (gold_from, daily_from) = if full {
+        (None, None)
+    } else {
+        (
+            consumed(&id, gold.as_ref(), GOLD_FROM_SILVER).await?,
+            consumed(&daily_id, daily.as_ref(), GOLD_FROM_SILVER).await?,
+        )
+    };
     let mut report = GoldReport {
         table: id.name.clone(),
         silver_from: gold_from.map(|v| v as u64),
@@ -108,7 +120,7 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
         ..GoldReport::default()
     };
     let to = Some(silver_to as i64);
-    if gold_from == to && daily_from == to {
+    if !full && gold_from == to && daily_from == to {
         report.duration_ms = start.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -123,12 +135,20 @@ async fn refresh(warehouse: &Warehouse, steps: &mut dyn Steps) -> Result<GoldRep
             changes::silver_changes(&silver_id, &silver, &ctx, from as u64 + 1, silver_to).await?,
         ),
     };
+    // Silver's new versions changed no row (a compaction, a vacuum, a commit that only
+    // recorded what it consumed): gold and daily write nothing.
+    if changes.as_ref().is_some_and(|c| c.patients.is_empty()) && gold.is_some() && daily.is_some()
+    {
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
     let txn = transaction(GOLD_FROM_SILVER, silver_to);
     let source = Source {
         silver_id: &silver_id,
         ctx: &ctx,
         changes: changes.as_ref(),
         txn: &txn,
+        replace: full,
     };
 
     // Gold, then daily; each table records what it consumed and is skipped if it has it.
@@ -167,6 +187,8 @@ struct Source<'a> {
     ctx: &'a SessionContext,
     changes: Option<&'a changes::Changes>,
     txn: &'a Transaction,
+    /// Replace every row (a full refresh) instead of MERGE.
+    replace: bool,
 }
 
 /// What gold's refresh did.
@@ -214,7 +236,7 @@ async fn refresh_gold(
         .ctx
         .read_batches(batches)
         .map_err(source.silver_id.query_err("aggregate"))?;
-    let (table, merged) = merge_aggregates(id, table, frame, &catalog::GOLD, source.txn).await?;
+    let (table, merged) = write_aggregates(id, table, frame, &catalog::GOLD, source).await?;
     steps.advance(patients as u64, &format!("merged into {}", id.name));
     let refreshed = GoldRefresh {
         // The first time every patient is computed: as many as the aggregate's rows.
@@ -246,12 +268,52 @@ async fn refresh_daily(
         .sql(&query)
         .await
         .map_err(source.silver_id.query_err("aggregate by day"))?;
-    let (_, merged) = merge_aggregates(id, table, frame, &catalog::DAILY, source.txn).await?;
+    let (_, merged) = write_aggregates(id, table, frame, &catalog::DAILY, source).await?;
     steps.advance(
         days.unwrap_or(0).max(0) as u64,
         &format!("merged into {}", id.name),
     );
     Ok(merged)
+}
+
+/// Write aggregates as the refresh says: MERGE, or (a full refresh) replace every row.
+async fn write_aggregates(
+    id: &TableId,
+    table: DeltaTable,
+    frame: DataFrame,
+    of: &Table,
+    source: &Source<'_>,
+) -> Result<(DeltaTable, Merged)> {
+    if !source.replace {
+        return merge_aggregates(id, table, frame, of, source.txn).await;
+    }
+    let schema = table
+        .snapshot()
+        .map_err(id.err("read"))?
+        .snapshot()
+        .arrow_schema();
+    let batches = delta::collect(id, "aggregate", frame).await?;
+    let batches = batches
+        .iter()
+        .map(|b| delta::conform(b, &schema))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let table = delta::txn::replace_all(
+        id,
+        table,
+        schema,
+        batches,
+        CommitProperties::default().with_application_transaction(source.txn.clone()),
+    )
+    .await?;
+    Ok((
+        table,
+        Merged {
+            source_rows: rows,
+            inserted: rows,
+            updated: 0,
+        },
+    ))
 }
 
 /// MERGE aggregates on the table's key: insert new keys, update rows whose values changed (the

@@ -5,12 +5,12 @@
 
 use deltalake::DeltaTable;
 use deltalake::arrow::array::RecordBatch;
-use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::Add;
 
+use crate::delta::TableId;
+use crate::delta::files::{self, Read};
 use crate::delta::log::{self, Commit, add_rows};
-use crate::delta::{self, TableId};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One slice of bronze: its last version and its data files, those of bronze versions the
 /// quarantine already covers (`seen`: typed again, never refused again) apart from the rest.
@@ -105,28 +105,53 @@ pub(super) async fn rows_to_read(
     )
 }
 
-/// The rows of some of bronze's data files.
+/// The rows of some of bronze's data files, read from their Parquet (`delta::files`): a file
+/// silver has not read yet may have been compacted away since (removed with `dataChange=false`),
+/// so the current snapshot no longer lists it, but it stays in the folder until a vacuum
+/// deletes it after the retention. One that is gone cannot be read incrementally.
 pub(super) async fn read_files(
     id: &TableId,
     table: &DeltaTable,
     adds: Vec<Add>,
 ) -> Result<Vec<RecordBatch>> {
-    if adds.is_empty() {
-        return Ok(Vec::new());
+    let mut batches = Vec::new();
+    for (add, read) in files::read(id, table, adds).await? {
+        match read {
+            Read::Rows(rows) => batches.extend(rows),
+            // Still in the table: deleted by hand.
+            Read::Gone if lists(table, &add.path) => {
+                return Err(Error::FileMissing {
+                    table: id.name.clone(),
+                    path: id
+                        .url
+                        .join(&add.path)
+                        .ok()
+                        .and_then(|u| u.to_file_path().ok())
+                        .map_or(add.path.clone(), |p| p.display().to_string()),
+                });
+            }
+            Read::Gone => {
+                return Err(Error::Refused {
+                    table: id.name.clone(),
+                    message: format!(
+                        "data file {} holds rows silver has not read yet, but it is gone (a \
+                         compaction removed it and a vacuum deleted it): silver cannot read \
+                         bronze incrementally from there; run `medallion silver \
+                         --full-refresh` to rebuild silver from bronze as it is now",
+                        add.path
+                    ),
+                });
+            }
+        }
     }
-    let ctx = SessionContext::new();
+    Ok(batches)
+}
+
+/// Whether the table's current version names the data file `path`.
+fn lists(table: &DeltaTable, path: &str) -> bool {
     table
-        .update_datafusion_session(&ctx.state())
-        .map_err(id.err("read"))?;
-    let provider = table
-        .table_provider()
-        .with_adds(adds)
-        .await
-        .map_err(id.query_err("read new files"))?;
-    let frame = ctx
-        .read_table(provider)
-        .map_err(id.query_err("read new files"))?;
-    delta::collect(id, "read new files", frame).await
+        .snapshot()
+        .is_ok_and(|s| s.log_data().iter().any(|f| f.path() == path))
 }
 
 #[cfg(test)]

@@ -315,19 +315,12 @@ pub(super) async fn rename(
 /// between the two has recorded nothing: the next one reads the slice again, its MERGEs change
 /// nothing, and it appends. Two refreshes of one slice at once cannot both append it: the
 /// second append's transactions conflict with the first's. Returns (table, inserted, updated).
-pub(super) async fn write_readings(
-    id: &TableId,
-    mut silver: DeltaTable,
-    joined: Vec<Joined<'_>>,
-    timezone: Tz,
-    txns: Vec<deltalake::kernel::Transaction>,
-) -> Result<(DeltaTable, u64, u64)> {
-    let rows = last_per_key(joined);
-    // One batch per UTC month (rows come in time order): an append writes each as its own file,
-    // by its own task, so that a later MERGE (a re-delivery) rewrites only the files of the
-    // months it touches. Rendering is spread over the cores.
-    let months = by_month(&rows, |r| r.key.2, FILE_ROWS);
-    let source: Vec<RecordBatch> = crate::parallel::map_shares(
+/// Readings (the last delivery of each, in time order) as one batch per UTC month: an append
+/// writes each as its own file, by its own task, so that a later MERGE (a re-delivery)
+/// rewrites only the files of the months it touches. Rendering is spread over the cores.
+pub(super) fn month_batches(rows: &[Joined<'_>], timezone: Tz) -> Vec<RecordBatch> {
+    let months = by_month(rows, |r| r.key.2, FILE_ROWS);
+    crate::parallel::map_shares(
         &months,
         |month| month.len(),
         crate::parallel::min_share_rows(),
@@ -341,7 +334,18 @@ pub(super) async fn write_readings(
     .into_iter()
     .flatten()
     .filter(|b| b.num_rows() > 0)
-    .collect();
+    .collect()
+}
+
+pub(super) async fn write_readings(
+    id: &TableId,
+    mut silver: DeltaTable,
+    joined: Vec<Joined<'_>>,
+    timezone: Tz,
+    txns: Vec<deltalake::kernel::Transaction>,
+) -> Result<(DeltaTable, u64, u64)> {
+    let rows = last_per_key(joined);
+    let source = month_batches(&rows, timezone);
     let props = CommitProperties::default().with_application_transactions(txns.clone());
     let files = file_ranges(id, &silver)?;
     let writes = plan_writes(

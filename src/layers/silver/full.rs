@@ -1,0 +1,124 @@
+//! `silver --full-refresh`: rebuild silver, its waiting rows and its quarantine from bronze as
+//! it is now (its current snapshot, however its log was compacted or expired), each table in
+//! one new version, so time travel keeps what they held before. The rows are typed, joined and
+//! reduced to the last delivery of each reading exactly as the incremental refresh does them;
+//! only the input (every bronze row) and the writes (replace instead of append or MERGE)
+//! differ. The whole of bronze is held in memory: a rebuild is not sliced.
+//!
+//! Order, as in a refresh: the quarantine, then the waiting rows, then silver, whose commit
+//! records what was consumed. A rebuild that dies half way leaves silver as it was (its
+//! positions too); the next refresh, incremental or full, goes on from there.
+
+use std::time::Instant;
+
+use deltalake::kernel::transaction::CommitProperties;
+
+use super::{
+    Input, SilverOptions, SilverReport, Tables, patient_names, rows, table_timezone, type_input,
+    waiting, with_error, write,
+};
+use crate::catalog::{self, SILVER_FROM_BRONZE, SILVER_FROM_PATIENTS, SILVER_WAITING_VERSION};
+use crate::delta::txn::{consumed, replace_all, transaction};
+use crate::delta::{self};
+use crate::error::Result;
+use crate::failpoint::{failpoint, points};
+use crate::warehouse::Warehouse;
+
+pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
+    let start = Instant::now();
+    let t = Tables::of(warehouse);
+    let bronze = delta::open(&t.bronze_id)
+        .await?
+        .ok_or_else(|| t.bronze_id.not_found(" (run `medallion bronze` first)"))?;
+    let dim = delta::open(&t.dim_id)
+        .await?
+        .ok_or_else(|| t.dim_id.not_found(" (run `medallion patients` first)"))?;
+    let silver = delta::open(&t.id).await?;
+    let latest = bronze.version().unwrap_or(0);
+    let patients_version = dim.version().unwrap_or(0);
+    let timezone = table_timezone(&t.id, silver.as_ref(), options.timezone)?;
+    let mut report = SilverReport {
+        table: t.id.name.clone(),
+        bronze_from: consumed(&t.id, silver.as_ref(), SILVER_FROM_BRONZE)
+            .await?
+            .map(|v| v as u64),
+        bronze_to: latest,
+        patients_version,
+        version_before: silver.as_ref().and_then(|t| t.version()),
+        full_refresh: true,
+        ..SilverReport::default()
+    };
+
+    let input = Input {
+        waiting: Vec::new(),
+        seen: Vec::new(),
+        new: delta::read_all(&t.bronze_id, &bronze).await?,
+        bronze_to: latest,
+    };
+    report.rows_read = rows(&input.new);
+    let names = patient_names(&t.dim_id, &dim).await?;
+    let typed = type_input(input, &names)?;
+    report.waiting = rows(&typed.waiting);
+    report.quarantined = typed.refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
+    let mut txns = vec![
+        transaction(SILVER_FROM_BRONZE, latest),
+        transaction(SILVER_FROM_PATIENTS, patients_version),
+    ];
+
+    // 1. The refused rows replace the quarantine (it covers every bronze version now).
+    let quarantine = delta::open(&t.quarantine_id).await?;
+    if !typed.refused.is_empty() || quarantine.is_some() {
+        let table = match quarantine {
+            Some(table) => table,
+            None => delta::create(&t.quarantine_id, &catalog::SILVER_QUARANTINE, &[]).await?,
+        };
+        let batches = typed
+            .refused
+            .into_iter()
+            .map(|(b, reasons)| with_error(&b, reasons))
+            .collect::<Result<Vec<_>>>()?;
+        replace_all(
+            &t.quarantine_id,
+            table,
+            catalog::SILVER_QUARANTINE.schema(),
+            batches,
+            CommitProperties::default().with_application_transaction(txns[0].clone()),
+        )
+        .await?;
+    }
+    // 2. The waiting rows.
+    let waiting_table = delta::open(&t.waiting_id).await?;
+    let replaced = if report.waiting > 0 || waiting_table.is_some() {
+        waiting::replace(&t.waiting_id, waiting_table, typed.waiting).await?
+    } else {
+        None
+    };
+    if let Some(version) = replaced {
+        txns.push(transaction(SILVER_WAITING_VERSION, version as u64));
+    }
+    failpoint(points::SILVER_BEFORE_COMMIT);
+
+    // 3. Silver, with what it consumed.
+    let silver = match silver {
+        Some(table) => table,
+        None => {
+            let zone = [(super::TIMEZONE_PROPERTY, timezone.name())];
+            delta::create(&t.id, &catalog::SILVER, &zone).await?
+        }
+    };
+    let readings = write::last_per_key(typed.joined);
+    report.inserted = readings.len() as u64;
+    let batches = write::month_batches(&readings, timezone);
+    let table = replace_all(
+        &t.id,
+        silver,
+        catalog::SILVER.schema(),
+        batches,
+        CommitProperties::default().with_application_transactions(txns),
+    )
+    .await?;
+    failpoint(points::SILVER_AFTER_COMMIT);
+    report.version_after = table.version();
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
