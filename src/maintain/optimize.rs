@@ -176,12 +176,22 @@ pub async fn run(
         filter: options.filter.clone(),
         millis: 0,
     };
-    if options.target_size == 0 {
+    if options.target_size == 0 || options.target_size > i64::MAX as u64 {
         return Err(Error::Usage(
-            "--target-size must be more than 0 bytes".into(),
+            "--target-size must be more than 0 bytes and under 8 EiB".into(),
         ));
     }
     let snapshot = table.snapshot().map_err(id.err("read"))?;
+    // A partitioned table's partition values live in the log, not in its Parquet: a file
+    // rewritten from its Parquet would lose them. None of the pipeline's tables is partitioned.
+    if !snapshot.metadata().partition_columns().is_empty() {
+        return Err(Error::Refused {
+            table: id.name.clone(),
+            message: "it is partitioned: optimize compacts unpartitioned tables only (it would \
+                      rewrite files without their partition values)"
+                .into(),
+        });
+    }
     let columns: Vec<String> = snapshot
         .schema()
         .fields()
