@@ -63,16 +63,7 @@ fn parse_name(name: &str) -> Option<(u64, bool)> {
 pub async fn check(id: &TableId, table: &DeltaTable, version: Option<u64>) -> Result<()> {
     let store = table.log_store().object_store(None);
     let prefix = deltalake::Path::from("_delta_log");
-    let pointer = deltalake::Path::from("_delta_log/_last_checkpoint");
-    let pointed = match store.get(&pointer).await {
-        Ok(got) => got
-            .bytes()
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64)),
-        Err(_) => None,
-    };
+    let pointed = super::log::last_checkpoint(table.log_store().as_ref()).await;
     let from = pointed.filter(|&c| c > 0 && version.is_none_or(|v| v >= c));
     let listing = match from {
         // Strictly after `<c-1>.json`: `<c>.checkpoint.parquet`, `<c>.json` and later.
@@ -134,7 +125,7 @@ pub async fn check(id: &TableId, table: &DeltaTable, version: Option<u64>) -> Re
     {
         return Err(damaged(
             id,
-            &pointer,
+            &deltalake::Path::from("_delta_log/_last_checkpoint"),
             None,
             format!("it points at a checkpoint of v{version}, which is not in the log"),
         ));

@@ -161,6 +161,27 @@ impl Workspace {
     }
 }
 
+/// A table's rows as sorted CSV lines, as `show` prints them (`cmd`: medallion on some
+/// warehouse).
+pub fn table_lines(mut cmd: Command, table: &str) -> Vec<String> {
+    let out = cmd
+        .args(["show", table, "--format", "csv", "--limit", "0"])
+        .output()
+        .expect("medallion runs");
+    assert!(
+        out.status.success(),
+        "show {table} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .expect("utf-8 stdout")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// The settle time of source files, in milliseconds (bronze's `Completeness`, 2 s unless set).
 pub const SETTLE: &str = "MEDALLION_SETTLE_MS";
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::{SETTLE, Workspace, folder_bytes};
+use crate::common::{SETTLE, Workspace, folder_bytes, table_lines};
 
 const BRONZE: &str = "fact_heartrate_bronze";
 const SILVER: &str = "fact_heartrate_silver";
@@ -60,24 +60,15 @@ fn assert_same_rows(a: &[String], b: &[String], table: &str) {
     }
 }
 
-/// Every table's rows as sorted CSV lines.
-fn lines(mut cmd: Command, table: &str) -> Vec<String> {
-    let out = cmd
-        .args(["show", table, "--format", "csv", "--limit", "0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+/// A table's line of `tables --format json`.
+fn listed(mut cmd: Command, table: &str) -> serde_json::Value {
+    let out = cmd.args(["--json", "tables"]).output().unwrap();
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|t| t["table"] == table)
+        .expect("the table is listed")
 }
 
 fn bronze_row_count(ws: &Workspace) -> usize {
@@ -234,19 +225,13 @@ fn optimize_during_a_running_stream_changes_no_row_and_gives_gold_no_version() {
         String::from_utf8_lossy(&out.stderr)
     );
     for table in DERIVED {
-        assert_eq!(lines(ws.medallion(), table), lines(at(), table), "{table}");
+        assert_eq!(
+            table_lines(ws.medallion(), table),
+            table_lines(at(), table),
+            "{table}"
+        );
     }
-    let one_shot: usize = {
-        let out = at().args(["--json", "tables"]).output().unwrap();
-        let tables = String::from_utf8(out.stdout).unwrap();
-        tables
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|t| t["table"] == BRONZE)
-            .unwrap()["rows"]
-            .as_u64()
-            .unwrap() as usize
-    };
+    let one_shot = listed(at(), BRONZE)["rows"].as_u64().unwrap() as usize;
     assert_eq!(bronze_row_count(&ws), one_shot);
 }
 
@@ -268,13 +253,7 @@ fn auto_compaction_of_a_stream_run_one_batch_per_process_keeps_the_files_few() {
         );
     }
     let files = data_files(&table_dir(&ws, BRONZE));
-    let live: serde_json::Value = serde_json::from_str(
-        ws.run_ok(&["--json", "tables"])
-            .lines()
-            .find(|l| l.contains(BRONZE))
-            .unwrap(),
-    )
-    .unwrap();
+    let live = listed(ws.medallion(), BRONZE);
     // 12 one-file batches; whenever 5 small files are live (the compacted one counts: it is
     // still small) the next batch compacts them: after the 5th and the 9th, 4 files left.
     assert_eq!(live["files"], 4, "{live}");
@@ -570,15 +549,7 @@ fn regression_two_compactions_of_one_file_at_once_never_double_its_rows() {
     );
     assert_eq!(bronze_row_count(&ws), before);
     // The loser's files were deleted, not left for vacuum.
-    let live: usize = serde_json::from_str::<serde_json::Value>(
-        ws.run_ok(&["--json", "tables"])
-            .lines()
-            .find(|l| l.contains(BRONZE))
-            .unwrap(),
-    )
-    .unwrap()["files"]
-        .as_u64()
-        .unwrap() as usize;
+    let live = listed(ws.medallion(), BRONZE)["files"].as_u64().unwrap() as usize;
     let on_disk = data_files(&table_dir(&ws, BRONZE)).len();
     assert_eq!(
         on_disk,
@@ -712,7 +683,11 @@ fn an_expired_bronze_log_makes_silver_refuse_and_full_refresh_rebuilds_it_as_a_f
         String::from_utf8_lossy(&out.stderr)
     );
     for table in DERIVED {
-        assert_same_rows(&lines(ws.medallion(), table), &lines(at(), table), table);
+        assert_same_rows(
+            &table_lines(ws.medallion(), table),
+            &table_lines(at(), table),
+            table,
+        );
     }
     // And incremental refreshes go on from the rebuilt position.
     ws.run_ok(&["generate", "--append"]);
@@ -726,7 +701,11 @@ fn an_expired_bronze_log_makes_silver_refuse_and_full_refresh_rebuilds_it_as_a_f
         .unwrap();
     assert!(out.status.success());
     for table in DERIVED {
-        assert_same_rows(&lines(ws.medallion(), table), &lines(at(), table), table);
+        assert_same_rows(
+            &table_lines(ws.medallion(), table),
+            &table_lines(at(), table),
+            table,
+        );
     }
 }
 
@@ -736,7 +715,10 @@ fn full_refresh_of_gold_recomputes_every_patient_as_one_new_version() {
     ws.run_ok(&["generate", "--patients", "6", "--months", "3"]);
     ws.run_settled(&["-q", "pipeline"]);
     let before = (ws.version(GOLD), ws.version(DAILY));
-    let (gold, daily) = (lines(ws.medallion(), GOLD), lines(ws.medallion(), DAILY));
+    let (gold, daily) = (
+        table_lines(ws.medallion(), GOLD),
+        table_lines(ws.medallion(), DAILY),
+    );
     let out = ws.run_ok(&["--json", "gold", "--full-refresh"]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["patients"], gold.len() as u64 - 1, "{report}");
@@ -744,12 +726,12 @@ fn full_refresh_of_gold_recomputes_every_patient_as_one_new_version() {
         (ws.version(GOLD), ws.version(DAILY)),
         (before.0.map(|v| v + 1), before.1.map(|v| v + 1))
     );
-    assert_same_rows(&lines(ws.medallion(), GOLD), &gold, GOLD);
-    assert_same_rows(&lines(ws.medallion(), DAILY), &daily, DAILY);
+    assert_same_rows(&table_lines(ws.medallion(), GOLD), &gold, GOLD);
+    assert_same_rows(&table_lines(ws.medallion(), DAILY), &daily, DAILY);
     // Silver rebuilt on an up-to-date bronze: the same rows, one new version, and gold then
     // sees deletes and inserts of every row and ends where it was.
     ws.run_ok(&["silver", "--full-refresh"]);
     ws.run_ok(&["gold"]);
-    assert_same_rows(&lines(ws.medallion(), GOLD), &gold, GOLD);
-    assert_same_rows(&lines(ws.medallion(), DAILY), &daily, DAILY);
+    assert_same_rows(&table_lines(ws.medallion(), GOLD), &gold, GOLD);
+    assert_same_rows(&table_lines(ws.medallion(), DAILY), &daily, DAILY);
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{KillClock, SETTLE, Workspace, killed};
+use crate::common::{KillClock, SETTLE, Workspace, killed, table_lines};
 
 /// A moto S3 server of one test; killed when dropped.
 struct Moto {
@@ -182,16 +182,6 @@ fn run_ok(mut cmd: Command, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// A table's rows as sorted CSV lines, as `show` prints them.
-fn table_lines(cmd: Command, table: &str) -> Vec<String> {
-    let mut lines: Vec<String> = run_ok(cmd, &["show", table, "--format", "csv", "--limit", "0"])
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// The tables silver, gold and daily, which the same input gives whatever the warehouse.

@@ -60,7 +60,7 @@ pub(super) async fn stream_batches(
         }
         let batches = plan_batches(&files, next_batch, per_batch, options.trigger);
         let mut ahead = stream.ahead(batches.clone());
-        let mut taken = Backlog::default();
+        let mut left = listed(&files);
         let run = async {
             for (batch_id, batch_files) in batches {
                 let mut durations = Durations {
@@ -88,7 +88,7 @@ pub(super) async fn stream_batches(
                         Timing {
                             started,
                             durations,
-                            backlog: backlog_after(&files, &plan.files, &mut taken),
+                            backlog: backlog_after(&mut left, &plan.files),
                         },
                         report,
                         observer,
@@ -145,23 +145,22 @@ pub(super) fn plan_batches(
     batches
 }
 
-/// The files and bytes of a trigger's listing not taken by the batches up to `batch` (which
-/// adds its own to `taken`): Auto Loader's `numFilesOutstanding` / `numBytesOutstanding`.
-pub(super) fn backlog_after(
-    listed: &[SourceFile],
-    batch: &[SourceFile],
-    taken: &mut Backlog,
-) -> Backlog {
-    taken.files += batch.len() as u64;
-    taken.bytes += batch.iter().map(|f| f.size).sum::<u64>();
+/// What a trigger's listing holds, files and bytes (counted once per trigger).
+pub(super) fn listed(files: &[SourceFile]) -> Backlog {
     Backlog {
-        files: (listed.len() as u64).saturating_sub(taken.files),
-        bytes: listed
-            .iter()
-            .map(|f| f.size)
-            .sum::<u64>()
-            .saturating_sub(taken.bytes),
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size).sum(),
     }
+}
+
+/// What is left of a trigger's listing once `batch` is taken too: Auto Loader's
+/// `numFilesOutstanding` / `numBytesOutstanding`. `left` is what the batches before it left.
+pub(super) fn backlog_after(left: &mut Backlog, batch: &[SourceFile]) -> Backlog {
+    left.files = left.files.saturating_sub(batch.len() as u64);
+    left.bytes = left
+        .bytes
+        .saturating_sub(batch.iter().map(|f| f.size).sum::<u64>());
+    *left
 }
 
 /// The state of a running stream.

@@ -27,13 +27,7 @@ use crate::warehouse::Warehouse;
 pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
     let start = Instant::now();
     let t = Tables::of(warehouse);
-    let bronze = delta::open(&t.bronze_id)
-        .await?
-        .ok_or_else(|| t.bronze_id.not_found(" (run `medallion bronze` first)"))?;
-    let dim = delta::open(&t.dim_id)
-        .await?
-        .ok_or_else(|| t.dim_id.not_found(" (run `medallion patients` first)"))?;
-    let silver = delta::open(&t.id).await?;
+    let (bronze, dim, silver) = t.open().await?;
     let latest = bronze.version().unwrap_or(0);
     let patients_version = dim.version().unwrap_or(0);
     let timezone = table_timezone(&t.id, silver.as_ref(), options.timezone)?;

@@ -193,6 +193,17 @@ struct Tables {
 }
 
 impl Tables {
+    /// Bronze and the dimension (which must be there), and silver if it is.
+    async fn open(&self) -> Result<(DeltaTable, DeltaTable, Option<DeltaTable>)> {
+        let bronze = delta::open(&self.bronze_id)
+            .await?
+            .ok_or_else(|| self.bronze_id.not_found(" (run `medallion bronze` first)"))?;
+        let dim = delta::open(&self.dim_id)
+            .await?
+            .ok_or_else(|| self.dim_id.not_found(" (run `medallion patients` first)"))?;
+        Ok((bronze, dim, delta::open(&self.id).await?))
+    }
+
     fn of(warehouse: &Warehouse) -> Self {
         Self {
             bronze_id: TableId::of(warehouse, &catalog::BRONZE),
@@ -222,13 +233,7 @@ async fn refresh_once(
 ) -> Result<(SilverReport, bool)> {
     let start = Instant::now();
     let t = Tables::of(warehouse);
-    let bronze = delta::open(&t.bronze_id)
-        .await?
-        .ok_or_else(|| t.bronze_id.not_found(" (run `medallion bronze` first)"))?;
-    let dim = delta::open(&t.dim_id)
-        .await?
-        .ok_or_else(|| t.dim_id.not_found(" (run `medallion patients` first)"))?;
-    let silver = delta::open(&t.id).await?;
+    let (bronze, dim, silver) = t.open().await?;
 
     let latest = bronze.version().unwrap_or(0);
     let patients_version = dim.version().unwrap_or(0);
