@@ -735,3 +735,53 @@ fn full_refresh_of_gold_recomputes_every_patient_as_one_new_version() {
     assert_same_rows(&table_lines(ws.medallion(), GOLD), &gold, GOLD);
     assert_same_rows(&table_lines(ws.medallion(), DAILY), &daily, DAILY);
 }
+
+#[test]
+fn a_first_silver_run_as_full_refresh_equals_an_incremental_one() {
+    // No silver yet, a bad row to quarantine, a reading whose patient is unknown (waiting).
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "6", "--months", "2"]);
+    ws.write(
+        "healthcare/streaming/tracker/zz.json",
+        r#"[{"device_id": "1", "heartrate": "oops", "mrn": "10000001", "time": "1578009600.5"},
+           {"device_id": "2", "heartrate": "70.5", "mrn": "99999999", "time": "1578009600.5"}]"#,
+    );
+    ws.run_ok(&["patients"]);
+    ws.run_settled(&["bronze"]);
+    let out = ws.run_ok(&["silver", "--full-refresh"]);
+    assert!(out.contains("1 quarantined, 1 waiting"), "{out}");
+    let fresh = ws.dir.path().join("fresh");
+    let at = || ws.medallion_at(fresh.as_os_str());
+    for args in [&["patients"][..], &["bronze"], &["silver"]] {
+        let out = at().env(SETTLE, "0").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        table_lines(ws.medallion(), SILVER),
+        table_lines(at(), SILVER)
+    );
+    // The side tables, but for when each warehouse's bronze ingested the rows.
+    let query = |mut cmd: Command, sql: &str| -> String {
+        let out = cmd.args(["sql", sql, "--format", "csv"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for sql in [
+        "SELECT device_id, heartrate, mrn, time, _position FROM fact_heartrate_silver_waiting",
+        "SELECT mrn, heartrate, error FROM fact_heartrate_silver_quarantine",
+    ] {
+        assert_eq!(query(ws.medallion(), sql), query(at(), sql), "{sql}");
+    }
+    // Again: the quarantine (append-only) does not get the refused row a second time.
+    ws.run_ok(&["silver", "--full-refresh"]);
+    let sql = "SELECT count(*) AS n FROM fact_heartrate_silver_quarantine";
+    assert_eq!(query(ws.medallion(), sql), "n\n1\n");
+}

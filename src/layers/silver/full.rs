@@ -5,11 +5,16 @@
 //! only the input (every bronze row) and the writes (replace instead of append or MERGE)
 //! differ. The whole of bronze is held in memory: a rebuild is not sliced.
 //!
+//! The quarantine is append-only: it gets the refused rows it does not hold yet.
+//!
 //! Order, as in a refresh: the quarantine, then the waiting rows, then silver, whose commit
 //! records what was consumed. A rebuild that dies half way leaves silver as it was (its
 //! positions too); the next refresh, incremental or full, goes on from there.
 
+use std::collections::HashSet;
 use std::time::Instant;
+
+use deltalake::arrow::array::RecordBatch;
 
 use deltalake::kernel::transaction::CommitProperties;
 
@@ -23,6 +28,22 @@ use crate::delta::{self};
 use crate::error::Result;
 use crate::failpoint::{failpoint, points};
 use crate::warehouse::Warehouse;
+
+/// Each row's delivery: (source file, batch id, position in the batch).
+fn deliveries(batch: &RecordBatch) -> Result<Vec<(String, i64, i64)>> {
+    let files = delta::strings(batch, "_source_file")?;
+    let batches = delta::int64s(batch, "_batch_id")?;
+    let positions = delta::int64s(batch, catalog::POSITION)?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            (
+                files.value(i).to_string(),
+                batches.value(i),
+                positions.value(i),
+            )
+        })
+        .collect())
+}
 
 pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Result<SilverReport> {
     let start = Instant::now();
@@ -59,24 +80,38 @@ pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Resul
         transaction(SILVER_FROM_PATIENTS, patients_version),
     ];
 
-    // 1. The refused rows replace the quarantine (it covers every bronze version now).
+    // 1. The refused rows join the quarantine, which is append-only (`delta.appendOnly`): only
+    //    those it does not hold yet, by their delivery (source file, batch, position).
     let quarantine = delta::open(&t.quarantine_id).await?;
-    if !typed.refused.is_empty() || quarantine.is_some() {
-        let table = match quarantine {
-            Some(table) => table,
-            None => delta::create(&t.quarantine_id, &catalog::SILVER_QUARANTINE, &[]).await?,
-        };
-        let batches = typed
-            .refused
+    let held: HashSet<(String, i64, i64)> = match &quarantine {
+        Some(table) => {
+            let mut held = HashSet::new();
+            for batch in delta::read_all(&t.quarantine_id, table).await? {
+                held.extend(deliveries(&batch)?);
+            }
+            held
+        }
+        None => HashSet::new(),
+    };
+    let mut batches = Vec::new();
+    for (batch, reasons) in typed.refused {
+        let batch = with_error(&batch, reasons)?;
+        let new: Vec<u32> = deliveries(&batch)?
             .into_iter()
-            .map(|(b, reasons)| with_error(&b, reasons))
-            .collect::<Result<Vec<_>>>()?;
-        replace_all(
+            .enumerate()
+            .filter(|(_, d)| !held.contains(d))
+            .map(|(i, _)| i as u32)
+            .collect();
+        batches.push(delta::take_rows(&batch, &new)?);
+    }
+    batches.retain(|b| b.num_rows() > 0);
+    if !batches.is_empty() {
+        delta::append_once(
             &t.quarantine_id,
-            table,
-            catalog::SILVER_QUARANTINE.schema(),
+            &catalog::SILVER_QUARANTINE,
             batches,
-            CommitProperties::default().with_application_transaction(txns[0].clone()),
+            txns[0].clone(),
+            CommitProperties::default(),
         )
         .await?;
     }
