@@ -128,6 +128,14 @@ fn optimize_during_a_running_stream_changes_no_row_and_gives_gold_no_version() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
+    // The stream creates bronze: optimize needs the table (on a loaded machine this takes a while).
+    while ws.version(BRONZE).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not create bronze"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut compacted = 0;
     for _ in 0..8 {
         ws.run_ok(&["generate", "--append"]);
