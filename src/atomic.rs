@@ -78,7 +78,7 @@ fn temp_file(dir: &Path, bytes: &[u8], durability: Durability) -> Result<NamedTe
 
 /// Make a rename in `dir` durable: without it, a power cut can forget a file whose contents
 /// were synced.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io("sync", dir))

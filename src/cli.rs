@@ -156,6 +156,8 @@ pub enum Command {
   medallion bronze --source site_a=s3://lake/site_a/   one source of several into one table
   medallion --json bronze                           one progress record per batch on stdout
   medallion bronze --bad-files fail                 stop on a bad file instead of quarantining it
+  medallion bronze --clean-source archive=/data/done   move each done batch's files there
+  medallion bronze --trigger every=5s --max-file-age 7d   forget files a week older than the newest
 
 Unreadable files and elements go to {bronze_quarantine} with the reason.
 The stream's checkpoint is <warehouse>/{db}.db/{bronze}/_checkpoint/."))]
@@ -282,6 +284,19 @@ versions a restore took back, a consumer of a missing table, a bronze checkpoint
 another folder.")]
     Status,
 
+    /// The state of every source file the bronze streams know (as Auto Loader's
+    /// cloud_files_state): path, size, modified, when its batch was planned, batch, the bronze
+    /// version that holds it, state, quarantined rows, and what --clean-source did.
+    #[command(after_help = "Examples:
+  medallion files
+  medallion files --format csv > files.csv
+  medallion files --format json | jq 'select(.state == \"pending\")'
+
+States: pending (in the source folder, not taken yet), planned (taken by a batch not done yet),
+committed (its rows are in bronze), archived / deleted (by --clean-source), kept (clean-up left
+it, and says why). A file forgotten under --max-file-age is not listed.")]
+    Files(FilesArgs),
+
     /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose
     /// files carry dataChange=false, so no downstream table sees a change.
     #[command(after_help = fill("Examples:
@@ -368,6 +383,12 @@ pub struct OutputArgs {
     /// terminal's width or COLUMNS).
     #[arg(long)]
     pub no_truncate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -598,6 +619,19 @@ pub struct BronzeArgs {
     /// background of the stream (0: never).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub auto_compact: usize,
+
+    /// Once a batch is committed and marked done, move its source files into FOLDER
+    /// (`archive=FOLDER`, a path or s3:// URL) or delete them (`delete`), as Spark's
+    /// cleanSource. A crash before the clean-up leaves them for the next start to clean; a file
+    /// is never touched before its rows are committed. Default: leave them.
+    #[arg(long, value_name = "archive=FOLDER|delete", value_parser = crate::layers::bronze::clean::parse)]
+    pub clean_source: Option<crate::layers::bronze::clean::CleanSource>,
+
+    /// Take no new file modified more than AGE before the newest file the stream has taken
+    /// (with a warning naming it), and let the checkpoint forget files that old, as Spark's
+    /// maxFileAge (e.g. 7d). Default: remember every file, take every new one.
+    #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+    pub max_file_age: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

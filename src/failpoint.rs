@@ -27,6 +27,11 @@ pub mod points {
     pub const BETWEEN_COMMITS: &str = "bronze-between-commits";
     /// The batch is committed to bronze; the checkpoint does not mark it done yet.
     pub const AFTER_COMMIT: &str = "bronze-after-commit";
+    /// The batch is marked done; `--clean-source` has not touched its files yet.
+    pub const AFTER_DONE: &str = "bronze-after-done";
+    /// `--clean-source` moved (or deleted) some of the batch's files; the rest and its
+    /// `_cleaned` marker are not done yet.
+    pub const CLEAN_BETWEEN_FILES: &str = "bronze-clean-between-files";
 
     /// Listing the source folder: a file younger than the settle time was seen once; the
     /// second look, which takes it only if its size and time have not moved, is not taken yet.
@@ -59,6 +64,8 @@ pub mod points {
         BEFORE_COMMIT,
         BETWEEN_COMMITS,
         AFTER_COMMIT,
+        AFTER_DONE,
+        CLEAN_BETWEEN_FILES,
         BETWEEN_LOOKS,
         APPEND_BEFORE_WRITE,
         SILVER_BEFORE_COMMIT,

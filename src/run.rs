@@ -246,6 +246,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::CheckStore => {
             printer.report(&storage::check_store(&reading()?).await?);
         }
+        Command::Files(args) => {
+            let warehouse = reading()?;
+            let rows = crate::inspect::files::run(&warehouse, &data).await?;
+            print_rows(&rows, &args.output, printer)?;
+        }
         Command::Status => {
             let warehouse = reading()?;
             let found = status::run(&warehouse, &data).await?;
@@ -324,6 +329,8 @@ fn bronze_options(args: &BronzeArgs) -> BronzeOptions {
         source_moved: args.source_moved,
         sources: args.sources.clone(),
         auto_compact: args.auto_compact,
+        clean_source: args.clean_source.clone(),
+        max_file_age: args.max_file_age,
         ..BronzeOptions::default()
     }
 }

@@ -381,7 +381,7 @@ async fn bronze_to_do(
         return Ok((None, 0, problems));
     };
     let mut seen = match &checkpoint {
-        Some(cp) => Seen::from_checkpoint(cp).await?,
+        Some(cp) => Seen::as_the_stream_saw(cp).await?,
         None => Seen::default(),
     };
     // Every file there counts, whether or not its writer has finished it.
@@ -413,7 +413,7 @@ async fn named_sources_to_do(
             continue;
         };
         let folder = location.folder(data.options())?;
-        let mut seen = Seen::from_checkpoint(&checkpoint).await?;
+        let mut seen = Seen::as_the_stream_saw(&checkpoint).await?;
         let now = Completeness {
             settle: Duration::ZERO,
             recheck: Duration::ZERO,

@@ -146,10 +146,54 @@ pub fn plan(
     files
 }
 
+/// The listing vacuum deletes from follows symbolic links: a link in a table's folder to a
+/// folder or file elsewhere would have files outside the table deleted. Refuse, naming it.
+fn refuse_links(table: &str, dir: &std::path::Path) -> Result<()> {
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(Error::io("list", &folder))?;
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &folder))?;
+            let path = entry.path();
+            // `_delta_log`, `_checkpoint` and hidden names are never vacuumed.
+            if entry.file_name().to_string_lossy().starts_with(['_', '.']) {
+                continue;
+            }
+            let kind = entry.file_type().map_err(Error::io("read", &path))?;
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .map_or_else(|_| "?".to_string(), |t| t.display().to_string());
+                return Err(Error::Refused {
+                    table: table.to_string(),
+                    message: format!(
+                        "its folder holds a symbolic link, {} -> {target}: vacuum lists through \
+                         links, so it could delete files outside the table; nothing was \
+                         deleted. Remove the link (or replace it by what it points to) and run \
+                         vacuum again",
+                        path.display()
+                    ),
+                });
+            }
+            if kind.is_dir() {
+                folders.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Vacuum one table.
 pub async fn run(id: &TableId, table: DeltaTable, options: &VacuumOptions) -> Result<VacuumReport> {
     let started = Instant::now();
     check_retention(&id.name, options)?;
+    if let Some(dir) = id
+        .url
+        .to_file_path()
+        .ok()
+        .filter(|_| id.url.scheme() == "file")
+    {
+        refuse_links(&id.name, &dir)?;
+    }
     let retain = chrono::Duration::from_std(options.retain)
         .map_err(|_| Error::Usage("--retain is too long".into()))?;
     let log_store = table.log_store();
@@ -169,15 +213,30 @@ pub async fn run(id: &TableId, table: DeltaTable, options: &VacuumOptions) -> Re
         .try_collect()
         .await
         .map_err(|e| id.err("list the table's files")(e.into()))?;
-    let (_, done) = table
-        .vacuum()
-        .with_mode(VacuumMode::Full)
-        .with_retention_period(retain)
-        .with_enforce_retention_duration(false)
-        .with_dry_run(options.dry_run)
-        .await
-        .map_err(id.err("vacuum"))?;
-    let files = plan(&done.files_deleted, &sizes, &tombstones);
+    // What would go, first: a tombstone whose file is gone already (an earlier vacuum) is
+    // not a deletion, and with nothing on disk to delete no VACUUM commits are written.
+    let vacuum = |dry_run: bool| {
+        table
+            .clone()
+            .vacuum()
+            .with_mode(VacuumMode::Full)
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(dry_run)
+    };
+    let (_, would) = vacuum(true).await.map_err(id.err("vacuum"))?;
+    let on_disk = |paths: Vec<String>| -> Vec<String> {
+        paths
+            .into_iter()
+            .filter(|p| sizes.contains_key(p))
+            .collect()
+    };
+    let mut deleted = on_disk(would.files_deleted);
+    if !options.dry_run && !deleted.is_empty() {
+        let (_, done) = vacuum(false).await.map_err(id.err("vacuum"))?;
+        deleted = on_disk(done.files_deleted);
+    }
+    let files = plan(&deleted, &sizes, &tombstones);
     Ok(VacuumReport {
         table: id.name.clone(),
         dry_run: options.dry_run,

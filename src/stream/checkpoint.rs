@@ -6,8 +6,12 @@
 //! - `offsets/<N>`: the plan of batch N, the files it takes, written before any data (the
 //!   write-ahead log);
 //! - `commits/<N>`: batch N is done: committed, and its progress recorded;
+//! - `_cleaned/<N>`: what `--clean-source` did with batch N's files, once done;
+//! - `_state/<N>`: every file the batches up to N took, after which the older plans and markers
+//!   are deleted ([`crate::stream::state`]: the folder stays small however long it runs);
 //! - `recovered`: files found in the table when the checkpoint had been lost;
-//! - `progress.jsonl`: one progress record per batch.
+//! - `progress.jsonl`: one progress record per batch (the newest
+//!   [`PROGRESS_KEPT`](crate::stream::state::PROGRESS_KEPT)).
 //!
 //! The folder is local or in an object store ([`Folder`]). Every file appears whole or not at
 //! all (locally: written under a temporary name, then renamed; in a store every put is atomic),
@@ -21,6 +25,11 @@ use crate::error::{Error, Result};
 use crate::failpoint::points;
 use crate::folder::Folder;
 use crate::source::discover::SourceFile;
+use crate::stream::state::{self, CleanedFile, FileState, PROGRESS_KEPT, State};
+
+/// The folders of a checkpoint that are not a named source's (source names start with a letter
+/// or digit, so `_state` and `_cleaned` cannot be one).
+const OWN_FOLDERS: [&str; 4] = ["offsets", "commits", "_state", "_cleaned"];
 
 /// The plan of one micro-batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +39,79 @@ pub struct Plan {
     /// When the batch was planned, milliseconds since the epoch.
     pub timestamp: i64,
     pub files: Vec<SourceFile>,
+    /// What to do with the files once the batch is done (`--clean-source`: `delete` or
+    /// `archive=URL`), as the run that planned it promised; absent: leave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_source: Option<String>,
+    /// `--max-file-age` of the run that planned it, milliseconds (so `files` and `status`
+    /// judge the folder as the stream does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_age_ms: Option<u64>,
+}
+
+/// What clean-up did with a done batch's files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cleaned {
+    pub batch_id: i64,
+    pub files: Vec<CleanedFile>,
+}
+
+/// Every file the checkpoint knows: the latest state, and the batches planned after it.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub state: Option<State>,
+    /// Batches after the state, ascending: the plan, its done marker, its clean-up.
+    pub batches: Vec<(Plan, Option<Done>, Option<Cleaned>)>,
+}
+
+impl Known {
+    /// `--max-file-age` of the last batch planned.
+    pub fn max_file_age(&self) -> Option<std::time::Duration> {
+        let (plan, _, _) = self.batches.last()?;
+        plan.max_file_age_ms.map(std::time::Duration::from_millis)
+    }
+
+    /// One entry per file (a later plan of a name replaces an earlier), by batch.
+    pub fn files(&self) -> Vec<FileState> {
+        let newer = self.newer_files();
+        let mut files: Vec<FileState> = self
+            .state
+            .as_ref()
+            .map(|s| s.files.clone())
+            .unwrap_or_default();
+        files.retain(|f| !newer.iter().any(|n| n.file.name == f.file.name));
+        files.extend(newer);
+        files.sort_by_key(|f| f.batch_id);
+        files
+    }
+
+    /// The files of the batches after the state.
+    fn newer_files(&self) -> Vec<FileState> {
+        let mut files = Vec::new();
+        for (plan, done, cleaned) in &self.batches {
+            for file in &plan.files {
+                files.push(FileState {
+                    file: file.clone(),
+                    batch_id: plan.batch_id,
+                    planned_at: plan.timestamp,
+                    table_version: done.as_ref().map(|d| d.table_version),
+                    cleaned: cleaned
+                        .as_ref()
+                        .and_then(|c| c.files.iter().find(|f| f.name == file.name).cloned()),
+                });
+            }
+        }
+        files
+    }
+}
+
+/// What a compaction of the checkpoint did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compacted {
+    pub files_in_state: usize,
+    pub batches_removed: usize,
+    pub forgotten: u64,
 }
 
 /// The record that a batch is done.
@@ -128,7 +210,7 @@ impl Checkpoint {
     /// processes creating it at once agree on one id.
     pub async fn open_or_create(dir: &Folder) -> Result<Self> {
         if let Folder::Local(path) = dir {
-            for sub in ["offsets", "commits"] {
+            for sub in OWN_FOLDERS {
                 let path = path.join(sub);
                 std::fs::create_dir_all(&path).map_err(Error::io("create", path))?;
             }
@@ -223,13 +305,156 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Batch N's done marker, if it is done.
+    pub async fn done(&self, batch_id: i64) -> Result<Option<Done>> {
+        let commits = self.dir.join("commits");
+        let name = batch_id.to_string();
+        if !commits.exists(&name).await? {
+            return Ok(None);
+        }
+        read_json(&commits, &name).await.map(Some)
+    }
+
+    /// What clean-up did with batch N's files, if it ran.
+    pub async fn cleaned(&self, batch_id: i64) -> Result<Option<Cleaned>> {
+        let folder = self.dir.join("_cleaned");
+        let name = batch_id.to_string();
+        if !folder.exists(&name).await? {
+            return Ok(None);
+        }
+        read_json(&folder, &name).await.map(Some)
+    }
+
+    pub async fn mark_cleaned(&self, cleaned: &Cleaned) -> Result<()> {
+        // Lost in a crash, clean-up runs again: a file already moved is found moved.
+        self.dir
+            .join("_cleaned")
+            .create_new(
+                &cleaned.batch_id.to_string(),
+                &to_json(cleaned),
+                Durability::Crash,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The latest state file, if any.
+    pub async fn state(&self) -> Result<Option<State>> {
+        let folder = self.dir.join("_state");
+        let Some(last) = batch_ids(&folder).await?.last().copied() else {
+            return Ok(None);
+        };
+        read_json(&folder, &last.to_string()).await.map(Some)
+    }
+
+    /// Every file the checkpoint knows: the latest state and the batches planned after it.
+    /// A compaction by another process may delete a plan between the listing and its read:
+    /// then it reads again, from the newer state.
+    pub async fn known(&self) -> Result<Known> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.known_once().await {
+                Err(Error::Checkpoint { .. }) if attempt < 3 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn known_once(&self) -> Result<Known> {
+        let state = self.state().await?;
+        let covered = state.as_ref().map_or(i64::MIN, |s| s.batch_id);
+        let mut batches = Vec::new();
+        for batch_id in self.planned().await? {
+            if batch_id <= covered {
+                continue;
+            }
+            let plan = self.plan(batch_id).await?;
+            let done = self.done(batch_id).await?;
+            let cleaned = self.cleaned(batch_id).await?;
+            batches.push((plan, done, cleaned));
+        }
+        Ok(Known { state, batches })
+    }
+
+    /// Fold the batches up to `up_to` (done, and cleaned where asked) into a state file, then
+    /// delete the plans and markers [`state::plan`] says go, older state files, and progress
+    /// records past the newest [`PROGRESS_KEPT`]. `None` if a state covers `up_to` already.
+    pub async fn compact(
+        &self,
+        up_to: i64,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Option<Compacted>> {
+        let known = self.known().await?;
+        let state_dir = self.dir.join("_state");
+        let states = batch_ids(&state_dir).await?;
+        let planned = self.planned().await?;
+        let Some(compaction) = state::plan(
+            known.state.as_ref(),
+            &known.newer_files(),
+            up_to,
+            &planned,
+            &states,
+            max_age,
+        ) else {
+            return Ok(None);
+        };
+        // The state first: once it is in place, every plan it covers may go.
+        state_dir
+            .create_new(
+                &up_to.to_string(),
+                &to_json(&compaction.state),
+                Durability::PowerCut,
+                None,
+            )
+            .await?;
+        for batch_id in &compaction.delete_batches {
+            let name = batch_id.to_string();
+            // Markers before the plan: a plan without its done marker is a batch to finish,
+            // and it is finished by its transaction in the table (marked done again).
+            self.dir.join("_cleaned").delete(&name).await?;
+            self.dir.join("commits").delete(&name).await?;
+            self.dir.join("offsets").delete(&name).await?;
+        }
+        for old in &compaction.delete_states {
+            state_dir.delete(&old.to_string()).await?;
+        }
+        self.trim_progress().await?;
+        Ok(Some(Compacted {
+            files_in_state: compaction.state.files.len(),
+            batches_removed: compaction.delete_batches.len(),
+            forgotten: compaction.state.forgotten,
+        }))
+    }
+
+    /// Keep the newest [`PROGRESS_KEPT`] lines of `progress.jsonl`.
+    async fn trim_progress(&self) -> Result<()> {
+        let Some(bytes) = self.dir.read("progress.jsonl").await? else {
+            return Ok(());
+        };
+        let lines = bytes.iter().filter(|b| **b == b'\n').count();
+        if lines <= PROGRESS_KEPT {
+            return Ok(());
+        }
+        let mut skip = lines - PROGRESS_KEPT;
+        let start = bytes
+            .iter()
+            .position(|b| {
+                if *b == b'\n' {
+                    skip -= 1;
+                }
+                skip == 0
+            })
+            .map_or(0, |i| i + 1);
+        self.dir.replace("progress.jsonl", &bytes[start..]).await
+    }
+
     /// Every file the stream has taken: in any plan, or recovered from the table.
     #[cfg(test)]
     async fn seen_files(&self) -> Result<std::collections::HashSet<String>> {
         let mut seen = std::collections::HashSet::new();
-        for batch_id in self.planned().await? {
-            seen.extend(self.plan(batch_id).await?.files.into_iter().map(|f| f.name));
-        }
+        seen.extend(self.known().await?.files().into_iter().map(|f| f.file.name));
         if let Some(recovered) = self.recovered().await? {
             seen.extend(recovered.files);
         }
@@ -268,7 +493,7 @@ pub async fn all(default: &Folder, default_name: &str) -> Result<Vec<(String, Ch
         found.push((default_name.to_string(), checkpoint));
     }
     for name in default.subfolders().await? {
-        if ["offsets", "commits"].contains(&name.as_str()) {
+        if OWN_FOLDERS.contains(&name.as_str()) {
             continue;
         }
         if let Ok(Some(checkpoint)) = Checkpoint::open(&default.join(&name)).await {
@@ -360,6 +585,8 @@ mod tests {
                 mtime_ms: 5,
                 e_tag: None,
             }],
+            clean_source: None,
+            max_file_age_ms: None,
         };
         cp.write_plan(&plan).await.unwrap();
         assert!(matches!(
@@ -408,6 +635,8 @@ mod tests {
                 mtime_ms: 5,
                 e_tag: Some("\"e\"".into()),
             }],
+            clean_source: None,
+            max_file_age_ms: None,
         };
         let (plan_a, plan_b) = (plan("a.json"), plan("b.json"));
         let (first, second) = tokio::join!(a.write_plan(&plan_a), b.write_plan(&plan_b));

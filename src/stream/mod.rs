@@ -1,7 +1,8 @@
 //! What makes a stream a stream: its checkpoint (write-ahead plans, done markers), its
-//! triggers, its progress records and its stop request.
+//! triggers, its progress records, its stop request and its compacted state.
 
 pub mod checkpoint;
 pub mod progress;
 pub mod shutdown;
+pub mod state;
 pub mod trigger;

@@ -793,3 +793,61 @@ fn a_first_silver_run_as_full_refresh_equals_an_incremental_one() {
     let sql = "SELECT count(*) AS n FROM fact_heartrate_silver_quarantine";
     assert_eq!(query(ws.medallion(), sql), "n\n1\n");
 }
+
+#[test]
+fn regression_vacuum_through_a_symlinked_folder_deleted_files_outside_the_table() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "2", "--months", "2"]);
+    ws.run_settled(&["-q", "bronze"]);
+    let dir = table_dir(&ws, BRONZE);
+    // A folder elsewhere, linked into the table's folder, holding old Parquet no version names.
+    let outside = ws.dir.path().join("precious");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep.parquet"), "not the table's").unwrap();
+    age(&outside.join("keep.parquet"), 30);
+    std::os::unix::fs::symlink(&outside, dir.join("linked")).unwrap();
+    let versions = ws.version(BRONZE);
+    for args in [
+        &["vacuum", BRONZE][..],
+        &["vacuum", BRONZE, "--dry-run"],
+        &["vacuum", BRONZE, "--retain", "0h", "--force"],
+    ] {
+        let err = ws.run_err(args, 1);
+        assert!(
+            err.contains("symbolic link") && err.contains("linked"),
+            "{err}"
+        );
+        assert!(outside.join("keep.parquet").exists(), "{args:?} deleted it");
+    }
+    assert_eq!(ws.version(BRONZE), versions, "vacuum committed something");
+    // Without the link, vacuum runs.
+    std::fs::remove_file(dir.join("linked")).unwrap();
+    ws.run_ok(&["vacuum", BRONZE]);
+}
+
+#[test]
+fn regression_a_second_vacuum_repeated_phantom_deletions_and_committed_every_time() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "3"]);
+    ws.run_settled(&["-q", "bronze", "--auto-compact", "0"]);
+    let dir = table_dir(&ws, BRONZE);
+    let small = data_files(&dir).len();
+    assert!(small >= 2, "{small} files");
+    ws.run_ok(&["optimize", BRONZE]);
+    let first = ws.run_ok(&["--json", "vacuum", BRONZE, "--retain", "0h", "--force"]);
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let deleted = first["files"].as_array().unwrap();
+    assert_eq!(deleted.len(), small, "the compacted files: {first}");
+    assert!(
+        deleted
+            .iter()
+            .all(|f| f["bytes"].as_u64() > Some(0) && f["reason"] == "removed")
+    );
+    let version = ws.version(BRONZE);
+    let files = data_files(&dir);
+    // Again: the tombstones' files are gone, so nothing is deleted and nothing committed.
+    let again = ws.run_ok(&["vacuum", BRONZE, "--retain", "0h", "--force"]);
+    assert!(again.contains("deleted 0 files"), "{again}");
+    assert_eq!(ws.version(BRONZE), version, "an empty vacuum committed");
+    assert_eq!(data_files(&dir), files);
+}

@@ -15,5 +15,6 @@ mod s3;
 mod safety_rails;
 mod silver_gold;
 mod skipped_files;
+mod source_state;
 mod sources;
 mod wide_output;

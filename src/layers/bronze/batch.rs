@@ -139,6 +139,10 @@ impl Stream {
             })
             .await?;
         durations.commit_offsets = done_start.elapsed().as_millis() as u64;
+        if plan.clean_source.is_some() {
+            failpoint(points::AFTER_DONE);
+            self.clean(plan, report, observer).await;
+        }
         // From the plan (or the wait for the batch's data) to done, plus the listing: the
         // batch's time on the stream. Its reading and Parquet (`getBatch`) overlapped the
         // batches before it.

@@ -18,6 +18,7 @@
 
 mod ahead;
 mod batch;
+pub mod clean;
 mod compact;
 mod recovery;
 mod stream;
@@ -65,6 +66,10 @@ pub struct BronzeOptions {
     pub sources: Vec<SourceSpec>,
     /// Compact the table's small files every this many committed files (0: never).
     pub auto_compact: usize,
+    /// What to do with a batch's source files once it is done (`None`: leave them).
+    pub clean_source: Option<clean::CleanSource>,
+    /// Take no file older than the newest taken minus this, and forget such files.
+    pub max_file_age: Option<std::time::Duration>,
 }
 
 impl Default for BronzeOptions {
@@ -77,6 +82,8 @@ impl Default for BronzeOptions {
             source_moved: false,
             sources: Vec::new(),
             auto_compact: compact::DEFAULT_EVERY,
+            clean_source: None,
+            max_file_age: None,
         }
     }
 }
@@ -198,6 +205,8 @@ pub(crate) struct Source {
     /// Absolute, so lineage (`_source_file`, progress records) names files unambiguously.
     pub folder: Folder,
     pub identity: String,
+    /// How its store (and an archive folder of `--clean-source`) is reached.
+    pub storage: crate::warehouse::StorageOptions,
 }
 
 /// The sources a run reads: the `--source`s given, else the tracker folder of `--data`.
@@ -314,10 +323,15 @@ pub(crate) async fn check_source(
             checkpoint_dir.display(),
         )));
     }
+    // An archive that is the source folder is refused before a table is made.
+    if let Some(clean) = &options.clean_source {
+        clean::check(clean, &folder)?;
+    }
     Ok(Source {
         name: spec.name.clone(),
         folder,
         identity,
+        storage: data.options().clone(),
     })
 }
 
@@ -459,6 +473,11 @@ async fn run_source(
         observer.warn(&message);
         report.warnings.push(message);
     }
+    let clean_source = match &options.clean_source {
+        Some(clean) => Some(clean::check(clean, &source.folder)?),
+        None => None,
+    };
+    let state_batch = checkpoint.state().await?.map(|s| s.batch_id);
     report.stream_id = checkpoint.stream_id().to_string();
     report.streams.push(StreamReport {
         source: source.name.clone(),
@@ -476,6 +495,9 @@ async fn run_source(
         checkpoint,
         options: options.clone(),
         compactor: compact::Compactor::new(options.auto_compact, compact::small_files(&table)),
+        clean_source,
+        state_batch,
+        clean_failed: false,
     };
     drop(table);
     stream.check_table_has_done_batches().await?;

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::ahead::Ahead;
-use super::{BronzeOptions, BronzeReport, Observer, recovery};
+use super::{BronzeOptions, BronzeReport, Observer, clean, recovery};
 use crate::delta::append::AppendLog;
 use crate::delta::{self, TableId};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::source::discover::{self, SourceFile};
 use crate::stream::checkpoint::{Checkpoint, Plan};
 use crate::stream::progress::{Backlog, Durations};
 use crate::stream::shutdown::Shutdown;
+use crate::stream::state::COMPACT_EVERY;
 use crate::stream::trigger::Trigger;
 
 /// Finish the batch an earlier run left unfinished, then run triggers until the trigger says
@@ -27,6 +28,8 @@ pub(super) async fn stream_batches(
     // Finish the batch an earlier run planned and did not mark done.
     let planned = stream.checkpoint.planned().await?;
     recovery::finish_unfinished(stream, &planned, report, observer).await?;
+    // Done batches a crash left uncleaned (their files are still in the source folder).
+    stream.clean_leftovers(report, observer).await?;
     let mut next_batch = match planned.last() {
         Some(last) => last + 1,
         None => stream
@@ -40,7 +43,8 @@ pub(super) async fn stream_batches(
         Trigger::Every(_) => Shutdown::on_signals(),
         Trigger::AvailableNow | Trigger::Once => Shutdown::never(),
     };
-    let mut seen = discover::Seen::from_checkpoint(&stream.checkpoint).await?;
+    let mut seen =
+        discover::Seen::from_checkpoint(&stream.checkpoint, options.max_file_age).await?;
     let per_batch = options.max_files_per_trigger.unwrap_or(usize::MAX).max(1);
     loop {
         let list_start = Instant::now();
@@ -71,6 +75,8 @@ pub(super) async fn stream_batches(
                     batch_id,
                     timestamp: chrono::Utc::now().timestamp_millis(),
                     files: batch_files,
+                    clean_source: stream.clean_source.clone(),
+                    max_file_age_ms: options.max_file_age.map(|a| a.as_millis() as u64),
                 };
                 let wal_start = Instant::now();
                 let started = wal_start;
@@ -94,6 +100,9 @@ pub(super) async fn stream_batches(
                         observer,
                     )
                     .await?;
+                stream
+                    .compact_checkpoint(batch_id, &mut seen, report, observer)
+                    .await;
                 // One Parquet file per batch: compact every so many, beside the stream.
                 if let Some(ended) = stream.compactor.ended().await {
                     super::compact::record(ended, report, observer);
@@ -174,6 +183,12 @@ pub(super) struct Stream {
     pub run_id: String,
     pub last_trigger: Option<Instant>,
     pub compactor: super::compact::Compactor,
+    /// `--clean-source` as the plans record it (`None`: leave the files).
+    pub clean_source: Option<String>,
+    /// The batch the checkpoint's latest state covers.
+    pub state_batch: Option<i64>,
+    /// A clean-up failed in this run: its batch must not be folded into a state uncleaned.
+    pub clean_failed: bool,
 }
 
 /// When a batch's time on the stream began, the durations measured so far, and what the
@@ -223,6 +238,94 @@ impl Stream {
             });
         }
         Ok(())
+    }
+
+    /// Clean the files of a done batch as its plan asked. A failure is a warning, not the
+    /// stream's end (the rows are committed): the files stay, and the next start tries again.
+    pub(super) async fn clean(
+        &mut self,
+        plan: &Plan,
+        report: &mut BronzeReport,
+        observer: &mut dyn Observer,
+    ) {
+        if plan.clean_source.is_none() {
+            return;
+        }
+        let warnings = match clean::clean_batch(
+            &self.checkpoint,
+            &self.source.folder,
+            plan,
+            &self.source.storage,
+        )
+        .await
+        {
+            Ok(warnings) => warnings,
+            Err(e) => {
+                self.clean_failed = true;
+                vec![format!(
+                    "clean-up of batch {} failed: {}; its files stay in the source folder and \
+                     clean-up is tried again at the next start",
+                    plan.batch_id,
+                    crate::error::chain_of(&e)
+                )]
+            }
+        };
+        for warning in warnings {
+            observer.warn(&warning);
+            report.warnings.push(warning);
+        }
+    }
+
+    /// Clean every done batch that was planned to be cleaned and has no `_cleaned` marker (a
+    /// crash between its done marker and its clean-up).
+    async fn clean_leftovers(
+        &mut self,
+        report: &mut BronzeReport,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let known = self.checkpoint.known().await?;
+        for (plan, done, cleaned) in known.batches {
+            if plan.clean_source.is_some() && done.is_some() && cleaned.is_none() {
+                self.clean(&plan, report, observer).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every [`COMPACT_EVERY`] batches, fold the checkpoint's plans into a state file and
+    /// delete the old ones, so the checkpoint stays small. A failure is a warning: the
+    /// checkpoint is only larger until the next one.
+    async fn compact_checkpoint(
+        &mut self,
+        batch_id: i64,
+        seen: &mut discover::Seen,
+        report: &mut BronzeReport,
+        observer: &mut dyn Observer,
+    ) {
+        let since = batch_id - self.state_batch.unwrap_or(-1);
+        if since < COMPACT_EVERY || self.clean_failed {
+            return;
+        }
+        match self
+            .checkpoint
+            .compact(batch_id, self.options.max_file_age)
+            .await
+        {
+            Ok(_) => {
+                self.state_batch = Some(batch_id);
+                seen.forget_old();
+            }
+            Err(e) => {
+                let warning = format!(
+                    "the checkpoint's compaction after batch {batch_id} failed: {}; it is \
+                     tried again in {COMPACT_EVERY} batches",
+                    crate::error::chain_of(&e)
+                );
+                self.state_batch = Some(batch_id);
+                observer.warn(&warning);
+                report.warnings.push(warning);
+            }
+        }
     }
 
     /// Start reading and writing `batches` ahead of their commits.

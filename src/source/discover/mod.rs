@@ -75,6 +75,10 @@ pub struct Seen {
     /// Name -> how it was taken; `None` for a file known only by name (a rebuilt checkpoint).
     files: HashMap<String, Option<Taken>>,
     warned: HashSet<String>,
+    /// `--max-file-age`: a new file older than the newest taken minus this is not taken.
+    max_age: Option<Duration>,
+    /// The newest modification time of a file taken.
+    latest_mtime_ms: Option<i64>,
 }
 
 /// A file as a batch's plan recorded it.
@@ -98,16 +102,78 @@ impl Taken {
 impl Seen {
     /// Every file a checkpoint's plans took (with its size and time), and the files it
     /// recovered from the table when it was rebuilt (by name only).
-    pub async fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
-        let mut seen = Self::default();
+    /// `max_age` is the run's `--max-file-age`.
+    pub async fn from_checkpoint(
+        checkpoint: &Checkpoint,
+        max_age: Option<Duration>,
+    ) -> Result<Self> {
+        let known = checkpoint.known().await?;
+        Self::from_known(checkpoint, known, max_age).await
+    }
+
+    /// As [`Seen::from_checkpoint`], with the `--max-file-age` the last plan recorded: a
+    /// reader of the checkpoint (`status`, `files`) judges the folder as the stream did.
+    pub async fn as_the_stream_saw(checkpoint: &Checkpoint) -> Result<Self> {
+        let known = checkpoint.known().await?;
+        let max_age = known.max_file_age();
+        Self::from_known(checkpoint, known, max_age).await
+    }
+
+    async fn from_known(
+        checkpoint: &Checkpoint,
+        known: crate::stream::checkpoint::Known,
+        max_age: Option<Duration>,
+    ) -> Result<Self> {
+        let mut seen = Self {
+            max_age,
+            ..Self::default()
+        };
         if let Some(recovered) = checkpoint.recovered().await? {
             seen.files
                 .extend(recovered.files.into_iter().map(|name| (name, None)));
         }
-        for batch_id in checkpoint.planned().await? {
-            seen.record(batch_id, &checkpoint.plan(batch_id).await?.files);
+        seen.latest_mtime_ms = known.state.as_ref().and_then(|s| s.latest_mtime_ms);
+        for file in known.files() {
+            seen.record(file.batch_id, std::slice::from_ref(&file.file));
         }
         Ok(seen)
+    }
+
+    /// The oldest modification time a new file may have to be taken (`--max-file-age`).
+    fn oldest_taken(&self) -> Option<i64> {
+        Some(crate::stream::state::oldest_kept(
+            self.latest_mtime_ms?,
+            self.max_age?,
+        ))
+    }
+
+    /// Forget the files `--max-file-age` no longer needs remembered (a checkpoint compaction
+    /// just left them out of its state); how many.
+    pub fn forget_old(&mut self) -> usize {
+        let Some(oldest) = self.oldest_taken() else {
+            return 0;
+        };
+        let before = self.files.len();
+        self.files
+            .retain(|_, taken| taken.as_ref().is_none_or(|t| t.mtime_ms >= oldest));
+        before - self.files.len()
+    }
+
+    /// Whether a file not seen before is too old to take, and the warning that says so.
+    fn too_old(&self, path: &str, file: &SourceFile) -> Option<Skip> {
+        let oldest = self.oldest_taken()?;
+        (file.mtime_ms < oldest).then(|| {
+            let age = humantime::format_duration(self.max_age.unwrap_or_default());
+            Skip {
+                key: format!("old {}", file.name),
+                message: format!(
+                    "{path}: modified more than --max-file-age {age} before the newest file \
+                     the stream has taken, so it is not ingested (Spark's maxFileAge); give \
+                     it a new modification time (touch it) to have it taken, or run without \
+                     --max-file-age"
+                ),
+            }
+        })
     }
 
     /// The files of a batch just planned.
@@ -120,6 +186,7 @@ impl Seen {
                 e_tag: file.e_tag.clone(),
             };
             self.files.insert(file.name.clone(), Some(taken));
+            self.latest_mtime_ms = self.latest_mtime_ms.max(Some(file.mtime_ms));
         }
     }
 
@@ -198,7 +265,10 @@ async fn discover_objects(source: &Folder, seen: &mut Seen) -> Result<Discovery>
             e_tag: meta.e_tag,
         };
         match seen.files.get(&file.name) {
-            None => files.push(file),
+            None => match seen.too_old(&source.display_file(&file.name), &file) {
+                Some(skip) => skipped.push(skip),
+                None => files.push(file),
+            },
             Some(None) => {}
             Some(Some(taken)) => {
                 if taken.differs(&file) {
@@ -294,7 +364,10 @@ fn list(dir: &Path, seen: &Seen) -> Result<(Vec<SourceFile>, Vec<Skip>)> {
                     e_tag: None,
                 };
                 match seen.files.get(&file.name) {
-                    None => files.push(file),
+                    None => match seen.too_old(&path.display().to_string(), &file) {
+                        Some(skip) => warnings.push(skip),
+                        None => files.push(file),
+                    },
                     // Known by name only: nothing to compare with.
                     Some(None) => {}
                     Some(Some(taken)) => {

@@ -1,0 +1,140 @@
+//! `medallion files`: the state of every source file the bronze streams know, as Auto Loader's
+//! `cloud_files_state()`: taken files from each stream's checkpoint (its state file and the
+//! plans after it: batch, when it was planned, the bronze version that holds it, what
+//! `--clean-source` did), the rows of each the quarantine table holds, and the files listed in
+//! the source folder that no batch has taken yet (`pending`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::format::{self, Rows};
+use crate::catalog;
+use crate::delta::{self, TableId};
+use crate::error::Result;
+use crate::source::discover::{self, Completeness, Seen};
+use crate::stream::checkpoint::{self, Checkpoint};
+use crate::stream::state::FileState;
+use crate::warehouse::{DEFAULT_SOURCE, DataDir, Warehouse, parse_location};
+
+const COLUMNS: [&str; 10] = [
+    "source",
+    "path",
+    "size",
+    "modified",
+    "discovered",
+    "batch",
+    "version",
+    "state",
+    "quarantined_rows",
+    "cleaned",
+];
+
+/// One row per file, by source, then batch (pending files last, oldest first).
+pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Rows> {
+    let mut rows = Rows::new(&COLUMNS);
+    let quarantined = quarantined_rows(warehouse).await?;
+    let default = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
+    for (name, checkpoint) in checkpoint::all(&default, DEFAULT_SOURCE).await? {
+        let folder = match checkpoint
+            .source()
+            .and_then(|bound| parse_location(bound).ok())
+        {
+            Some(location) => Some(location.folder(data.options())?),
+            None => None,
+        };
+        let path = |file: &str| match &folder {
+            Some(folder) => folder.display_file(file),
+            None => file.to_string(),
+        };
+        for file in checkpoint.known().await?.files() {
+            let quarantined = quarantined
+                .get(&(file.batch_id, file.file.name.clone()))
+                .copied()
+                .unwrap_or(0);
+            rows.push(taken_row(&name, &path(&file.file.name), &file, quarantined));
+        }
+        if let Some(folder) = &folder {
+            for file in pending(&checkpoint, folder).await? {
+                rows.push(vec![
+                    json!(name),
+                    json!(folder.display_file(&file.name)),
+                    json!(file.size),
+                    format::millis(file.mtime_ms),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    json!("pending"),
+                    Value::Null,
+                    Value::Null,
+                ]);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The row of a file a batch took.
+fn taken_row(source: &str, path: &str, file: &FileState, quarantined: u64) -> Vec<Value> {
+    let state = match (&file.cleaned, file.table_version) {
+        (Some(cleaned), _) => cleaned.action.as_str(),
+        (None, Some(_)) => "committed",
+        (None, None) => "planned",
+    };
+    let cleaned = file
+        .cleaned
+        .as_ref()
+        .map_or(Value::Null, |c| match &c.detail {
+            Some(detail) => json!(format!("{}: {detail}", c.action.as_str())),
+            None => json!(c.action.as_str()),
+        });
+    vec![
+        json!(source),
+        json!(path),
+        json!(file.file.size),
+        format::millis(file.file.mtime_ms),
+        format::millis(file.planned_at),
+        json!(file.batch_id),
+        file.table_version.map_or(Value::Null, Value::from),
+        json!(state),
+        json!(quarantined),
+        cleaned,
+    ]
+}
+
+/// The files in a stream's folder that no batch has taken, whether or not complete yet.
+async fn pending(
+    checkpoint: &Checkpoint,
+    folder: &crate::folder::Folder,
+) -> Result<Vec<discover::SourceFile>> {
+    let mut seen = Seen::as_the_stream_saw(checkpoint).await?;
+    let now = Completeness {
+        settle: Duration::ZERO,
+        recheck: Duration::ZERO,
+    };
+    Ok(discover::discover(folder, &mut seen, now).await?.files)
+}
+
+/// Rows of the bronze quarantine table by (batch, file name).
+async fn quarantined_rows(warehouse: &Warehouse) -> Result<HashMap<(i64, String), u64>> {
+    let id = TableId::of(warehouse, &catalog::BRONZE_QUARANTINE);
+    let mut counts = HashMap::new();
+    let Some(table) = delta::open(&id).await? else {
+        return Ok(counts);
+    };
+    let ctx = delta::session_with(&id, &table, "q").await?;
+    let sql = "SELECT batch_id AS b, source_file AS f, count(*) AS n FROM q GROUP BY 1, 2";
+    for batch in delta::query(&ctx, &id, "count quarantined rows", sql).await? {
+        let batch_ids = delta::int64s(&batch, "b")?;
+        let files = delta::strings(&batch, "f")?;
+        let n = delta::int64s(&batch, "n")?;
+        for ((b, f), n) in batch_ids.iter().zip(files.iter()).zip(n.iter()) {
+            if let (Some(b), Some(f), Some(n)) = (b, f, n) {
+                let name = f.rsplit('/').next().unwrap_or(f).to_string();
+                *counts.entry((b, name)).or_default() += n as u64;
+            }
+        }
+    }
+    Ok(counts)
+}
