@@ -7,6 +7,9 @@ CARGO ?= cargo
 # see Cargo.toml), so a fresh clone pays for one cold build.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug/medallion
+# `make bench` builds release in a target folder of its own, so a debug build (tests) never
+# waits for its lock.
+BENCH_TARGET_DIR := $(abspath $(TARGET_DIR))/bench
 WAREHOUSE ?= warehouse
 DATA ?= lab_data
 MEDALLION = $(BIN) --warehouse $(WAREHOUSE) --data $(DATA)
@@ -80,9 +83,9 @@ endif
 # Python (moto, deltalake, Polars).
 BENCH_PYTHON = $(if $(filter 1,$(BENCH_S3)),$(VENV)/bin/python,python3)
 bench: $(if $(filter 1,$(BENCH_S3)),venv) ## Release build, then bench/run (x1, x10; BENCH_SCALE=100 adds x100; BENCH_S3=1 S3 on moto) and micro benchmarks
-	$(CARGO) build --release --bin medallion --example micro
-	BENCH_S3=$(BENCH_S3) MEDALLION_BIN=$(TARGET_DIR)/release/medallion $(BENCH_PYTHON) bench/run
-	$(TARGET_DIR)/release/examples/micro
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin medallion --example micro
+	BENCH_S3=$(BENCH_S3) MEDALLION_BIN=$(BENCH_TARGET_DIR)/release/medallion $(BENCH_PYTHON) bench/run
+	$(BENCH_TARGET_DIR)/release/examples/micro
 
 venv: ## The Python venv (.venv/): interop readers, Sail, moto; installed again only when a pin changes
 	@if [ "$$(cat $(VENV_STAMP) 2>/dev/null)" != "$(INTEROP_PACKAGES)" ]; then \

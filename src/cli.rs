@@ -285,8 +285,8 @@ another folder.")]
     Status,
 
     /// The state of every source file the bronze streams know (as Auto Loader's
-    /// cloud_files_state): path, size, modified, when its batch was planned, batch, the bronze
-    /// version that holds it, state, quarantined rows, and what --clean-source did.
+    /// cloud_files_state): name, size, modified, when its batch was planned, batch, the bronze
+    /// version that holds it, state, quarantined rows, where --clean-source moved it, path.
     #[command(after_help = "Examples:
   medallion files
   medallion files --format csv > files.csv
@@ -294,7 +294,8 @@ another folder.")]
 
 States: pending (in the source folder, not taken yet), planned (taken by a batch not done yet),
 committed (its rows are in bronze), archived / deleted (by --clean-source), kept (clean-up left
-it, and says why). A file forgotten under --max-file-age is not listed.")]
+it; detail says why). Files --max-file-age passes over (bronze names each in a warning) and
+files it let the checkpoint forget are not listed.")]
     Files(FilesArgs),
 
     /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose

@@ -18,9 +18,9 @@ use crate::stream::checkpoint::{self, Checkpoint};
 use crate::stream::state::FileState;
 use crate::warehouse::{DEFAULT_SOURCE, DataDir, Warehouse, parse_location};
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "source",
-    "path",
+    "file",
     "size",
     "modified",
     "discovered",
@@ -28,7 +28,8 @@ const COLUMNS: [&str; 10] = [
     "version",
     "state",
     "quarantined_rows",
-    "cleaned",
+    "detail",
+    "path",
 ];
 
 /// One row per file, by source, then batch (pending files last, oldest first).
@@ -59,7 +60,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Rows> {
             for file in pending(&checkpoint, folder).await? {
                 rows.push(vec![
                     json!(name),
-                    json!(folder.display_file(&file.name)),
+                    json!(file.name),
                     json!(file.size),
                     format::millis(file.mtime_ms),
                     Value::Null,
@@ -68,6 +69,7 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Rows> {
                     json!("pending"),
                     Value::Null,
                     Value::Null,
+                    json!(folder.display_file(&file.name)),
                 ]);
             }
         }
@@ -82,16 +84,15 @@ fn taken_row(source: &str, path: &str, file: &FileState, quarantined: u64) -> Ve
         (None, Some(_)) => "committed",
         (None, None) => "planned",
     };
-    let cleaned = file
+    // Where clean-up moved it, or why it left it.
+    let detail = file
         .cleaned
         .as_ref()
-        .map_or(Value::Null, |c| match &c.detail {
-            Some(detail) => json!(format!("{}: {detail}", c.action.as_str())),
-            None => json!(c.action.as_str()),
-        });
+        .and_then(|c| c.detail.as_ref())
+        .map_or(Value::Null, |d| json!(d));
     vec![
         json!(source),
-        json!(path),
+        json!(file.file.name),
         json!(file.file.size),
         format::millis(file.file.mtime_ms),
         format::millis(file.planned_at),
@@ -99,7 +100,8 @@ fn taken_row(source: &str, path: &str, file: &FileState, quarantined: u64) -> Ve
         file.table_version.map_or(Value::Null, Value::from),
         json!(state),
         json!(quarantined),
-        cleaned,
+        detail,
+        json!(path),
     ]
 }
 

@@ -240,7 +240,7 @@ fn clean_source_refuses_the_source_folder_as_archive_and_keeps_an_archive_file_o
     let listed = files(&ws);
     assert_eq!(listed[0]["state"], "kept", "{listed:?}");
     assert!(
-        listed[0]["cleaned"]
+        listed[0]["detail"]
             .as_str()
             .unwrap()
             .contains("exists with other bytes"),
@@ -332,13 +332,7 @@ fn max_file_age_passes_over_old_new_files_with_a_warning_and_files_does_not_list
     assert_eq!(bronze_elements(&ws).len(), 6, "now and recent, not old");
     let listed: Vec<String> = files(&ws)
         .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["path"].as_str().unwrap().rsplit('/').next().unwrap(),
-                f["state"]
-            )
-        })
+        .map(|f| format!("{} {}", f["file"].as_str().unwrap(), f["state"]))
         .collect();
     assert_eq!(
         listed,
