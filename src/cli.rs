@@ -301,9 +301,9 @@ files it let the checkpoint forget are not listed.")]
     /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose
     /// files carry dataChange=false, so no downstream table sees a change.
     #[command(after_help = fill("Examples:
-  medallion optimize {bronze}                        pack files under 128 MB
+  medallion optimize {bronze}                        pack files under 128 MiB
   medallion optimize {bronze} --target-size 32MB
-  medallion optimize {silver} --where \"datetime < '2024-01-01'\"
+  medallion optimize {silver} --where \"datetime < '2020-06-01'\"           (UTC)
 
 --where selects files by their statistics (files that may hold a matching row): comparisons of
 a column with a literal (=, !=, <, <=, >, >=, IN (...), NOT IN (...)) joined by AND.
@@ -494,8 +494,8 @@ pub struct OptimizeArgs {
     /// Table name, e.g. fact_heartrate_bronze.
     pub table: String,
 
-    /// The size to pack files up to (files at or above it are left alone): 128MB, 1GiB, 500KB...
-    #[arg(long, default_value = "128MB", value_parser = parse_size)]
+    /// The size to pack files up to (files at or above it are left alone): 128MiB, 1GiB, 500KB (KB, MB: powers of 1000)...
+    #[arg(long, default_value = "128MiB", value_parser = parse_size)]
     pub target_size: u64,
 
     /// Only files whose statistics say they may hold a matching row.

@@ -144,6 +144,10 @@ pub enum Error {
         message: String,
     },
 
+    /// `maintain` could not maintain some tables (each named in its report); the others were.
+    #[error("maintain: {count} of {total} tables failed (named above); the others were maintained")]
+    MaintainFailed { count: usize, total: usize },
+
     /// `status` found what does not add up (listed on stdout).
     #[error("status: {count} inconsistencies found (listed above)")]
     Inconsistent { count: usize },

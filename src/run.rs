@@ -242,6 +242,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let warehouse = writing_to().await?;
             let report = writing(printer, crate::maintain::run(&warehouse)).await?;
             printer.report(&report);
+            if !report.failed.is_empty() {
+                return Err(crate::error::Error::MaintainFailed {
+                    count: report.failed.len(),
+                    total: report.failed.len() + report.tables.len(),
+                });
+            }
         }
         Command::CheckStore => {
             printer.report(&storage::check_store(&reading()?).await?);

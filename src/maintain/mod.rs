@@ -27,6 +27,14 @@ pub struct Maintained {
 #[derive(Debug, Clone, Serialize)]
 pub struct MaintainReport {
     pub tables: Vec<Maintained>,
+    /// Tables that could not be maintained, with the error; the others were.
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub table: String,
+    pub error: String,
 }
 
 impl Report for MaintainReport {
@@ -40,6 +48,9 @@ impl Report for MaintainReport {
                 t.optimize.table, t.checkpoint_version, t.expired_log_files
             ));
         }
+        for f in &self.failed {
+            lines.push(format!("maintain: {} failed: {}", f.table, f.error));
+        }
         if lines.is_empty() {
             lines.push("maintain: the warehouse has no tables yet".into());
         }
@@ -47,25 +58,40 @@ impl Report for MaintainReport {
     }
 }
 
-/// Optimize, vacuum and checkpoint every table of the warehouse, with the defaults.
+/// Optimize, vacuum and checkpoint every table of the warehouse, with the defaults. A table
+/// that fails is named in the report with its error, and the others are still maintained (a
+/// cron job should not leave every table after one it could not touch).
 pub async fn run(warehouse: &Warehouse) -> Result<MaintainReport> {
-    let mut tables = Vec::new();
+    let mut report = MaintainReport {
+        tables: Vec::new(),
+        failed: Vec::new(),
+    };
     for name in crate::inspect::table_names(warehouse).await? {
-        let (id, table) = crate::inspect::open_table(warehouse, &name).await?;
-        let optimize = optimize::run(&id, table, &optimize::OptimizeOptions::default()).await?;
-        let table = reopen(&id).await?;
-        let vacuum = vacuum::run(&id, table, &vacuum::VacuumOptions::default()).await?;
-        let table = reopen(&id).await?;
-        let version = table.version().unwrap_or(0);
-        let expired = delta::append::checkpoint(id.clone(), version).await?;
-        tables.push(Maintained {
-            optimize,
-            vacuum,
-            checkpoint_version: version,
-            expired_log_files: expired,
-        });
+        match maintain_one(warehouse, &name).await {
+            Ok(done) => report.tables.push(done),
+            Err(e) => report.failed.push(Failed {
+                table: name,
+                error: e.chain(),
+            }),
+        }
     }
-    Ok(MaintainReport { tables })
+    Ok(report)
+}
+
+async fn maintain_one(warehouse: &Warehouse, name: &str) -> Result<Maintained> {
+    let (id, table) = crate::inspect::open_table(warehouse, name).await?;
+    let optimize = optimize::run(&id, table, &optimize::OptimizeOptions::default()).await?;
+    let table = reopen(&id).await?;
+    let vacuum = vacuum::run(&id, table, &vacuum::VacuumOptions::default()).await?;
+    let table = reopen(&id).await?;
+    let version = table.version().unwrap_or(0);
+    let expired = delta::append::checkpoint(id.clone(), version).await?;
+    Ok(Maintained {
+        optimize,
+        vacuum,
+        checkpoint_version: version,
+        expired_log_files: expired,
+    })
 }
 
 async fn reopen(id: &TableId) -> Result<deltalake::DeltaTable> {

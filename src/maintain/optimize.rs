@@ -199,14 +199,43 @@ pub async fn run(
         .collect();
     let predicate = match &options.filter {
         Some(text) => {
-            let filter = parse_filter(text, &columns)?;
+            let mut filter = parse_filter(text, &columns)?;
+            // A timestamp as people write it (`'2024-01-01'`, `'2024-01-01 12:00'`, UTC), as
+            // `show --as-of` takes it: the statistics' comparison wants RFC 3339.
+            for comparison in &mut filter {
+                let timestamp = snapshot
+                    .schema()
+                    .field(&comparison.column)
+                    .is_some_and(|f| {
+                        matches!(
+                            f.data_type(),
+                            deltalake::kernel::DataType::Primitive(
+                                deltalake::kernel::PrimitiveType::Timestamp
+                                    | deltalake::kernel::PrimitiveType::TimestampNtz
+                            )
+                        )
+                    });
+                if timestamp {
+                    for value in &mut comparison.values {
+                        *value = timestamp_literal(value);
+                    }
+                }
+            }
             let literals: Vec<(&str, FilterOp, FilterValue<'_>)> = filter
                 .iter()
                 .map(|c| (c.column.as_str(), c.op, c.value()))
                 .collect();
             let predicate =
                 deltalake::conjunction_to_kernel_predicate(&literals, snapshot.schema().as_ref())
-                    .map_err(|e| Error::Usage(format!("--where {text:?}: {e}")))?;
+                    .map_err(|e| {
+                    let hint = if e.to_string().contains("timestamp") {
+                        " (write a timestamp as '2024-01-01', '2024-01-01 12:00:00' (UTC) \
+                             or RFC 3339)"
+                    } else {
+                        ""
+                    };
+                    Error::Usage(format!("--where {text:?}: {e}{hint}"))
+                })?;
             Some(std::sync::Arc::new(predicate))
         }
         None => None,
@@ -348,6 +377,31 @@ fn files_of(table: &DeltaTable) -> (usize, i64, Vec<i64>) {
     };
     let sizes: Vec<i64> = snapshot.log_data().iter().map(|f| f.size()).collect();
     (sizes.len(), sizes.iter().sum(), sizes)
+}
+
+/// A timestamp literal in RFC 3339 (UTC): a date is its midnight, a date and time without a
+/// zone is UTC; anything else is left as written (the kernel then says what is wrong).
+fn timestamp_literal(text: &str) -> String {
+    use chrono::{NaiveDate, NaiveDateTime, SecondsFormat};
+    if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
+        return text.to_string();
+    }
+    let naive = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    });
+    naive.map_or_else(
+        || text.to_string(),
+        |t| t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    )
 }
 
 /// One comparison of `--where`, as deltalake's file filters take it.
@@ -518,6 +572,21 @@ mod tests {
                 expected,
                 "{sizes:?} under {target}"
             );
+        }
+    }
+
+    #[test]
+    fn a_timestamp_literal_is_taken_as_people_write_it_in_utc() {
+        let cases = [
+            ("2024-01-01", "2024-01-01T00:00:00Z"),
+            ("2024-01-01 12:30", "2024-01-01T12:30:00Z"),
+            ("2024-01-01 12:30:05.25", "2024-01-01T12:30:05.250Z"),
+            ("2024-01-01T12:30:05", "2024-01-01T12:30:05Z"),
+            ("2024-01-01T12:30:05+02:00", "2024-01-01T12:30:05+02:00"),
+            ("yesterday", "yesterday"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(timestamp_literal(text), expected, "{text}");
         }
     }
 

@@ -419,6 +419,18 @@ fn optimize_where_selects_files_by_statistics_and_refuses_what_it_cannot() {
     }
     let err = ws.run_err(&["optimize", BRONZE, "--target-size", "big"], 2);
     assert!(err.contains("not a size"), "{err}");
+    // A date as the help's example writes it (the statistics' comparison wants RFC 3339).
+    let out = ws.run_ok(&[
+        "--json",
+        "optimize",
+        SILVER,
+        "--where",
+        "datetime < '2020-03-01'",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["files_removed"].as_u64().is_some(), "{report}");
+    let err = ws.run_err(&["optimize", SILVER, "--where", "datetime < 'soon'"], 2);
+    assert!(err.contains("write a timestamp as"), "{err}");
     // Nothing left to pack: no commit.
     let version = ws.version(BRONZE);
     let out = ws.run_ok(&["optimize", BRONZE, "--target-size", "1KB"]);
@@ -850,4 +862,30 @@ fn regression_a_second_vacuum_repeated_phantom_deletions_and_committed_every_tim
     assert!(again.contains("deleted 0 files"), "{again}");
     assert_eq!(ws.version(BRONZE), version, "an empty vacuum committed");
     assert_eq!(data_files(&dir), files);
+}
+
+#[test]
+fn regression_maintain_stopped_at_the_first_table_it_could_not_maintain() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "4", "--months", "3"]);
+    ws.run_settled(&["-q", "pipeline"]);
+    // dim_patients comes first by name; a link in its folder makes its vacuum refuse.
+    let outside = ws.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, table_dir(&ws, "dim_patients").join("link")).unwrap();
+    let out = ws.medallion().args(["maintain"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("maintain: dim_patients failed") && stdout.contains("symbolic link"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 5 tables failed"), "{stderr}");
+    for table in [BRONZE, SILVER, GOLD, DAILY] {
+        assert!(
+            stdout.contains(&format!("checkpoint: {table} v")),
+            "{stdout}"
+        );
+    }
 }
