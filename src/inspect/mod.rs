@@ -65,6 +65,12 @@ async fn unknown_table(warehouse: &Warehouse, id: &TableId) -> Error {
         Ok(names) if names.is_empty() => {
             "; the warehouse has no tables yet (run `medallion pipeline`)".to_string()
         }
+        // Listed, yet not opened: its first commit is not written (yet).
+        Ok(names) if names.contains(&id.name) => {
+            "; its folder is there but holds no commit yet (it is being created, or its \
+             creation was interrupted: the job that makes it creates it again)"
+                .to_string()
+        }
         Ok(names) => format!("; the tables are: {}", names.join(", ")),
         Err(_) => String::new(),
     };

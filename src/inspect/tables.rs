@@ -11,7 +11,12 @@ use crate::warehouse::Warehouse;
 pub async fn run(warehouse: &Warehouse) -> Result<Rows> {
     let mut rows = Rows::new(&["table", "version", "rows", "files", "bytes", "last_commit"]);
     for name in super::table_names(warehouse).await? {
-        let (id, table) = super::open_table(warehouse, &name).await?;
+        let (id, table) = match super::open_table(warehouse, &name).await {
+            Ok(opened) => opened,
+            // A folder whose first commit is not written yet is no table yet.
+            Err(crate::error::Error::TableNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let version = super::latest_version(&id, &table)?;
         let snapshot = table.snapshot().map_err(id.err("load"))?;
         let files = snapshot.log_data();

@@ -658,7 +658,10 @@ fn show_and_sql_stream_every_row_of_a_table_of_many_batches() {
         ] {
             let out = ws.run_ok(&args);
             assert_eq!(out.lines().count(), count + header, "{args:?}");
-            assert_eq!(out.lines().next(), expected.lines().next(), "{args:?}");
+            // The header (an unordered scan of several files may begin with any row).
+            if header == 1 {
+                assert_eq!(out.lines().next(), expected.lines().next(), "{args:?}");
+            }
             assert!(
                 sorted_body(&out, header) == sorted_body(expected, header),
                 "{args:?}: not the table's rows"

@@ -668,3 +668,23 @@ fn regression_two_silvers_on_a_slice_with_a_merge_and_an_append_double_nothing()
         assert_eq!(rates[&(start + 900)], 99.5, "round {round}");
     }
 }
+
+#[test]
+fn regression_tables_failed_while_a_table_was_being_created() {
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "3", "--months", "2"]);
+    ws.run_settled(&["-q", "pipeline"]);
+    // A table whose folder and `_delta_log` exist, with no commit yet (a job creating it).
+    let creating = ws
+        .warehouse()
+        .join("healthcare_dlh.db/new_table/_delta_log");
+    std::fs::create_dir_all(&creating).unwrap();
+    let out = ws.run_ok(&["tables"]);
+    assert!(
+        out.contains("fact_heartrate_gold") && !out.contains("new_table"),
+        "{out}"
+    );
+    let err = ws.run_err(&["show", "new_table"], 1);
+    assert!(err.contains("holds no commit yet"), "{err}");
+    assert!(!err.contains("the tables are"), "{err}");
+}

@@ -55,9 +55,7 @@ impl Compactor {
         self.since = 0;
         let id = id.clone();
         self.running = Some(tokio::spawn(async move {
-            let table = delta::open(&id)
-                .await?
-                .ok_or_else(|| id.not_found(" (it was there a moment ago)"))?;
+            let table = open_beside_the_stream(&id).await?;
             optimize::run(&id, table, &OptimizeOptions::default()).await
         }));
     }
@@ -75,6 +73,22 @@ impl Compactor {
     pub async fn finish(&mut self) -> Option<Ended> {
         let task = self.running.take()?;
         Some(outcome(task.await))
+    }
+}
+
+/// Open the table while the stream commits to it: a listing of `_delta_log` taken while the
+/// stream writes a commit, a checkpoint or deletes expired commits can see a gap or a
+/// `_last_checkpoint` ahead of the files listed; a moment later it is whole. Three tries.
+async fn open_beside_the_stream(id: &TableId) -> crate::error::Result<deltalake::DeltaTable> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match delta::open(id).await {
+            Ok(Some(table)) => return Ok(table),
+            Ok(None) => return Err(id.not_found(" (it was there a moment ago)")),
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await,
+        }
     }
 }
 
