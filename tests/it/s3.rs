@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{KillClock, SETTLE, Workspace, killed, table_lines};
+use medallion::failpoint::points;
 
 /// A moto S3 server of one test; killed when dropped.
 struct Moto {
@@ -771,4 +772,76 @@ fn a_mistyped_s3_source_or_endpoint_is_refused_before_anything_is_written() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn clean_source_archives_s3_objects_after_their_batch_is_committed() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lakehouse");
+    let data = "s3://lakehouse/data";
+    let warehouse = "s3://lakehouse/wh";
+    let archive = "archive=s3://lakehouse/archive/";
+    run_ok(
+        bare(&moto),
+        &[
+            "--data",
+            data,
+            "generate",
+            "--patients",
+            "4",
+            "--months",
+            "3",
+        ],
+    );
+    let before = moto.keys("lakehouse", "data/healthcare/streaming/tracker/");
+    assert_eq!(before.len(), 3, "{before:?}");
+    // Killed after the first batch is done, before its clean-up: its object stays.
+    let out = bare(&moto)
+        .env("MEDALLION_FAILPOINT", points::AFTER_DONE)
+        .args([
+            "--data",
+            data,
+            "--warehouse",
+            warehouse,
+            "bronze",
+            "--clean-source",
+            archive,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        moto.keys("lakehouse", "data/healthcare/streaming/tracker/"),
+        before
+    );
+    let report = run_ok(
+        bare(&moto),
+        &[
+            "--data",
+            data,
+            "--warehouse",
+            warehouse,
+            "--json",
+            "bronze",
+            "--clean-source",
+            archive,
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
+    assert_eq!(report["batches"], 2, "{report}");
+    assert!(
+        moto.keys("lakehouse", "data/healthcare/streaming/tracker/")
+            .is_empty()
+    );
+    let archived = moto.keys("lakehouse", "archive/");
+    assert_eq!(archived.len(), 3, "{archived:?}");
+    let counts = run_ok(
+        bare(&moto),
+        &["--warehouse", warehouse, "--data", data, "--json", "files"],
+    );
+    let states: Vec<serde_json::Value> = counts
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"].clone())
+        .collect();
+    assert_eq!(states, ["archived", "archived", "archived"]);
 }
