@@ -293,45 +293,31 @@ impl Checkpoint {
 
     pub async fn mark_done(&self, done: &Done) -> Result<()> {
         // A lost done marker costs only a look at the table's transaction on the next start.
-        self.dir
-            .join("commits")
-            .create_new(
-                &done.batch_id.to_string(),
-                &to_json(done),
-                Durability::Crash,
-                None,
-            )
-            .await?;
-        Ok(())
+        self.mark("commits", done.batch_id, done).await
     }
 
     /// Batch N's done marker, if it is done.
     pub async fn done(&self, batch_id: i64) -> Result<Option<Done>> {
-        let commits = self.dir.join("commits");
-        let name = batch_id.to_string();
-        if !commits.exists(&name).await? {
-            return Ok(None);
-        }
-        read_json(&commits, &name).await.map(Some)
+        read_json_if_any(&self.dir.join("commits"), &batch_id.to_string()).await
     }
 
     /// What clean-up did with batch N's files, if it ran.
     pub async fn cleaned(&self, batch_id: i64) -> Result<Option<Cleaned>> {
-        let folder = self.dir.join("_cleaned");
-        let name = batch_id.to_string();
-        if !folder.exists(&name).await? {
-            return Ok(None);
-        }
-        read_json(&folder, &name).await.map(Some)
+        read_json_if_any(&self.dir.join("_cleaned"), &batch_id.to_string()).await
     }
 
     pub async fn mark_cleaned(&self, cleaned: &Cleaned) -> Result<()> {
         // Lost in a crash, clean-up runs again: a file already moved is found moved.
+        self.mark("_cleaned", cleaned.batch_id, cleaned).await
+    }
+
+    /// Write the marker `<folder>/<batch_id>` (once: a marker there already stays).
+    async fn mark(&self, folder: &str, batch_id: i64, record: &impl Serialize) -> Result<()> {
         self.dir
-            .join("_cleaned")
+            .join(folder)
             .create_new(
-                &cleaned.batch_id.to_string(),
-                &to_json(cleaned),
+                &batch_id.to_string(),
+                &to_json(record),
                 Durability::Crash,
                 None,
             )
@@ -541,17 +527,28 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(dir: &Folder, name: &str) -> Result<T> {
-    let path = dir.path_of(name);
-    let Some(bytes) = dir.read(name).await? else {
-        return Err(Error::Checkpoint {
-            path,
+    read_json_if_any(dir, name)
+        .await?
+        .ok_or_else(|| Error::Checkpoint {
+            path: dir.path_of(name),
             message: "the file is gone (was the checkpoint changed by hand?)".into(),
-        });
+        })
+}
+
+/// The record in `name`, `None` if there is no such file.
+async fn read_json_if_any<T: for<'de> Deserialize<'de>>(
+    dir: &Folder,
+    name: &str,
+) -> Result<Option<T>> {
+    let Some(bytes) = dir.read(name).await? else {
+        return Ok(None);
     };
-    serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-        path,
-        message: format!("line {}: {e}", e.line()),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Checkpoint {
+            path: dir.path_of(name),
+            message: format!("line {}: {e}", e.line()),
+        })
 }
 
 /// The numeric file names of a folder, ascending; other names (temporary files) are ignored.

@@ -11,7 +11,7 @@ use medallion::failpoint::points;
 
 use crate::common::{
     KillClock, SETTLE, Workspace, kill_rounds, killed, last_planned, recovered_batches, spawn_held,
-    unfinished_batch, wait_until_paused,
+    unfinished_batch, wait_until_paused, write_tracker,
 };
 
 const BRONZE: &str = "fact_heartrate_bronze";
@@ -31,26 +31,6 @@ fn progress_records(out: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|record| record.get("batchId").is_some())
         .collect()
-}
-
-/// Write a lab-format tracker file of `n` rows; values depend on the file's name.
-fn write_tracker(ws: &Workspace, name: &str, n: usize) {
-    let seed = name.bytes().map(u64::from).sum::<u64>();
-    let rows: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "device_id": format!("{}", seed % 40 + 1),
-                "heartrate": format!("{}.{:04}", 60 + (seed + i as u64) % 40, i),
-                "mrn": format!("{}", 10_000_000 + seed),
-                "time": format!("{}.5", 1_578_000_000 + seed * 100_000 + i as u64 * 900),
-            })
-        })
-        .collect();
-    let text = serde_json::to_string_pretty(&rows).unwrap();
-    std::fs::create_dir_all(ws.tracker()).unwrap();
-    let tmp = ws.tracker().join(format!(".{name}.writing"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(tmp, ws.tracker().join(name)).unwrap();
 }
 
 /// Every source row, read by the test on its own: (file, device_id, heartrate, mrn, time).

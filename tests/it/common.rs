@@ -443,3 +443,25 @@ impl Workspace {
         checked
     }
 }
+
+/// Write a lab-format tracker file of `n` rows, whole (a temporary name, then a rename); values
+/// depend on the file's name. Returns its text.
+pub fn write_tracker(ws: &Workspace, name: &str, n: usize) -> String {
+    let seed = name.bytes().map(u64::from).sum::<u64>();
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "device_id": format!("{}", seed % 40 + 1),
+                "heartrate": format!("{}.{:04}", 60 + (seed + i as u64) % 40, i),
+                "mrn": format!("{}", 10_000_000 + seed),
+                "time": format!("{}.5", 1_578_000_000 + seed * 100_000 + i as u64 * 900),
+            })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&rows).unwrap();
+    std::fs::create_dir_all(ws.tracker()).unwrap();
+    let tmp = ws.tracker().join(format!(".{name}.writing"));
+    std::fs::write(&tmp, &text).unwrap();
+    std::fs::rename(tmp, ws.tracker().join(name)).unwrap();
+    text
+}

@@ -9,30 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use medallion::failpoint::points;
 
-use crate::common::{KillClock, SETTLE, Workspace, killed, last_planned};
+use crate::common::{KillClock, SETTLE, Workspace, killed, last_planned, write_tracker};
 
 const BRONZE: &str = "fact_heartrate_bronze";
-
-/// A tracker file of `n` readings, written whole (temporary name, then rename); its text.
-fn write_file(ws: &Workspace, name: &str, n: usize) -> String {
-    let seed = name.bytes().map(u64::from).sum::<u64>();
-    let rows: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            serde_json::json!({
-                "device_id": format!("{}", seed % 40 + 1),
-                "heartrate": format!("{}.{:04}", 60 + (seed + i as u64) % 40, i),
-                "mrn": format!("{}", 10_000_000 + seed),
-                "time": format!("{}.5", 1_578_000_000 + seed * 1000 + i as u64 * 900),
-            })
-        })
-        .collect();
-    let text = serde_json::to_string_pretty(&rows).unwrap();
-    std::fs::create_dir_all(ws.tracker()).unwrap();
-    let tmp = ws.tracker().join(format!(".{name}.writing"));
-    std::fs::write(&tmp, &text).unwrap();
-    std::fs::rename(tmp, ws.tracker().join(name)).unwrap();
-    text
-}
 
 fn checkpoint(ws: &Workspace) -> PathBuf {
     ws.warehouse()
@@ -90,7 +69,7 @@ fn clean_source_with_kills_between_commit_and_clean_up_loses_no_file_and_ingests
         for f in 0..3 {
             let name = format!("{round:02}-{f}.json");
             let n = 5 + (round + f) % 7;
-            written.insert(name.clone(), (write_file(&ws, &name, n), n));
+            written.insert(name.clone(), (write_tracker(&ws, &name, n), n));
         }
         let planned = last_planned(&ws);
         let mut cmd = ws.medallion();
@@ -164,8 +143,8 @@ fn clean_source_with_kills_between_commit_and_clean_up_loses_no_file_and_ingests
 #[test]
 fn clean_source_delete_never_removes_a_file_before_its_batch_is_committed() {
     let ws = Workspace::new();
-    write_file(&ws, "a.json", 4);
-    write_file(&ws, "b.json", 6);
+    write_tracker(&ws, "a.json", 4);
+    write_tracker(&ws, "b.json", 6);
     // Killed after bronze's commit, before the done marker: both files stay.
     let out = ws
         .medallion()
@@ -189,7 +168,7 @@ fn clean_source_delete_never_removes_a_file_before_its_batch_is_committed() {
     let states: Vec<_> = files(&ws).iter().map(|f| f["state"].clone()).collect();
     assert_eq!(states, ["deleted", "deleted"]);
     // Files of batches planned without --clean-source are left where they are.
-    write_file(&ws, "c.json", 3);
+    write_tracker(&ws, "c.json", 3);
     ws.run_settled(&["bronze"]);
     ws.run_settled(&["bronze", "--clean-source", "delete"]);
     assert_eq!(names_in(&ws.tracker()), ["c.json".to_string()].into());
@@ -198,7 +177,7 @@ fn clean_source_delete_never_removes_a_file_before_its_batch_is_committed() {
 #[test]
 fn clean_source_refuses_the_source_folder_as_archive_and_keeps_an_archive_file_of_other_bytes() {
     let ws = Workspace::new();
-    write_file(&ws, "a.json", 3);
+    write_tracker(&ws, "a.json", 3);
     let tracker = ws.tracker();
     let err = ws.run_err(
         &[
@@ -253,7 +232,7 @@ fn the_checkpoint_stays_small_over_hundreds_of_batches_and_still_knows_every_fil
     let ws = Workspace::new();
     let batches = 260;
     for n in 0..batches {
-        write_file(&ws, &format!("{n:04}.json"), 1);
+        write_tracker(&ws, &format!("{n:04}.json"), 1);
     }
     ws.run_settled(&["-q", "bronze", "--auto-compact", "0"]);
     let cp = checkpoint(&ws);
@@ -266,7 +245,7 @@ fn the_checkpoint_stays_small_over_hundreds_of_batches_and_still_knows_every_fil
     // Nothing is taken again; a new file is.
     ws.run_settled(&["bronze"]);
     assert_eq!(bronze_elements(&ws).len(), batches);
-    write_file(&ws, "new.json", 2);
+    write_tracker(&ws, "new.json", 2);
     ws.run_settled(&["bronze"]);
     assert_eq!(bronze_elements(&ws).len(), batches + 2);
     // `files` knows all of them, each with the version that holds it, in batch order.
@@ -311,11 +290,11 @@ fn set_mtime(path: &Path, ago: Duration) {
 fn max_file_age_passes_over_old_new_files_with_a_warning_and_files_does_not_list_them_pending() {
     let ws = Workspace::new();
     let day = Duration::from_secs(86_400);
-    write_file(&ws, "now.json", 2);
+    write_tracker(&ws, "now.json", 2);
     ws.run_settled(&["bronze", "--max-file-age", "7d"]);
-    write_file(&ws, "old.json", 3);
+    write_tracker(&ws, "old.json", 3);
     set_mtime(&ws.tracker().join("old.json"), 10 * day);
-    write_file(&ws, "recent.json", 4);
+    write_tracker(&ws, "recent.json", 4);
     set_mtime(&ws.tracker().join("recent.json"), 3 * day);
     let out = ws
         .medallion()
