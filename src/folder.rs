@@ -258,7 +258,13 @@ impl Folder {
     /// one level down), any order; none if it does not exist.
     pub async fn subfolders(&self) -> Result<Vec<String>> {
         match self {
-            Self::Local(dir) => local_entries(dir, |e| e.path().is_dir()),
+            // The entry's type from the listing (no look at each file: a table's folder holds
+            // thousands); only a link is followed to see what it leads to.
+            Self::Local(dir) => local_entries(dir, |e| match e.file_type() {
+                Ok(t) if t.is_symlink() => e.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => e.path().is_dir(),
+            }),
             Self::Store { store, prefix, .. } => {
                 let listed = store
                     .list_with_delimiter(Some(prefix))

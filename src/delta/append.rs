@@ -207,17 +207,21 @@ impl AppendLog {
 
     /// Read the commits made by others since `version`. Blind appends of other writers are
     /// fine; a commit of this application, or a change of schema or protocol, is a conflict.
+    /// The next versions are read one by one until one is not there, not found by a listing
+    /// of `_delta_log`: a listing taken while others commit can miss a file the directory
+    /// gains meanwhile and see a gap, and commits are put whole, one after the other.
     async fn catch_up(&mut self) -> Result<()> {
-        let latest = self
-            .log_store
-            .get_latest_version(self.version)
-            .await
-            .map_err(self.id.err("list the log"))?;
-        for version in self.version + 1..=latest {
+        let from = self.version;
+        loop {
+            let version = self.version + 1;
             let Some(commit) =
                 super::log::read_commit(&self.id, self.log_store.as_ref(), version).await?
             else {
-                continue;
+                // The version this commit found taken is not there to read: never loop on it.
+                if self.version == from {
+                    return Err(self.id.lost_race());
+                }
+                return Ok(());
             };
             self.batch_max = self
                 .batch_max
@@ -241,14 +245,14 @@ impl AppendLog {
                 None
             };
             if let Some(message) = conflict {
+                self.version = version;
                 return Err(Error::Conflict {
                     table: self.id.name.clone(),
                     message,
                 });
             }
+            self.version = version;
         }
-        self.version = latest;
-        Ok(())
     }
 
     fn tx_err(&self, e: TransactionError) -> Error {

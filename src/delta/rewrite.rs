@@ -92,36 +92,33 @@ pub async fn commit(
         {
             Ok(()) => return Ok(version + 1),
             Err(TransactionError::VersionAlreadyExists(_)) => {
-                let latest = log_store
-                    .get_latest_version(version)
-                    .await
-                    .map_err(id.err("list the log"))?;
-                for v in version + 1..=latest {
-                    let commit = super::log::read_commit(id, log_store.as_ref(), v)
-                        .await?
-                        .ok_or_else(|| id.lost_race())?;
-                    let taken = commit.removes.iter().find(|r| replaced.contains(&r.path));
-                    if let Some(taken) = taken {
-                        return Err(Error::Conflict {
-                            table: id.name.clone(),
-                            message: format!(
-                                "version {v} removed {} while this compaction was packing it, so \
-                                 nothing was committed; run it again",
-                                taken.path
-                            ),
-                        });
-                    }
-                    if commit.changes_table {
-                        return Err(Error::Conflict {
-                            table: id.name.clone(),
-                            message: format!(
-                                "version {v} changed the table's schema or protocol while this \
-                                 compaction ran, so nothing was committed; run it again"
-                            ),
-                        });
-                    }
+                // Read the version taken (not a listing of the log: one taken while others
+                // commit can miss a file and see a gap), then try the next.
+                let v = version + 1;
+                let commit = super::log::read_commit(id, log_store.as_ref(), v)
+                    .await?
+                    .ok_or_else(|| id.lost_race())?;
+                let taken = commit.removes.iter().find(|r| replaced.contains(&r.path));
+                if let Some(taken) = taken {
+                    return Err(Error::Conflict {
+                        table: id.name.clone(),
+                        message: format!(
+                            "version {v} removed {} while this compaction was packing it, so \
+                             nothing was committed; run it again",
+                            taken.path
+                        ),
+                    });
                 }
-                version = latest;
+                if commit.changes_table {
+                    return Err(Error::Conflict {
+                        table: id.name.clone(),
+                        message: format!(
+                            "version {v} changed the table's schema or protocol while this \
+                             compaction ran, so nothing was committed; run it again"
+                        ),
+                    });
+                }
+                version = v;
             }
             Err(e) => return Err(id.err("commit")(e.into())),
         }
