@@ -245,7 +245,7 @@ impl AppendLog {
                 None
             };
             if let Some(message) = conflict {
-                self.version = version;
+                // Not past it: a later batch of this writer was planned without that commit.
                 return Err(Error::Conflict {
                     table: self.id.name.clone(),
                     message,

@@ -9,6 +9,7 @@
 use deltalake::DeltaResult;
 use deltalake::kernel::{Action, Add, CommitInfo, Remove, Transaction};
 use deltalake::logstore::{LogStore, get_actions};
+use futures::{StreamExt, TryStreamExt};
 
 use super::TableId;
 use crate::error::Result;
@@ -126,14 +127,25 @@ pub async fn read_commits(
     from: u64,
     to: u64,
 ) -> Result<Vec<Commit>> {
-    let mut commits = Vec::new();
-    for version in from..=to {
-        if let Some(commit) = read_commit(id, log, version).await? {
-            commits.push(commit);
-        }
-    }
-    Ok(commits)
+    let read: Vec<Option<Commit>> = read_each(id, log, from, to).try_collect().await?;
+    Ok(read.into_iter().flatten().collect())
 }
+
+/// The commits of versions `from..=to` (`None` where the file is gone), in order, several read
+/// at once: a long log's small files cost their latency once per [`READ_AHEAD`], not each.
+fn read_each<'a>(
+    id: &'a TableId,
+    log: &'a dyn LogStore,
+    from: u64,
+    to: u64,
+) -> impl futures::Stream<Item = Result<Option<Commit>>> + 'a {
+    futures::stream::iter(from..=to)
+        .map(move |version| read_commit(id, log, version))
+        .buffered(READ_AHEAD)
+}
+
+/// Commit files read at once.
+const READ_AHEAD: usize = 16;
 
 /// How many of versions `from..=to` a consumer has to read: those that change rows (or the
 /// table), and those no longer in the log (not known not to). A compaction's or vacuum's
@@ -144,14 +156,11 @@ pub async fn versions_with_changes(
     from: u64,
     to: u64,
 ) -> Result<u64> {
-    let mut count = 0;
-    for version in from..=to {
-        count += match read_commit(id, log, version).await? {
-            Some(commit) => u64::from(commit.changes_data()),
-            None => 1,
-        };
-    }
-    Ok(count)
+    read_each(id, log, from, to)
+        .try_fold(0, |count, commit| async move {
+            Ok(count + commit.map_or(1, |c| u64::from(c.changes_data())))
+        })
+        .await
 }
 
 #[cfg(test)]
