@@ -154,6 +154,26 @@ impl Folder {
         }
     }
 
+    /// The size, modification time (milliseconds) and e-tag of `name` (a local link is
+    /// followed), `None` if there is no such file.
+    pub async fn meta(&self, name: &str) -> Result<Option<(u64, i64, Option<String>)>> {
+        match self {
+            Self::Local(dir) => {
+                let path = dir.join(name);
+                match std::fs::metadata(&path) {
+                    Ok(m) => Ok(Some((m.len(), crate::source::discover::mtime_ms(&m), None))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io("inspect", path)(e)),
+                }
+            }
+            Self::Store { store, .. } => match store.head(&self.object(name)).await {
+                Ok(m) => Ok(Some((m.size, m.last_modified.timestamp_millis(), m.e_tag))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.failed("look for", name, e)),
+            },
+        }
+    }
+
     /// Write `name` only if it does not exist; whether this call created it. Locally,
     /// `durability` says whether it must survive a power cut; `failpoint_name` names a point
     /// between the write and the moment the name is taken (crash tests).

@@ -13,6 +13,7 @@ use super::format::{self, Rows};
 use crate::catalog;
 use crate::delta::{self, TableId};
 use crate::error::Result;
+use crate::folder::Folder;
 use crate::source::discover::{self, Completeness, Seen};
 use crate::stream::checkpoint::{self, Checkpoint};
 use crate::stream::state::FileState;
@@ -36,8 +37,25 @@ const COLUMNS: [&str; 11] = [
 pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Rows> {
     let mut rows = Rows::new(&COLUMNS);
     let quarantined = quarantined_rows(warehouse).await?;
+    let bronze_id = TableId::of(warehouse, &catalog::BRONZE);
+    let bronze = delta::open(&bronze_id).await?;
     let default = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
-    for (name, checkpoint) in checkpoint::all(&default, DEFAULT_SOURCE).await? {
+    let checkpoints = checkpoint::all(&default, DEFAULT_SOURCE).await?;
+    if !checkpoints.iter().any(|(name, _)| name == DEFAULT_SOURCE) {
+        // No stream yet: every file of the tracker folder waits for its first batch.
+        if let Ok(folder) = data.tracker().folder(data.options()) {
+            for file in pending(None, &folder).await? {
+                rows.push(pending_row(DEFAULT_SOURCE, &folder, &file));
+            }
+        }
+    }
+    for (name, checkpoint) in checkpoints {
+        // The batches the table holds: a batch committed by a run killed before its done
+        // marker is committed all the same.
+        let committed = match &bronze {
+            Some(table) => delta::app_version(&bronze_id, table, checkpoint.stream_id()).await?,
+            None => None,
+        };
         let folder = match checkpoint
             .source()
             .and_then(|bound| parse_location(bound).ok())
@@ -54,34 +72,52 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Rows> {
                 .get(&(file.batch_id, file.file.name.clone()))
                 .copied()
                 .unwrap_or(0);
-            rows.push(taken_row(&name, &path(&file.file.name), &file, quarantined));
+            let in_table = committed.is_some_and(|c| c >= file.batch_id);
+            rows.push(taken_row(
+                &name,
+                &path(&file.file.name),
+                &file,
+                quarantined,
+                in_table,
+            ));
         }
         if let Some(folder) = &folder {
-            for file in pending(&checkpoint, folder).await? {
-                rows.push(vec![
-                    json!(name),
-                    json!(file.name),
-                    json!(file.size),
-                    format::millis(file.mtime_ms),
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    json!("pending"),
-                    Value::Null,
-                    Value::Null,
-                    json!(folder.display_file(&file.name)),
-                ]);
+            for file in pending(Some(&checkpoint), folder).await? {
+                rows.push(pending_row(&name, folder, &file));
             }
         }
     }
     Ok(rows)
 }
 
+fn pending_row(source: &str, folder: &Folder, file: &discover::SourceFile) -> Vec<Value> {
+    vec![
+        json!(source),
+        json!(file.name),
+        json!(file.size),
+        format::millis(file.mtime_ms),
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        json!("pending"),
+        Value::Null,
+        Value::Null,
+        json!(folder.display_file(&file.name)),
+    ]
+}
+
 /// The row of a file a batch took.
-fn taken_row(source: &str, path: &str, file: &FileState, quarantined: u64) -> Vec<Value> {
+fn taken_row(
+    source: &str,
+    path: &str,
+    file: &FileState,
+    quarantined: u64,
+    in_table: bool,
+) -> Vec<Value> {
     let state = match (&file.cleaned, file.table_version) {
         (Some(cleaned), _) => cleaned.action.as_str(),
         (None, Some(_)) => "committed",
+        (None, None) if in_table => "committed",
         (None, None) => "planned",
     };
     // Where clean-up moved it, or why it left it.
@@ -107,10 +143,13 @@ fn taken_row(source: &str, path: &str, file: &FileState, quarantined: u64) -> Ve
 
 /// The files in a stream's folder that no batch has taken, whether or not complete yet.
 async fn pending(
-    checkpoint: &Checkpoint,
-    folder: &crate::folder::Folder,
+    checkpoint: Option<&Checkpoint>,
+    folder: &Folder,
 ) -> Result<Vec<discover::SourceFile>> {
-    let mut seen = Seen::as_the_stream_saw(checkpoint).await?;
+    let mut seen = match checkpoint {
+        Some(checkpoint) => Seen::as_the_stream_saw(checkpoint).await?,
+        None => Seen::default(),
+    };
     let now = Completeness {
         settle: Duration::ZERO,
         recheck: Duration::ZERO,

@@ -380,9 +380,9 @@ impl Checkpoint {
             known.state.as_ref(),
             &known.newer_files(),
             up_to,
-            &planned,
-            &states,
+            (&planned, &states),
             max_age,
+            chrono::Utc::now().timestamp_millis(),
         ) else {
             return Ok(None);
         };

@@ -38,6 +38,10 @@ pub struct State {
     /// Files forgotten under `--max-file-age`, in all.
     #[serde(default)]
     pub forgotten: u64,
+    /// Files modified before this (milliseconds) may have been taken and forgotten: a file that
+    /// old is never taken again, whatever a later run's `--max-file-age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_before_ms: Option<i64>,
 }
 
 /// One file a batch took, and what became of it.
@@ -101,15 +105,17 @@ pub struct Compaction {
 
 /// Decide a compaction: the previous state and the files of the batches after it (up to
 /// `up_to`) make the new state; files older than the newest taken minus `max_age` are
-/// forgotten; the plans of batches more than [`RETAIN_BATCHES`] before `up_to`, and every
-/// state before the new one, go. `None` when the newest state already covers `up_to`.
+/// forgotten (the newest taken counts as `now_ms` at most: one file dated in the future does
+/// not make every other file too old); the plans of batches more than [`RETAIN_BATCHES`]
+/// before `up_to`, and every state before the new one, go. `None` when the newest state
+/// already covers `up_to`.
 pub fn plan(
     previous: Option<&State>,
     newer: &[FileState],
     up_to: i64,
-    planned: &[i64],
-    states: &[i64],
+    (planned, states): (&[i64], &[i64]),
     max_age: Option<Duration>,
+    now_ms: i64,
 ) -> Option<Compaction> {
     if previous.is_some_and(|p| p.batch_id >= up_to) {
         return None;
@@ -130,11 +136,13 @@ pub fn plan(
         .chain(previous.and_then(|p| p.latest_mtime_ms))
         .max();
     let mut forgotten = previous.map_or(0, |p| p.forgotten);
+    let mut forgotten_before_ms = previous.and_then(|p| p.forgotten_before_ms);
     if let (Some(age), Some(latest)) = (max_age, latest_mtime_ms) {
-        let threshold = oldest_kept(latest, age);
+        let threshold = oldest_kept(latest.min(now_ms), age);
         let before = files.len();
         files.retain(|f| f.file.mtime_ms >= threshold);
         forgotten += (before - files.len()) as u64;
+        forgotten_before_ms = forgotten_before_ms.max(Some(threshold));
     }
     files.sort_by_key(|f| f.batch_id);
     let keep_from = up_to.saturating_sub(RETAIN_BATCHES);
@@ -144,6 +152,7 @@ pub fn plan(
             files,
             latest_mtime_ms,
             forgotten,
+            forgotten_before_ms,
         },
         delete_batches: planned.iter().copied().filter(|b| *b < keep_from).collect(),
         delete_states: states.iter().copied().filter(|s| *s < up_to).collect(),
@@ -188,6 +197,7 @@ mod tests {
             files: vec![file("a", 3, 0), file("b", 50, 5 * ms_day)],
             latest_mtime_ms: Some(5 * ms_day),
             forgotten: 2,
+            forgotten_before_ms: None,
         };
         let newer = [
             file("c", 100, 6 * ms_day),
@@ -196,33 +206,60 @@ mod tests {
             file("e", 201, 11 * ms_day),
         ];
         let planned: Vec<i64> = (0..=201).collect();
-        // (previous, up to, max age) -> (files kept, forgotten, first batch kept, states gone)
+        let now = 30 * ms_day;
+        // (previous, up to, max age, now) -> (files kept, forgotten, forgotten before, first
+        // batch kept)
         type Case<'a> = (
             Option<&'a State>,
             i64,
             Option<Duration>,
+            i64,
             &'a [&'a str],
             u64,
+            Option<i64>,
             i64,
         );
-        let cases: [Case; 4] = [
-            (Some(&previous), 200, None, &["a", "b", "c", "d"], 2, 100),
+        let cases: [Case; 5] = [
+            (
+                Some(&previous),
+                200,
+                None,
+                now,
+                &["a", "b", "c", "d"],
+                2,
+                None,
+                100,
+            ),
             // 7 days before the newest (day 10): day 3 on stays, day 0 goes.
             (
                 Some(&previous),
                 200,
                 Some(7 * day),
+                now,
                 &["b", "c", "d"],
                 3,
+                Some(3 * ms_day),
                 100,
             ),
-            (None, 100, None, &["c"], 0, 0),
-            (None, 200, Some(day), &["d"], 1, 100),
+            (None, 100, None, now, &["c"], 0, None, 0),
+            (None, 200, Some(day), now, &["d"], 1, Some(9 * ms_day), 100),
+            // The newest file (day 10) is dated after now (day 8): now counts as the newest.
+            (
+                None,
+                200,
+                Some(day),
+                8 * ms_day,
+                &["d"],
+                1,
+                Some(7 * ms_day),
+                100,
+            ),
         ];
-        for (prev, up_to, age, kept, forgotten, first_kept) in cases {
-            let got = plan(prev, &newer, up_to, &planned, &[99, 0], age).unwrap();
-            assert_eq!(names(&got.state), kept, "{up_to} {age:?}");
+        for (prev, up_to, age, now, kept, forgotten, before, first_kept) in cases {
+            let got = plan(prev, &newer, up_to, (&planned, &[99, 0]), age, now).unwrap();
+            assert_eq!(names(&got.state), kept, "{up_to} {age:?} {now}");
             assert_eq!(got.state.forgotten, forgotten, "{up_to} {age:?}");
+            assert_eq!(got.state.forgotten_before_ms, before, "{up_to} {age:?}");
             assert_eq!(got.state.batch_id, up_to);
             assert_eq!(
                 got.delete_batches,
@@ -233,12 +270,12 @@ mod tests {
         }
         // A state that covers the batch already: nothing to do.
         assert_eq!(
-            plan(Some(&previous), &newer, 99, &planned, &[99], None),
+            plan(Some(&previous), &newer, 99, (&planned, &[99]), None, now),
             None
         );
         // A name planned again later replaces its first plan.
         let again = [file("a", 120, 7 * ms_day)];
-        let got = plan(Some(&previous), &again, 200, &planned, &[], None).unwrap();
+        let got = plan(Some(&previous), &again, 200, (&planned, &[]), None, now).unwrap();
         assert_eq!(names(&got.state), ["b", "a"]);
         assert_eq!(got.state.files[1].batch_id, 120);
     }

@@ -145,6 +145,9 @@ fn clean_source_delete_never_removes_a_file_before_its_batch_is_committed() {
     let ws = Workspace::new();
     write_tracker(&ws, "a.json", 4);
     write_tracker(&ws, "b.json", 6);
+    // Before any stream: both wait.
+    let states: Vec<_> = files(&ws).iter().map(|f| f["state"].clone()).collect();
+    assert_eq!(states, ["pending", "pending"]);
     // Killed after bronze's commit, before the done marker: both files stay.
     let out = ws
         .medallion()
@@ -158,8 +161,9 @@ fn clean_source_delete_never_removes_a_file_before_its_batch_is_committed() {
         names_in(&ws.tracker()),
         ["a.json", "b.json"].map(String::from).into()
     );
+    // Committed (the table holds its transaction), though not marked done.
     let listed = files(&ws);
-    assert_eq!(listed[0]["state"], "planned", "{listed:?}");
+    assert_eq!(listed[0]["state"], "committed", "{listed:?}");
     assert_eq!(listed[1]["state"], "pending", "{listed:?}");
     // The next run marks the first batch done, deletes its file, and takes the other.
     ws.run_settled(&["bronze", "--clean-source", "delete"]);
@@ -187,7 +191,7 @@ fn clean_source_refuses_the_source_folder_as_archive_and_keeps_an_archive_file_o
         ],
         2,
     );
-    assert!(err.contains("is the source folder itself"), "{err}");
+    assert!(err.contains("is a folder a bronze stream reads"), "{err}");
     assert!(ws.version(BRONZE).is_none(), "nothing written");
     let err = ws.run_err(&["bronze", "--clean-source", "move"], 2);
     assert!(err.contains("expected delete or archive=FOLDER"), "{err}");
@@ -320,4 +324,132 @@ fn max_file_age_passes_over_old_new_files_with_a_warning_and_files_does_not_list
     // Without the flag every new file is taken, however old.
     ws.run_settled(&["bronze"]);
     assert_eq!(bronze_elements(&ws).len(), 9);
+}
+
+#[test]
+fn regression_clean_up_deleted_a_file_rewritten_after_its_batch_took_it() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "a.json", 4);
+    // Done, then killed before the clean-up; the file is rewritten meanwhile.
+    let out = ws
+        .medallion()
+        .env(SETTLE, "0")
+        .env("MEDALLION_FAILPOINT", points::AFTER_DONE)
+        .args(["-q", "bronze", "--clean-source", "delete"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let rewritten = write_tracker(&ws, "a.json", 9);
+    let out = ws
+        .medallion()
+        .env(SETTLE, "0")
+        .args(["bronze", "--clean-source", "delete"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a.json: left in the source folder"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.tracker().join("a.json")).unwrap(),
+        rewritten,
+        "the rewritten file was deleted"
+    );
+    let listed = files(&ws);
+    assert_eq!(listed[0]["state"], "kept", "{listed:?}");
+    assert!(
+        listed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its size is"),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn regression_a_longer_max_file_age_ingested_forgotten_files_again() {
+    let ws = Workspace::new();
+    let hour = Duration::from_secs(3600);
+    // 110 one-file batches, an hour apart, the newest 10 hours ago: the compaction after
+    // batch 99 forgets what is a day older than the newest.
+    for n in 0..110u32 {
+        write_tracker(&ws, &format!("{n:03}.json"), 1);
+        set_mtime(&ws.tracker().join(format!("{n:03}.json")), (120 - n) * hour);
+    }
+    ws.run_settled(&[
+        "-q",
+        "bronze",
+        "--max-file-age",
+        "1d",
+        "--auto-compact",
+        "0",
+    ]);
+    assert_eq!(bronze_elements(&ws).len(), 110);
+    let state = std::fs::read_to_string(checkpoint(&ws).join("_state/99")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert!(state["forgotten"].as_u64().unwrap() > 0, "{state}");
+    // A longer age, or none, does not take the forgotten files again: they may be ingested.
+    for args in [&["bronze", "--max-file-age", "30d"][..], &["bronze"]] {
+        let out = ws.medallion().env(SETTLE, "0").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("cannot tell whether this one was ingested"),
+            "{stderr}"
+        );
+        assert_eq!(bronze_elements(&ws).len(), 110, "{args:?} ingested again");
+    }
+}
+
+#[test]
+fn regression_one_file_dated_in_the_future_made_every_new_file_too_old() {
+    let ws = Workspace::new();
+    write_tracker(&ws, "future.json", 2);
+    std::fs::File::options()
+        .write(true)
+        .open(ws.tracker().join("future.json"))
+        .unwrap()
+        .set_modified(SystemTime::now() + Duration::from_secs(3 * 365 * 86_400))
+        .unwrap();
+    ws.run_settled(&["bronze", "--max-file-age", "7d"]);
+    write_tracker(&ws, "now.json", 3);
+    ws.run_settled(&["bronze", "--max-file-age", "7d"]);
+    assert_eq!(
+        bronze_elements(&ws).len(),
+        5,
+        "the file of now was passed over"
+    );
+}
+
+#[test]
+fn clean_source_refuses_an_archive_another_stream_reads_or_inside_the_warehouse() {
+    let ws = Workspace::new();
+    let other = ws.dir.path().join("site_b");
+    std::fs::create_dir_all(&other).unwrap();
+    write_tracker(&ws, "a.json", 2);
+    ws.run_settled(&["bronze", "--source", &format!("b={}", other.display())]);
+    let err = ws.run_err(
+        &[
+            "bronze",
+            "--clean-source",
+            &format!("archive={}", other.display()),
+        ],
+        2,
+    );
+    assert!(err.contains("is a folder a bronze stream reads"), "{err}");
+    let inside = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/archived");
+    let err = ws.run_err(
+        &[
+            "bronze",
+            "--clean-source",
+            &format!("archive={}", inside.display()),
+        ],
+        2,
+    );
+    assert!(err.contains("is inside the warehouse"), "{err}");
+    assert_eq!(bronze_elements(&ws).len(), 0, "nothing ingested");
 }

@@ -57,32 +57,53 @@ impl CleanSource {
 }
 
 /// Check `--clean-source` against a source before anything is written: an archive folder must
-/// not be the source folder (its files would be listed again); a local one is created.
-/// Returns the text the plans record (a local archive folder made absolute).
-pub(super) fn check(clean: &CleanSource, source: &Folder) -> Result<String> {
+/// not be the source folder, nor the folder another stream of the warehouse reads (`bound`:
+/// their checkpoints' sources), since archived files would be listed and ingested again; nor
+/// lie inside the warehouse (`warehouse`, when local), where vacuum would take archived files
+/// for orphans. A local one is created. Returns the text the plans record (a local archive
+/// folder made absolute).
+pub(super) fn check(
+    clean: &CleanSource,
+    source: &Folder,
+    bound: &[String],
+    warehouse: Option<&std::path::Path>,
+) -> Result<String> {
     let CleanSource::Archive(Location::Local(path)) = clean else {
-        if let (CleanSource::Archive(Location::Url(url)), Folder::Store { .. }) = (clean, source)
-            && url.as_str().trim_end_matches('/') == source.display().trim_end_matches('/')
-        {
-            return Err(same_folder(&source.display()));
+        if let CleanSource::Archive(Location::Url(url)) = clean {
+            let url = url.as_str().trim_end_matches('/');
+            let taken = bound.iter().any(|b| b.trim_end_matches('/') == url);
+            if taken || (!source.is_local() && url == source.display().trim_end_matches('/')) {
+                return Err(same_folder(url));
+            }
         }
         return Ok(clean.to_text());
     };
     std::fs::create_dir_all(path).map_err(Error::io("create the archive folder", path))?;
     let archive = std::fs::canonicalize(path).map_err(Error::io("resolve", path))?;
-    if let Folder::Local(dir) = source
-        && std::fs::canonicalize(dir).is_ok_and(|dir| dir == archive)
-    {
+    let read_by_a_stream = bound.iter().any(|b| std::path::Path::new(b) == archive);
+    let is_source = matches!(source, Folder::Local(dir)
+        if std::fs::canonicalize(dir).is_ok_and(|dir| dir == archive));
+    if read_by_a_stream || is_source {
         return Err(same_folder(&archive.display().to_string()));
+    }
+    if let Some(root) = warehouse.and_then(|w| std::fs::canonicalize(w).ok())
+        && archive.starts_with(&root)
+    {
+        return Err(Error::Usage(format!(
+            "--clean-source archive={} is inside the warehouse ({}): vacuum would take the \
+             archived files for orphans and delete them; give a folder outside it",
+            archive.display(),
+            root.display()
+        )));
     }
     Ok(CleanSource::Archive(Location::Local(archive)).to_text())
 }
 
 fn same_folder(folder: &str) -> Error {
     Error::Usage(format!(
-        "--clean-source archive={folder} is the source folder itself: archived files would be \
-         listed again; give another folder (a sub-folder of the source is fine: only the files \
-         directly in it are read)"
+        "--clean-source archive={folder} is a folder a bronze stream reads (this one's, or \
+         another source's): archived files would be listed and ingested again; give another \
+         folder (a sub-folder of a source is fine: only the files directly in it are read)"
     ))
 }
 
@@ -114,7 +135,18 @@ pub(super) async fn clean_batch(
         if i > 0 {
             failpoint(points::CLEAN_BETWEEN_FILES);
         }
-        let done = clean_file(source, archive.as_ref(), &file.name).await?;
+        let done = match changed_since(source, file).await? {
+            Some(how) => CleanedFile {
+                name: file.name.clone(),
+                action: CleanAction::Kept,
+                detail: Some(format!(
+                    "{how} since batch {} took it, so it is not the file bronze holds: left \
+                     where it is (it is not ingested again: write new readings to a new file)",
+                    plan.batch_id
+                )),
+            },
+            None => clean_file(source, archive.as_ref(), &file.name).await?,
+        };
         if done.action == CleanAction::Kept {
             warnings.push(format!(
                 "{}: left in the source folder after batch {}: {}",
@@ -132,6 +164,30 @@ pub(super) async fn clean_batch(
         })
         .await?;
     Ok(warnings)
+}
+
+/// How a source file differs from what its batch's plan recorded (size, time, e-tag), if it
+/// does: a file rewritten after its batch took it is not the file bronze holds, and is never
+/// moved or deleted as if it were. A file that is gone is not changed (clean-up finds it
+/// moved, or says it is gone).
+async fn changed_since(
+    source: &Folder,
+    planned: &crate::source::discover::SourceFile,
+) -> Result<Option<String>> {
+    let Some((size, mtime_ms, e_tag)) = source.meta(&planned.name).await? else {
+        return Ok(None);
+    };
+    // An object's e-tag says it all (a HEAD's time may be coarser than a listing's).
+    let tagged = e_tag.is_some() && planned.e_tag.is_some();
+    Ok(if size != planned.size {
+        Some(format!("its size is {size} bytes, was {}", planned.size))
+    } else if tagged && e_tag != planned.e_tag {
+        Some("its e-tag changed".to_string())
+    } else if !tagged && mtime_ms != planned.mtime_ms {
+        Some("its modification time moved".to_string())
+    } else {
+        None
+    })
 }
 
 /// Move (or delete) one source file.

@@ -323,9 +323,9 @@ pub(crate) async fn check_source(
             checkpoint_dir.display(),
         )));
     }
-    // An archive that is the source folder is refused before a table is made.
+    // An archive that is a source folder or in the warehouse is refused before a table is made.
     if let Some(clean) = &options.clean_source {
-        clean::check(clean, &folder)?;
+        clean_source_text(warehouse, clean, &folder).await?;
     }
     Ok(Source {
         name: spec.name.clone(),
@@ -333,6 +333,23 @@ pub(crate) async fn check_source(
         identity,
         storage: data.options().clone(),
     })
+}
+
+/// `--clean-source` checked against this source, every stream's source of the warehouse, and
+/// the warehouse's folder ([`clean::check`]); the text its plans record.
+async fn clean_source_text(
+    warehouse: &Warehouse,
+    clean: &clean::CleanSource,
+    source: &Folder,
+) -> Result<String> {
+    let default = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
+    let bound: Vec<String> = crate::stream::checkpoint::all(&default, DEFAULT_SOURCE)
+        .await?
+        .iter()
+        .filter_map(|(_, checkpoint)| checkpoint.source().map(str::to_string))
+        .collect();
+    let root = warehouse.root().to_file_path().ok();
+    clean::check(clean, source, &bound, root.as_deref())
 }
 
 /// A local source folder, canonical; it must exist and be a folder.
@@ -474,7 +491,7 @@ async fn run_source(
         report.warnings.push(message);
     }
     let clean_source = match &options.clean_source {
-        Some(clean) => Some(clean::check(clean, &source.folder)?),
+        Some(clean) => Some(clean_source_text(warehouse, clean, &source.folder).await?),
         None => None,
     };
     let state_batch = checkpoint.state().await?.map(|s| s.batch_id);

@@ -285,7 +285,15 @@ impl Stream {
     ) -> Result<()> {
         let known = self.checkpoint.known().await?;
         for (plan, done, cleaned) in known.batches {
-            if plan.clean_source.is_some() && done.is_some() && cleaned.is_none() {
+            if let (Some(text), Some(_), None) = (&plan.clean_source, &done, &cleaned) {
+                // As the plan promised, whatever this run's flags: say so.
+                let message = format!(
+                    "batch {} was done but its clean-up was not (an interrupted run): cleaning \
+                     its files as its plan asked (--clean-source {text})",
+                    plan.batch_id
+                );
+                observer.warn(&message);
+                report.warnings.push(message);
                 self.clean(&plan, report, observer).await;
             }
         }

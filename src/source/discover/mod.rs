@@ -79,6 +79,9 @@ pub struct Seen {
     max_age: Option<Duration>,
     /// The newest modification time of a file taken.
     latest_mtime_ms: Option<i64>,
+    /// Files modified before this may have been taken and then forgotten (`--max-file-age`):
+    /// never taken again.
+    forgotten_before_ms: Option<i64>,
 }
 
 /// A file as a batch's plan recorded it.
@@ -133,16 +136,20 @@ impl Seen {
                 .extend(recovered.files.into_iter().map(|name| (name, None)));
         }
         seen.latest_mtime_ms = known.state.as_ref().and_then(|s| s.latest_mtime_ms);
+        seen.forgotten_before_ms = known.state.as_ref().and_then(|s| s.forgotten_before_ms);
         for file in known.files() {
             seen.record(file.batch_id, std::slice::from_ref(&file.file));
         }
         Ok(seen)
     }
 
-    /// The oldest modification time a new file may have to be taken (`--max-file-age`).
+    /// The oldest modification time a new file may have to be taken (`--max-file-age`): the
+    /// age before the newest file taken, or before now if that file is dated later (one file
+    /// with a clock ahead must not make every other file too old).
     fn oldest_taken(&self) -> Option<i64> {
+        let now = chrono::Utc::now().timestamp_millis();
         Some(crate::stream::state::oldest_kept(
-            self.latest_mtime_ms?,
+            self.latest_mtime_ms?.min(now),
             self.max_age?,
         ))
     }
@@ -156,11 +163,30 @@ impl Seen {
         let before = self.files.len();
         self.files
             .retain(|_, taken| taken.as_ref().is_none_or(|t| t.mtime_ms >= oldest));
+        self.forgotten_before_ms = self.forgotten_before_ms.max(Some(oldest));
         before - self.files.len()
     }
 
-    /// Whether a file not seen before is too old to take, and the warning that says so.
+    /// Whether a file not seen before is too old to take, and the warning that says so: older
+    /// than what the checkpoint forgot (it may have been taken: never again), or than
+    /// `--max-file-age` before the newest file taken (it was never taken).
     fn too_old(&self, path: &str, file: &SourceFile) -> Option<Skip> {
+        if self
+            .forgotten_before_ms
+            .is_some_and(|before| file.mtime_ms < before)
+        {
+            return Some(Skip {
+                key: format!("forgotten {}", file.name),
+                message: format!(
+                    "{path}: modified before {}, when the stream's checkpoint forgot the files \
+                     it had taken (--max-file-age), so it cannot tell whether this one was \
+                     ingested; not ingested. If it is new, write it under a new name",
+                    crate::inspect::format::millis(self.forgotten_before_ms.unwrap_or_default())
+                        .as_str()
+                        .unwrap_or("?")
+                ),
+            });
+        }
         let oldest = self.oldest_taken()?;
         (file.mtime_ms < oldest).then(|| {
             let age = humantime::format_duration(self.max_age.unwrap_or_default());
@@ -168,9 +194,9 @@ impl Seen {
                 key: format!("old {}", file.name),
                 message: format!(
                     "{path}: modified more than --max-file-age {age} before the newest file \
-                     the stream has taken, so it is not ingested (Spark's maxFileAge); give \
-                     it a new modification time (touch it) to have it taken, or run without \
-                     --max-file-age"
+                     the stream has taken, so it is not ingested (Spark's maxFileAge); it was \
+                     never ingested: give it a new modification time (touch it) to have it \
+                     taken, or run with a longer --max-file-age"
                 ),
             }
         })
