@@ -630,7 +630,8 @@ pub struct BronzeArgs {
 
     /// Take no new file modified more than AGE before the newest file the stream has taken
     /// (with a warning naming it), and let the checkpoint forget files that old, as Spark's
-    /// maxFileAge (e.g. 7d). Default: remember every file, take every new one.
+    /// maxFileAge (e.g. 7d). Files it has forgotten are never taken again, whatever a later
+    /// run's AGE. Default: remember every file, take every new one.
     #[arg(long, value_name = "AGE", value_parser = parse_duration)]
     pub max_file_age: Option<std::time::Duration>,
 }
