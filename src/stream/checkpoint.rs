@@ -206,9 +206,11 @@ impl Checkpoint {
         self.source.as_deref()
     }
 
-    /// Open the checkpoint in `dir`, creating it (with a new stream id) if there is none. Two
-    /// processes creating it at once agree on one id.
-    pub async fn open_or_create(dir: &Folder) -> Result<Self> {
+    /// Open the checkpoint in `dir`, creating it (with a new stream id, bound to `source`) if
+    /// there is none. Two processes creating it at once agree on one id. A new checkpoint's
+    /// metadata names its source from the start: one without is a checkpoint of an earlier
+    /// medallion, never one a concurrent run is creating.
+    pub async fn open_or_create(dir: &Folder, source: Option<&str>) -> Result<Self> {
         if let Folder::Local(path) = dir {
             for sub in OWN_FOLDERS {
                 let path = path.join(sub);
@@ -220,7 +222,7 @@ impl Checkpoint {
             None => {
                 let metadata = Metadata {
                     id: uuid::Uuid::new_v4().to_string(),
-                    source: None,
+                    source: source.map(str::to_string),
                 };
                 dir.create_new("metadata", &to_json(&metadata), Durability::PowerCut, None)
                     .await?;
@@ -571,7 +573,7 @@ mod tests {
     async fn plans_are_created_once_and_the_id_is_kept() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Folder::Local(tmp.path().to_path_buf());
-        let cp = Checkpoint::open_or_create(&dir).await.unwrap();
+        let cp = Checkpoint::open_or_create(&dir, None).await.unwrap();
         let id = cp.stream_id().to_string();
         let plan = Plan {
             batch_id: 0,
@@ -600,7 +602,7 @@ mod tests {
         .unwrap();
         assert!(cp.is_done(0).await.unwrap());
 
-        let again = Checkpoint::open_or_create(&dir).await.unwrap();
+        let again = Checkpoint::open_or_create(&dir, None).await.unwrap();
         assert_eq!(again.stream_id(), id);
         assert_eq!(again.planned().await.unwrap(), vec![0]);
         assert_eq!(
@@ -618,8 +620,8 @@ mod tests {
             url: url::Url::parse("s3://lake/t/_checkpoint/").unwrap(),
         };
         let (a, b) = tokio::join!(
-            Checkpoint::open_or_create(&dir),
-            Checkpoint::open_or_create(&dir)
+            Checkpoint::open_or_create(&dir, None),
+            Checkpoint::open_or_create(&dir, None)
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.stream_id(), b.stream_id(), "one stream id");

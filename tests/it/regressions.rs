@@ -688,3 +688,32 @@ fn regression_tables_failed_while_a_table_was_being_created() {
     assert!(err.contains("holds no commit yet"), "{err}");
     assert!(!err.contains("the tables are"), "{err}");
 }
+
+#[test]
+fn regression_runs_starting_at_once_said_the_checkpoint_was_made_by_an_earlier_medallion() {
+    // A new checkpoint's metadata named its source only after its creation: a run starting
+    // in between read no source and warned of a checkpoint "made by an earlier medallion".
+    for round in 0..6 {
+        let ws = Workspace::new();
+        ws.run_ok(&["generate", "--patients", "2", "--months", "2"]);
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                ws.medallion()
+                    .env(crate::common::SETTLE, "0")
+                    .args(["bronze"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("made by an earlier medallion"),
+                "round {round}: {stderr}"
+            );
+        }
+    }
+}

@@ -460,7 +460,8 @@ async fn run_source(
 
     let checkpoint_dir = warehouse.checkpoint(catalog::BRONZE.name, &source.name)?;
     let binding = Checkpoint::binding(&checkpoint_dir, &source.identity).await?;
-    let mut checkpoint = Checkpoint::open_or_create(&checkpoint_dir).await?;
+    let mut checkpoint =
+        Checkpoint::open_or_create(&checkpoint_dir, Some(&source.identity)).await?;
     checkpoint.bind_source(&source.identity).await?;
     let bound = match binding {
         Binding::New | Binding::Same => None,
