@@ -111,9 +111,18 @@ pub const DAILY: Table = Table {
     schema: daily_schema,
 };
 
+pub const PIPELINE_EVENTS: Table = Table {
+    name: "pipeline_events",
+    writer: "every job",
+    description: "The event log: each job run's start, progress, expectations, errors and end",
+    key: &[],
+    properties: APPEND_ONLY,
+    schema: events_schema,
+};
+
 /// The pipeline's tables in the order it writes them: listings follow this order, then any
 /// other table by name.
-pub const TABLES: [&Table; 8] = [
+pub const TABLES: [&Table; 9] = [
     &DIM_PATIENTS,
     &BRONZE,
     &BRONZE_QUARANTINE,
@@ -122,6 +131,7 @@ pub const TABLES: [&Table; 8] = [
     &SILVER_WAITING,
     &GOLD,
     &DAILY,
+    &PIPELINE_EVENTS,
 ];
 
 /// The pipeline's table of that name.
@@ -239,6 +249,25 @@ fn daily_schema() -> SchemaRef {
         Field::new("min_heartrate", DataType::Float64, true),
         Field::new("max_heartrate", DataType::Float64, true),
         Field::new("count", DataType::Int64, false),
+    ]))
+}
+
+/// One row per event (modelled on Lakeflow's event log). `table_name`, not `table`: a column
+/// named by a reserved word would need quoting in every query. `upstream_versions` (table ->
+/// version consumed) and `details` are JSON text, which every reader can parse.
+fn events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("timestamp", utc_micros(), false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("job", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, true),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+        Field::new("upstream_versions", DataType::Utf8, true),
+        Field::new("version_written", DataType::Int64, true),
+        Field::new("details", DataType::Utf8, false),
     ]))
 }
 

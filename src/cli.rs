@@ -125,6 +125,17 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
+    /// The expectations file (default: medallion.toml in the working directory, if there is
+    /// one; `medallion init` writes an example).
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "MEDALLION_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -298,6 +309,40 @@ it; detail says why). Files --max-file-age passes over (bronze names each in a w
 files it let the checkpoint forget are not listed.")]
     Files(FilesArgs),
 
+    /// Write an example expectations file (medallion.toml): commented rules for the lab's
+    /// data, each a SQL condition on a table's rows with what to do when it is not true.
+    #[command(after_help = fill("Examples:
+  medallion init                          ./medallion.toml (refused if it exists)
+  medallion init --force                  replace it
+  medallion --config rules.toml init      write rules.toml instead
+
+Actions: warn (keep the row, count it), drop and quarantine (leave it out of the table; it
+goes to {silver_quarantine} with the rule's name), fail (stop the refresh before it
+commits anything, exit 1). Rules on {silver} take any action; rules on {gold} and
+{daily} warn or fail. A rule applies to the rows written after it is added:
+`medallion silver --full-refresh` applies the current rules to all of bronze."))]
+    Init(InitArgs),
+
+    /// List the event log (pipeline_events): each job run's start, progress per table,
+    /// expectation counts, maintenance, errors and end.
+    #[command(after_help = "Examples:
+  medallion events                              every event, oldest first
+  medallion events --job silver --level WARN    silver's warnings and errors
+  medallion events --since 2026-12-01 --format json
+  medallion sql \"SELECT job, count(*) FROM pipeline_events WHERE level = 'ERROR' GROUP BY job\"
+
+Levels: INFO, METRICS, WARN, ERROR; --level WARN shows WARN and ERROR.")]
+    Events(EventsArgs),
+
+    /// Each expectation's pass rate per version written and overall, from the event log: the
+    /// rules of medallion.toml and the built-in checks (bronze's readable files and rescued
+    /// data, silver's typed rows and known patients).
+    #[command(after_help = fill("Examples:
+  medallion quality                             every table's checks
+  medallion quality {silver}
+  medallion quality --overall --format json     one row per check"))]
+    Quality(QualityArgs),
+
     /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose
     /// files carry dataChange=false, so no downstream table sees a change.
     #[command(after_help = fill("Examples:
@@ -384,6 +429,49 @@ pub struct OutputArgs {
     /// terminal's width or COLUMNS).
     #[arg(long)]
     pub no_truncate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this job's runs (patients, bronze, silver, gold, pipeline, optimize, ...).
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// Only events at or after this time: RFC 3339, or YYYY-MM-DD[ HH:MM:SS] in UTC.
+    #[arg(long, value_parser = crate::inspect::show::parse_time)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Only events of this level or above (INFO and METRICS < WARN < ERROR).
+    #[arg(long, value_parser = ["INFO", "METRICS", "WARN", "ERROR"], ignore_case = true)]
+    pub level: Option<String>,
+
+    /// Only one run's events (its run_id).
+    #[arg(long)]
+    pub run: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QualityArgs {
+    /// Only this table's checks.
+    pub table: Option<String>,
+
+    /// One row per check over every version (without it, a row per check and version written,
+    /// then the overall rows).
+    #[arg(long)]
+    pub overall: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,15 @@ pub enum Error {
     #[error("table {table}: {message}")]
     Refused { table: String, message: String },
 
+    /// An expectation whose action is `fail` failed on rows about to be written: nothing of the
+    /// refresh was committed.
+    #[error("table {table}: expectation {rule} failed: {message}")]
+    ExpectationFailed {
+        table: String,
+        rule: String,
+        message: String,
+    },
+
     /// The stream's checkpoint folder holds something this version cannot use.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

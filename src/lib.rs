@@ -27,6 +27,10 @@
 //! - [`inspect`]: the read side: tables, describe, history, show (time travel), sql, diff, and
 //!   restore.
 //! - [`maintain`]: optimize (compaction), vacuum, checkpoints and log retention, `maintain`.
+//! - [`quality`]: expectations (`medallion.toml`): rules read and checked, then evaluated on
+//!   the rows a job writes.
+//! - [`events`]: the event log, `pipeline_events`: each run's start, progress, expectation
+//!   counts, errors and end.
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 //! - [`docgen`]: shell completions and man pages, generated from the command line's definition.
@@ -37,6 +41,7 @@ pub mod cli;
 mod delta;
 mod docgen;
 mod error;
+mod events;
 pub mod failpoint;
 mod folder;
 mod generate;
@@ -45,6 +50,7 @@ mod layers;
 mod maintain;
 mod output;
 mod parallel;
+mod quality;
 mod run;
 mod source;
 mod storage;

@@ -6,6 +6,8 @@ use std::future::Future;
 use crate::cli::{BronzeArgs, Cli, Command, GenerateArgs, OutputArgs};
 use crate::delta::{self, orphans};
 use crate::error::Result;
+use crate::events::{EventLog, Logged, reports};
+use crate::quality::rules::{self, Rules};
 use crate::generate::{self, GenerateOptions, GenerateReport};
 use crate::inspect::diff::DiffOptions;
 use crate::inspect::format::{Format, Printed, RowStream, Rows, terminal_width};
@@ -46,6 +48,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         storage::ensure_safe(&warehouse).await?;
         Ok::<_, crate::error::Error>(warehouse)
     };
+    // The expectations, read and checked before any work (a bad rule is a usage error).
+    let rules = || Rules::load(cli.config.as_deref());
+    let log = |warehouse: &Warehouse, job: &str, arguments: serde_json::Value| {
+        EventLog::start(warehouse, job, arguments)
+    };
     match cli.command {
         Command::Generate(args) => {
             let report = run_generate(&data, &args).await?;
@@ -56,46 +63,59 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Patients => {
             let warehouse = writing_to().await?;
-            let report = writing(printer, patients::run(&warehouse, &data)).await?;
-            printer.report(&report);
+            let events = log(&warehouse, "patients", serde_json::json!({}));
+            let job = writing(printer, patients::run(&warehouse, &data));
+            printer.report(&logged(&events, printer, job).await?);
         }
         Command::Bronze(args) => {
             let warehouse = writing_to().await?;
+            let events = log(&warehouse, "bronze", arguments(&args));
             let mut observer = BronzeOutput::new(printer);
+            observer.log = Some(events.clone());
             let report =
                 bronze::run(&warehouse, &data, &bronze_options(&args), &mut observer).await;
             observer.finish();
             // The stream deletes the Parquet of the batches it did not commit itself.
             let report = match report {
-                Ok(report) => report,
-                Err(e) => return Err(delta::name_the_winner(e).await),
+                Ok(report) => Ok(report),
+                Err(e) => Err(delta::name_the_winner(e).await),
             };
+            let report = logged(&events, printer, async { report }).await?;
             // With --json, after the progress records: the report `--json pipeline` holds as
             // its `bronze`, so both describe bronze the same way.
             printer.report(&report);
         }
         Command::Silver(args) => {
+            let rules = rules()?;
             let warehouse = writing_to().await?;
+            let events = log(&warehouse, "silver", arguments(&args));
             let options = SilverOptions {
                 max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
                 timezone: args.silver.timezone,
                 full_refresh: args.full_refresh,
+                rules,
             };
             let mut bar = StepBar::new(printer);
-            printer.report(&writing(printer, silver::run(&warehouse, &options, &mut bar)).await?);
+            let job = writing(printer, silver::run(&warehouse, &options, &mut bar));
+            printer.report(&logged(&events, printer, job).await?);
         }
         Command::Gold(args) => {
+            let rules = rules()?;
             let warehouse = writing_to().await?;
+            let events = log(&warehouse, "gold", arguments(&args));
             let mut bar = StepBar::new(printer);
-            let job = gold::run(&warehouse, args.full_refresh, &mut bar);
-            printer.report(&writing(printer, job).await?);
+            let job = gold::run(&warehouse, args.full_refresh, &rules, &mut bar);
+            printer.report(&logged(&events, printer, writing(printer, job)).await?);
         }
         Command::Pipeline(args) => {
+            let rules = rules()?;
             let warehouse = writing_to().await?;
+            let events = log(&warehouse, "pipeline", arguments(&args));
             let silver_options = SilverOptions {
                 max_rows_per_commit: unlimited_at_0(args.silver.max_rows_per_commit),
                 timezone: args.silver.timezone,
                 full_refresh: false,
+                rules,
             };
             // Progress records would mix with the report on stdout: keep them in the
             // checkpoint's progress.jsonl.
@@ -107,6 +127,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 steps: StepBar::new(printer),
                 printer,
             };
+            watcher.bronze.log = Some(events.clone());
             let report = writing(
                 printer,
                 pipeline::run(
@@ -120,7 +141,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             .await;
             watcher.bronze.finish();
             watcher.steps.end();
-            printer.report(&report?);
+            printer.report(&logged(&events, printer, async { report }).await?);
         }
         Command::Tables(args) => {
             let warehouse = reading()?;
@@ -204,25 +225,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 version: args.version,
                 force: args.force,
             };
-            match restore::run(&warehouse, &args.table, &options).await {
-                Ok(report) => printer.report(&report),
-                Err(e) => return Err(delta::name_the_winner(e).await),
-            }
+            let events = log(&warehouse, "restore", arguments(&args));
+            let report = match restore::run(&warehouse, &args.table, &options).await {
+                Ok(report) => Ok(report),
+                Err(e) => Err(delta::name_the_winner(e).await),
+            };
+            printer.report(&logged(&events, printer, async { report }).await?);
         }
         Command::Completions(args) => crate::docgen::print_completions(args.shell)?,
         Command::Man(args) => printer.report(&crate::docgen::man_pages(&args.out)?),
         Command::Optimize(args) => {
             let warehouse = writing_to().await?;
+            let events = log(&warehouse, "optimize", arguments(&args));
             let options = crate::maintain::optimize::OptimizeOptions {
                 target_size: args.target_size,
                 filter: args.filter,
             };
-            let report = writing(printer, async {
+            let job = writing(printer, async {
                 let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
                 crate::maintain::optimize::run(&id, table, &options).await
-            })
-            .await?;
-            printer.report(&report);
+            });
+            printer.report(&logged(&events, printer, job).await?);
         }
         Command::Vacuum(args) => {
             let warehouse = if args.dry_run {
@@ -235,12 +258,23 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 dry_run: args.dry_run,
                 force: args.force,
             };
-            let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
-            printer.report(&crate::maintain::vacuum::run(&id, table, &options).await?);
+            let job = async {
+                let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
+                crate::maintain::vacuum::run(&id, table, &options).await
+            };
+            // A dry run changes nothing: it is not a run of the pipeline's.
+            let report = if args.dry_run {
+                job.await?
+            } else {
+                logged(&log(&warehouse, "vacuum", arguments(&args)), printer, job).await?
+            };
+            printer.report(&report);
         }
         Command::Maintain => {
             let warehouse = writing_to().await?;
-            let report = writing(printer, crate::maintain::run(&warehouse)).await?;
+            let events = log(&warehouse, "maintain", serde_json::json!({}));
+            let job = writing(printer, crate::maintain::run(&warehouse));
+            let report = logged(&events, printer, job).await?;
             printer.report(&report);
             if !report.failed.is_empty() {
                 return Err(crate::error::Error::MaintainFailed {
@@ -255,6 +289,32 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Files(args) => {
             let warehouse = reading()?;
             let rows = crate::inspect::files::run(&warehouse, &data).await?;
+            print_rows(&rows, &args.output, printer)?;
+        }
+        Command::Init(_) if cli.config.as_deref().is_some_and(|p| p.is_dir()) => {
+            return Err(crate::error::Error::Usage(
+                "--config names a folder; init writes a file".into(),
+            ));
+        }
+        Command::Init(args) => {
+            printer.report(&rules::init(cli.config.as_deref(), args.force)?);
+        }
+        Command::Events(args) => {
+            let warehouse = reading()?;
+            let filter = crate::inspect::events::EventFilter {
+                job: args.job,
+                since: args.since,
+                level: args.level,
+                run: args.run,
+            };
+            let rows = crate::inspect::events::events(&warehouse, &filter).await?;
+            print_rows(&rows, &args.output, printer)?;
+        }
+        Command::Quality(args) => {
+            let warehouse = reading()?;
+            let rows =
+                crate::inspect::events::quality(&warehouse, args.table.as_deref(), args.overall)
+                    .await?;
             print_rows(&rows, &args.output, printer)?;
         }
         Command::Status => {
@@ -285,6 +345,28 @@ async fn writing<T>(printer: Printer, job: impl Future<Output = Result<T>>) -> R
         Ok(report) => Ok(report),
         Err(e) => Err(delta::name_the_winner(e).await),
     }
+}
+
+/// End a job's run in the event log: what its report says (if it succeeded) or its error,
+/// then the run's end. A log that cannot be written is a warning: the job's result stands.
+async fn logged<T: Logged>(
+    events: &EventLog,
+    printer: Printer,
+    job: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let result = job.await;
+    if let Ok(report) = &result {
+        events.extend(report.events());
+    }
+    for problem in events.finish(result.as_ref().map(|_| ())).await {
+        printer.warn(&problem);
+    }
+    result
+}
+
+/// A command's arguments, for its `run_start` event.
+fn arguments(args: &impl std::fmt::Debug) -> serde_json::Value {
+    serde_json::json!({ "arguments": format!("{args:?}") })
 }
 
 /// Print an inspect command's rows on stdout.
@@ -412,11 +494,17 @@ impl pipeline::Watcher for PipelineOutput {
 struct BronzeOutput {
     printer: Printer,
     bar: Option<indicatif::ProgressBar>,
+    /// The run's event log, which hears each batch.
+    log: Option<EventLog>,
 }
 
 impl BronzeOutput {
     fn new(printer: Printer) -> Self {
-        Self { printer, bar: None }
+        Self {
+            printer,
+            bar: None,
+            log: None,
+        }
     }
 
     fn finish(&mut self) {
@@ -448,6 +536,10 @@ impl Observer for BronzeOutput {
     }
 
     fn batch(&mut self, progress: &Progress) {
+        if let Some(log) = &self.log {
+            log.extend(reports::bronze_batch(crate::catalog::BRONZE.name, progress));
+            log.flush_soon();
+        }
         if self.printer.json {
             if let Ok(line) = serde_json::to_string(progress) {
                 // After the batch is done: a closed pipe (`| head -1`) stops the stream there.

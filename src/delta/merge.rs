@@ -42,6 +42,9 @@ pub struct Upsert<'a> {
     pub record_unchanged: bool,
     /// What the MERGE does, for its errors ("merge" if empty).
     pub action: &'static str,
+    /// A boolean column of the source: a source row where it is true deletes its key from the
+    /// target (and is never inserted); the others are upserted as usual.
+    pub delete_flag: Option<&'a str>,
 }
 
 /// What a MERGE did.
@@ -50,6 +53,7 @@ pub struct Merged {
     pub source_rows: u64,
     pub inserted: u64,
     pub updated: u64,
+    pub deleted: u64,
 }
 
 /// The condition under which a matched row is updated: any of `update` changed.
@@ -108,7 +112,19 @@ pub async fn upsert(
                 .clone()
                 .with_max_retries(super::rewrite::NO_RETRY),
         );
+    let kept = plan
+        .delete_flag
+        .map(|flag| Expr::Not(Box::new(col(format!("source.{flag}")))));
+    if let Some(flag) = plan.delete_flag {
+        builder = builder
+            .when_matched_delete(|d| d.predicate(col(format!("source.{flag}"))))
+            .map_err(id.err(action))?;
+    }
     if let Some(changed) = changed(plan.update, plan.approximate) {
+        let changed = match &kept {
+            Some(kept) => kept.clone().and(changed),
+            None => changed,
+        };
         builder = builder
             .when_matched_update(|u| {
                 plan.update.iter().fold(u.predicate(changed), |u, c| {
@@ -120,6 +136,10 @@ pub async fn upsert(
     if !plan.insert.is_empty() {
         builder = builder
             .when_not_matched_insert(|i| {
+                let i = match &kept {
+                    Some(kept) => i.predicate(kept.clone()),
+                    None => i,
+                };
                 plan.insert
                     .iter()
                     .fold(i, |i, c| i.set(*c, col(format!("source.{c}"))))
@@ -138,6 +158,7 @@ pub async fn upsert(
             source_rows: metrics.num_source_rows as u64,
             inserted: metrics.num_target_rows_inserted as u64,
             updated: metrics.num_target_rows_updated as u64,
+            deleted: metrics.num_target_rows_deleted as u64,
         },
     ))
 }
@@ -308,5 +329,54 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "case {i}");
         }
+    }
+
+    /// A source row flagged for deletion removes its key and is never inserted; the other rows
+    /// are upserted as usual.
+    #[tokio::test]
+    async fn a_flagged_source_row_deletes_its_key_and_is_not_inserted() {
+        use deltalake::arrow::array::BooleanArray;
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local(dir.path()).unwrap();
+        let id = TableId::of(&warehouse, &T);
+        let table = crate::delta::create(&id, &T, &[]).await.unwrap();
+        let table = table
+            .write(vec![batch(&[(1, Some("a"), None), (2, Some("b"), None)])])
+            .await
+            .unwrap();
+        // 1: flagged and held (deleted); 2: changed (updated); 3: flagged, not held (nothing);
+        // 4: new (inserted).
+        let incoming = batch(&[
+            (1, Some("a"), None),
+            (2, Some("c"), None),
+            (3, Some("x"), None),
+            (4, Some("d"), None),
+        ]);
+        let mut columns = incoming.columns().to_vec();
+        columns.push(Arc::new(BooleanArray::from(vec![true, false, true, false])));
+        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("gone", DataType::Boolean, false));
+        let flagged = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let source = SessionContext::new().read_batch(flagged).unwrap();
+        let (table, merged) = upsert(
+            &id,
+            table,
+            source,
+            Upsert {
+                key: T.key,
+                update: &["t", "x"],
+                insert: &["k", "t", "x"],
+                delete_flag: Some("gone"),
+                ..Upsert::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((merged.inserted, merged.updated, merged.deleted), (1, 1, 1));
+        let got = rows(&crate::delta::read_all(&id, &table).await.unwrap());
+        assert_eq!(
+            got,
+            [(2, Some("c".to_string()), None), (4, Some("d".to_string()), None)]
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod describe;
 pub mod diff;
+pub mod events;
 pub mod files;
 pub mod format;
 pub mod history;

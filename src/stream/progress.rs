@@ -29,6 +29,8 @@ pub struct Progress {
     pub sink: SinkProgress,
     /// Rows (or whole files) that went to the quarantine table instead.
     pub num_quarantined_rows: u64,
+    /// Of the rows committed, those with fields outside the source columns (`_rescued_data`).
+    pub num_rescued_rows: u64,
     /// The bronze version that holds the batch.
     pub table_version: u64,
     /// Whether this batch was planned by an earlier run that stopped before finishing it.

@@ -43,7 +43,7 @@ BUCKET = "lakehouse"
 TABLES = [
     "dim_patients", "fact_heartrate_bronze", "fact_heartrate_bronze_quarantine",
     "fact_heartrate_silver", "fact_heartrate_silver_quarantine", "fact_heartrate_silver_waiting",
-    "fact_heartrate_gold", "fact_heartrate_daily",
+    "fact_heartrate_gold", "fact_heartrate_daily", "pipeline_events",
 ]
 
 

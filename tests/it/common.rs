@@ -53,6 +53,7 @@ impl Workspace {
             // Jobs as a user runs them: no test knob from the caller's environment.
             .env_remove(SETTLE)
             .env_remove("MEDALLION_FAILPOINT")
+            .env_remove("MEDALLION_CONFIG")
             .env_remove("MEDALLION_MIN_SHARE_ROWS")
             .arg("--warehouse")
             .arg(warehouse)

@@ -316,7 +316,7 @@ fn regression_sql_syntax_error_is_one_line_with_its_position() {
     );
 }
 
-const COMMANDS: [&str; 21] = [
+const COMMANDS: [&str; 24] = [
     "generate",
     "patients",
     "bronze",
@@ -335,6 +335,9 @@ const COMMANDS: [&str; 21] = [
     "maintain",
     "status",
     "files",
+    "init",
+    "events",
+    "quality",
     "check-store",
     "completions",
     "man",
@@ -365,7 +368,7 @@ fn man_writes_a_page_per_command_with_its_name_and_sections() {
     let ws = Workspace::new();
     let dir = ws.dir.path().join("man");
     let out = ws.run_ok(&["man", "--out", dir.to_str().unwrap()]);
-    assert!(out.starts_with("man: 21 pages in "), "{out}");
+    assert!(out.starts_with("man: 24 pages in "), "{out}");
     let page = std::fs::read_to_string(dir.join("medallion.1")).unwrap();
     assert!(page.contains(".TH medallion 1 "), "{page}");
     for section in [

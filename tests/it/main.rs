@@ -9,6 +9,7 @@ mod hostile_env;
 mod inspect;
 mod long_running;
 mod patients;
+mod quality;
 mod readonly;
 mod regressions;
 mod s3;

@@ -16,7 +16,7 @@ const SILVER: &str = "fact_heartrate_silver";
 const GOLD: &str = "fact_heartrate_gold";
 const DAILY: &str = "fact_heartrate_daily";
 
-fn reading(device: &str, rate: &str, mrn: &str, time: &str) -> String {
+pub(crate) fn reading(device: &str, rate: &str, mrn: &str, time: &str) -> String {
     format!(
         r#"{{"device_id": "{device}", "heartrate": "{rate}", "mrn": "{mrn}", "time": "{time}"}}"#
     )
@@ -24,7 +24,7 @@ fn reading(device: &str, rate: &str, mrn: &str, time: &str) -> String {
 
 /// Two patients, six readings: one across New York's DST change, one negative fault, one that
 /// cannot be typed, one of a patient not in the dimension yet.
-fn fixture() -> Workspace {
+pub(crate) fn fixture() -> Workspace {
     let ws = Workspace::new();
     ws.write(
         "healthcare/batch/patient_info.csv",
@@ -253,10 +253,10 @@ fn column<T: Array + Clone + 'static>(batch: &RecordBatch, name: &str, to: &Data
 type SilverKey = (i64, i64, i64);
 
 /// Silver, gold and daily computed here from the source files, by plain Rust.
-struct Expected {
-    silver: BTreeMap<SilverKey, (u64, String)>,
-    gold: BTreeMap<i64, (String, i64, i64, u64, u64)>,
-    daily: BTreeMap<(i64, String), (i64, u64, u64)>,
+pub(crate) struct Expected {
+    pub(crate) silver: BTreeMap<SilverKey, (u64, String)>,
+    pub(crate) gold: BTreeMap<i64, (String, i64, i64, u64, u64)>,
+    pub(crate) daily: BTreeMap<(i64, String), (i64, u64, u64)>,
 }
 
 fn micros(time: &str) -> i64 {
@@ -270,6 +270,12 @@ fn micros(time: &str) -> i64 {
 }
 
 fn expected(ws: &Workspace) -> Expected {
+    expected_where(ws, |_| true)
+}
+
+/// The tables computed here from the source files, the last delivery of each reading kept
+/// only if `keep` says so (an expectation that drops it).
+pub(crate) fn expected_where(ws: &Workspace, keep: impl Fn(f64) -> bool) -> Expected {
     let csv = std::fs::read_to_string(ws.patients_csv()).unwrap();
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let names: BTreeMap<i64, String> = reader
@@ -294,6 +300,7 @@ fn expected(ws: &Workspace) -> Expected {
             );
         }
     }
+    silver.retain(|_, (bits, _)| keep(f64::from_bits(*bits)));
     let mut per_patient: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     let mut per_day: BTreeMap<(i64, String), Vec<f64>> = BTreeMap::new();
     for ((_, mrn, t), (bits, _)) in &silver {
@@ -343,8 +350,11 @@ fn expected(ws: &Workspace) -> Expected {
 }
 
 fn assert_matches_expected(ws: &Workspace, label: &str) {
+    assert_matches(ws, &expected(ws), label);
+}
+
+pub(crate) fn assert_matches(ws: &Workspace, want: &Expected, label: &str) {
     use deltalake::arrow::array::{Float64Array, Int64Array, StringArray};
-    let want = expected(ws);
     let mut silver = BTreeMap::new();
     for b in ws.rows(SILVER) {
         let d: Int64Array = column(&b, "device_id", &DataType::Int64);

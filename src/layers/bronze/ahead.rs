@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use deltalake::ObjectStore;
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{Array, RecordBatch};
 use deltalake::kernel::Add;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -34,6 +34,8 @@ pub struct Prepared {
     pub batch_id: i64,
     pub adds: Vec<Add>,
     pub rows: u64,
+    /// Of `rows`, those with fields outside the source columns (`_rescued_data` set).
+    pub rescued: u64,
     pub quarantine: Vec<QuarantineRow>,
     /// Stamped on the rows as `_ingested_at` (and on quarantine rows).
     pub ingested_at: i64,
@@ -297,6 +299,7 @@ impl BatchWriter {
                 batch_id: first.batch_id,
                 adds: Vec::new(),
                 rows: 0,
+                rescued: 0,
                 quarantine: Vec::new(),
                 ingested_at: first.ingested_at,
                 millis: 0,
@@ -307,6 +310,9 @@ impl BatchWriter {
     async fn add(&mut self, id: &TableId, piece: Piece) -> Result<()> {
         let start = Instant::now();
         for batch in piece.batches {
+            if let Some(rescued) = batch.column_by_name("_rescued_data") {
+                self.prepared.rescued += (rescued.len() - rescued.null_count()) as u64;
+            }
             let writer = match &mut self.writer {
                 Some(writer) => writer,
                 None => self.writer.insert(

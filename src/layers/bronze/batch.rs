@@ -47,8 +47,8 @@ impl Stream {
             backlog,
         } = timing;
         let batch_id = plan.batch_id;
-        let (rows, quarantined) = match prepared {
-            None => (0, 0),
+        let (rows, quarantined, rescued) = match prepared {
+            None => (0, 0, 0),
             Some(data) => {
                 for row in &data.quarantine {
                     let message = format!(
@@ -127,7 +127,7 @@ impl Stream {
                     report.warnings.push(warning);
                 }
                 failpoint(points::AFTER_COMMIT);
-                (data.rows, data.quarantine.len() as u64)
+                (data.rows, data.quarantine.len() as u64, data.rescued)
             }
         };
 
@@ -149,7 +149,9 @@ impl Stream {
         durations.trigger_execution =
             started.elapsed().as_millis() as u64 + durations.latest_offset;
 
-        let progress = self.progress(plan, (rows, quarantined), recovering, durations, backlog);
+        let mut progress =
+            self.progress(plan, (rows, quarantined), recovering, durations, backlog);
+        progress.num_rescued_rows = rescued;
         self.checkpoint.append_progress(&progress).await?;
         observer.batch(&progress);
         report.batches += 1;
@@ -262,6 +264,7 @@ impl Stream {
             },
             duration_ms: durations,
             num_quarantined_rows: quarantined,
+            num_rescued_rows: 0,
             table_version: self.log.version(),
             recovered: recovering,
         }

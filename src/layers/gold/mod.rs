@@ -34,6 +34,8 @@ use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::failpoint::{failpoint, points};
 use crate::output::{Report, Steps, version_change};
+use crate::quality::check::{RuleCount, evaluate};
+use crate::quality::rules::Rules;
 use crate::warehouse::Warehouse;
 
 /// What a `gold` refresh did.
@@ -53,6 +55,8 @@ pub struct GoldReport {
     pub version_before: Option<u64>,
     pub version_after: Option<u64>,
     pub duration_ms: u64,
+    /// Each rule on gold and daily over the rows written.
+    pub expectations: Vec<RuleCount>,
 }
 
 impl Report for GoldReport {
@@ -83,16 +87,22 @@ impl Report for GoldReport {
 pub async fn run(
     warehouse: &Warehouse,
     full_refresh: bool,
+    rules: &Rules,
     steps: &mut dyn Steps,
 ) -> Result<GoldReport> {
-    let report = refresh(warehouse, full_refresh, steps).await;
+    let report = refresh(warehouse, full_refresh, rules, steps).await;
     steps.end();
     report
 }
 
 /// A refresh; `full`: rebuild both tables from all of silver as it is now, each as one new
 /// version (`--full-refresh`: every patient recomputed, rows replaced, history kept).
-async fn refresh(warehouse: &Warehouse, full: bool, steps: &mut dyn Steps) -> Result<GoldReport> {
+async fn refresh(
+    warehouse: &Warehouse,
+    full: bool,
+    rules: &Rules,
+    steps: &mut dyn Steps,
+) -> Result<GoldReport> {
     let start = Instant::now();
     let silver_id = TableId::of(warehouse, &catalog::SILVER);
     let silver = delta::open(&silver_id)
@@ -151,14 +161,39 @@ async fn refresh(warehouse: &Warehouse, full: bool, steps: &mut dyn Steps) -> Re
         replace: full,
     };
 
+    // Both tables' rows are computed and checked against their rules before either is
+    // written: a `fail` rule commits nothing in any table.
+    let gold_rows = match gold_from != to {
+        true => {
+            let table = match gold {
+                Some(t) => sql::with_sum_column(&id, t).await?,
+                None => delta::create(&id, &catalog::GOLD, &[]).await?,
+            };
+            let combinable = gold_from == from;
+            let rows = gold_rows(&id, &table, &source, combinable).await?;
+            report.expectations.extend(expect(rules, &catalog::GOLD, &rows.batches)?);
+            Some((table, rows))
+        }
+        false => None,
+    };
+    let daily_rows = match daily_from != to {
+        true => {
+            let frame = daily_frame(&source).await?;
+            let frame = if rules.of(&catalog::DAILY).is_empty() {
+                frame
+            } else {
+                let batches = delta::collect(&daily_id, "aggregate by day", frame).await?;
+                report.expectations.extend(expect(rules, &catalog::DAILY, &batches)?);
+                ctx.read_batches(batches).map_err(silver_id.query_err("aggregate by day"))?
+            };
+            Some(frame)
+        }
+        false => None,
+    };
+
     // Gold, then daily; each table records what it consumed and is skipped if it has it.
-    if gold_from != to {
-        let table = match gold {
-            Some(t) => sql::with_sum_column(&id, t).await?,
-            None => delta::create(&id, &catalog::GOLD, &[]).await?,
-        };
-        let combinable = gold_from == from;
-        let (table, refreshed) = refresh_gold(&id, table, &source, combinable, steps).await?;
+    if let Some((table, rows)) = gold_rows {
+        let (table, refreshed) = refresh_gold(&id, table, &source, rows, steps).await?;
         report.patients = refreshed.patients;
         report.patients_combined = refreshed.combined;
         report.inserted = refreshed.merged.inserted;
@@ -166,12 +201,12 @@ async fn refresh(warehouse: &Warehouse, full: bool, steps: &mut dyn Steps) -> Re
         report.version_after = table.version();
     }
     failpoint(points::GOLD_BETWEEN_COMMITS);
-    if daily_from != to {
+    if let Some(frame) = daily_rows {
         let table = match daily {
             Some(t) => t,
             None => delta::create(&daily_id, &catalog::DAILY, &[]).await?,
         };
-        let merged = refresh_daily(&daily_id, table, &source, steps).await?;
+        let merged = refresh_daily(&daily_id, table, &source, frame, steps).await?;
         report.daily_inserted = merged.inserted;
         report.daily_updated = merged.updated;
     }
@@ -198,16 +233,33 @@ struct GoldRefresh {
     merged: Merged,
 }
 
-/// Refresh gold's rows of the changed patients: combined from their old rows and new readings
-/// where [`plan::plan_patients`] says so (`combinable`: gold is at the version the changes
-/// start from), recomputed from silver otherwise; every patient the first time.
-async fn refresh_gold(
+/// The rules of `table` on its rows about to be written: their counts, or the error of a
+/// `fail` rule that failed.
+fn expect(rules: &Rules, table: &Table, batches: &[RecordBatch]) -> Result<Vec<RuleCount>> {
+    let verdicts = evaluate(&rules.of(table), batches)?;
+    match verdicts.failure() {
+        Some(failure) => Err(failure),
+        None => Ok(verdicts.counts),
+    }
+}
+
+/// Gold's new rows for the changed patients, before they are merged.
+struct GoldRows {
+    batches: Vec<RecordBatch>,
+    /// Patients in the change feed (None: the first refresh, every patient).
+    refreshed: Option<u64>,
+    combined: u64,
+}
+
+/// Gold's rows of the changed patients: combined from their old rows and new readings where
+/// [`plan::plan_patients`] says so (`combinable`: gold is at the version the changes start
+/// from), recomputed from silver otherwise; every patient the first time.
+async fn gold_rows(
     id: &TableId,
-    table: DeltaTable,
+    table: &DeltaTable,
     source: &Source<'_>,
     combinable: bool,
-    steps: &mut dyn Steps,
-) -> Result<(DeltaTable, GoldRefresh)> {
+) -> Result<GoldRows> {
     let (batches, refreshed, combined) = match source.changes {
         None => {
             let all = sql::gold_aggregates(source.silver_id, source.ctx, "true".into()).await?;
@@ -216,7 +268,7 @@ async fn refresh_gold(
         Some(changes) => {
             // Combining needs gold's rows as of the first change read.
             let old = if combinable {
-                stats::gold_rows(id, &table).await?
+                stats::gold_rows(id, table).await?
             } else {
                 Default::default()
             };
@@ -230,6 +282,26 @@ async fn refresh_gold(
             (batches, Some(patients), plan.combined.len() as u64)
         }
     };
+    Ok(GoldRows {
+        batches,
+        refreshed,
+        combined,
+    })
+}
+
+/// Merge gold's new rows.
+async fn refresh_gold(
+    id: &TableId,
+    table: DeltaTable,
+    source: &Source<'_>,
+    rows: GoldRows,
+    steps: &mut dyn Steps,
+) -> Result<(DeltaTable, GoldRefresh)> {
+    let GoldRows {
+        batches,
+        refreshed,
+        combined,
+    } = rows;
     let patients: usize = batches.iter().map(RecordBatch::num_rows).sum();
     steps.begin("gold", patients as u64, "patients");
     let frame = source
@@ -249,10 +321,21 @@ async fn refresh_gold(
 
 /// Recompute daily's rows of the changed patients on the UTC days the changes span (every row
 /// the first time).
+/// Daily's rows of the changed patients' days, as a query over silver.
+async fn daily_frame(source: &Source<'_>) -> Result<DataFrame> {
+    let query = sql::DAILY_SQL.replace("{filter}", &sql::daily_filter(source.changes));
+    source
+        .ctx
+        .sql(&query)
+        .await
+        .map_err(source.silver_id.query_err("aggregate by day"))
+}
+
 async fn refresh_daily(
     id: &TableId,
     table: DeltaTable,
     source: &Source<'_>,
+    frame: DataFrame,
     steps: &mut dyn Steps,
 ) -> Result<Merged> {
     let days = source
@@ -262,12 +345,6 @@ async fn refresh_daily(
         Some(days) => steps.begin("daily", days.max(0) as u64, "days"),
         None => steps.begin("daily", 0, "every patient's days"),
     }
-    let query = sql::DAILY_SQL.replace("{filter}", &sql::daily_filter(source.changes));
-    let frame = source
-        .ctx
-        .sql(&query)
-        .await
-        .map_err(source.silver_id.query_err("aggregate by day"))?;
     let (_, merged) = write_aggregates(id, table, frame, &catalog::DAILY, source).await?;
     steps.advance(
         days.unwrap_or(0).max(0) as u64,
@@ -311,7 +388,7 @@ async fn write_aggregates(
         Merged {
             source_rows: rows,
             inserted: rows,
-            updated: 0,
+            ..Merged::default()
         },
     ))
 }

@@ -19,8 +19,8 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
 
 use super::{
-    Input, SilverOptions, SilverReport, Tables, patient_names, rows, table_timezone, type_input,
-    waiting, with_error, write,
+    Input, SilverOptions, SilverReport, Tables, expect, patient_names, rows, table_timezone,
+    type_input, waiting, with_error, write,
 };
 use crate::catalog::{self, SILVER_FROM_BRONZE, SILVER_FROM_PATIENTS, SILVER_WAITING_VERSION};
 use crate::delta::txn::{consumed, replace_all, transaction};
@@ -72,7 +72,15 @@ pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Resul
     };
     report.rows_read = rows(&input.new);
     let names = patient_names(&t.dim_id, &dim).await?;
-    let typed = type_input(input, &names)?;
+    let typed = type_input(&input, &names)?;
+    // The current rules, on every reading (a changed rule is applied to all of bronze here);
+    // a `fail` stops before anything is committed.
+    let readings = write::last_per_key(typed.joined);
+    let months = write::month_batches(&readings, timezone);
+    let checked = expect::check(&options.rules.of(&catalog::SILVER), &readings, months)?;
+    drop(readings);
+    report.dropped = checked.reasons.len() as u64;
+    report.expectations = checked.counts.clone();
     report.waiting = rows(&typed.waiting);
     report.quarantined = typed.refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
     let mut txns = vec![
@@ -104,6 +112,11 @@ pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Resul
             .collect();
         batches.push(delta::take_rows(&batch, &new)?);
     }
+    let quarantine_id = &t.quarantine_id;
+    let held_rows = expect::held_deliveries(quarantine_id, quarantine.as_ref()).await?;
+    let all: Vec<&RecordBatch> = input.new.iter().collect();
+    batches.extend(expect::quarantine_rows(&checked.reasons, &all, &held_rows)?);
+    drop(input);
     batches.retain(|b| b.num_rows() > 0);
     if !batches.is_empty() {
         delta::append_once(
@@ -135,9 +148,13 @@ pub(super) async fn run(warehouse: &Warehouse, options: &SilverOptions) -> Resul
             delta::create(&t.id, &catalog::SILVER, &zone).await?
         }
     };
-    let readings = write::last_per_key(typed.joined);
-    report.inserted = readings.len() as u64;
-    let batches = write::month_batches(&readings, timezone);
+    let batches = checked
+        .months
+        .iter()
+        .zip(&checked.removed)
+        .map(|(batch, removed)| write::without(batch, removed))
+        .collect::<Result<Vec<_>>>()?;
+    report.inserted = rows(&batches);
     let table = replace_all(
         &t.id,
         silver,

@@ -15,6 +15,7 @@
 //! decides how the readings reach silver (append or MERGE, month by month) and writes them;
 //! this file runs a refresh in that order and reports.
 
+mod expect;
 mod full;
 mod slice;
 mod typing;
@@ -38,6 +39,8 @@ use crate::error::{Error, Result};
 use crate::failpoint::{failpoint, points};
 use crate::output::{Report, Steps, version_change};
 use crate::parallel;
+use crate::quality::check::RuleCount;
+use crate::quality::rules::Rules;
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub struct SilverOptions {
     pub timezone: Option<Tz>,
     /// Rebuild silver from bronze as it is now, as one new version (`full.rs`).
     pub full_refresh: bool,
+    /// The expectations file's rules (those on silver apply here).
+    pub rules: Rules,
 }
 
 impl Default for SilverOptions {
@@ -59,6 +64,7 @@ impl Default for SilverOptions {
             max_rows_per_commit: SLICE_ROWS,
             timezone: None,
             full_refresh: false,
+            rules: Rules::default(),
         }
     }
 }
@@ -89,6 +95,12 @@ pub struct SilverReport {
     pub duration_ms: u64,
     /// Rebuilt from the whole of bronze (`--full-refresh`).
     pub full_refresh: bool,
+    /// Readings the expectations' `drop` and `quarantine` rules took out (into the quarantine).
+    pub dropped: u64,
+    /// Earlier deliveries of those readings deleted from silver (the last delivery wins).
+    pub deleted: u64,
+    /// Each of silver's rules over the readings written.
+    pub expectations: Vec<RuleCount>,
 }
 
 impl Report for SilverReport {
@@ -99,9 +111,24 @@ impl Report for SilverReport {
             None => "the start ->".to_string(),
         };
         let version = version_change(self.version_before, self.version_after);
+        let expectations = if self.expectations.is_empty() {
+            String::new()
+        } else {
+            let rules: Vec<String> = self
+                .expectations
+                .iter()
+                .map(|c| format!("{} {}/{} passed", c.rule, c.passed, c.passed + c.failed))
+                .collect();
+            format!(
+                "; expectations: {} ({} dropped, {} earlier deliveries deleted)",
+                rules.join(", "),
+                self.dropped,
+                self.deleted
+            )
+        };
         format!(
             "silver: bronze {from} v{}, {} rows read, {} inserted, {} updated, {} renamed, \
-             {} quarantined, {} waiting for their patient; {} {} ({} ms)",
+             {} quarantined, {} waiting for their patient; {} {} ({} ms){expectations}",
             self.bronze_to,
             self.rows_read,
             self.inserted,
@@ -163,6 +190,13 @@ pub async fn run(
             updated: total.updated + next.updated,
             renamed: total.renamed + next.renamed,
             quarantined: total.quarantined + next.quarantined,
+            dropped: total.dropped + next.dropped,
+            deleted: total.deleted + next.deleted,
+            expectations: {
+                let mut counts = std::mem::take(&mut total.expectations);
+                expect::add_counts(&mut counts, next.expectations.clone());
+                counts
+            },
             ..next
         };
     }
@@ -284,21 +318,31 @@ async fn refresh_once(
     let names = patient_names(&t.dim_id, &dim).await?;
 
     // Type, join, keep apart what cannot be used.
-    let typed = type_input(input, &names)?;
+    let typed = type_input(&input, &names)?;
     report.waiting = rows(&typed.waiting);
     report.quarantined = typed.refused.iter().map(|(b, _)| b.num_rows() as u64).sum();
     let mut txns = vec![
         transaction(SILVER_FROM_BRONZE, bronze_to),
         transaction(SILVER_FROM_PATIENTS, patients_version),
     ];
+    // The expectations, on the readings as they will be written; a `fail` stops here.
+    let readings = write::last_per_key(typed.joined);
+    let months = write::month_batches(&readings, timezone);
+    let checked = expect::check(&options.rules.of(&catalog::SILVER), &readings, months)?;
+    drop(readings);
+    report.dropped = checked.reasons.len() as u64;
+    report.expectations = checked.counts.clone();
+    let mut refused = typed
+        .refused
+        .into_iter()
+        .map(|(b, reasons)| with_error(&b, reasons))
+        .collect::<Result<Vec<_>>>()?;
+    refused.extend(taken_out(&t, &input, &checked).await?);
+    drop(input);
 
-    // 1. Refused rows, once per bronze version.
-    if !typed.refused.is_empty() {
-        let batches = typed
-            .refused
-            .into_iter()
-            .map(|(b, reasons)| with_error(&b, reasons))
-            .collect::<Result<Vec<_>>>()?;
+    // 1. Refused rows (and those the expectations took out), once per bronze version.
+    if !refused.is_empty() {
+        let batches = refused;
         delta::append_once(
             &t.quarantine_id,
             &catalog::SILVER_QUARANTINE,
@@ -334,14 +378,39 @@ async fn refresh_once(
             report.renamed = updated;
         }
     }
-    let (table, inserted, updated) =
-        write::write_readings(&t.id, silver, typed.joined, timezone, txns).await?;
+    let written = write::write_readings(&t.id, silver, checked.months, checked.removed, txns).await?;
     failpoint(points::SILVER_AFTER_COMMIT);
-    report.inserted = inserted;
-    report.updated = updated;
+    let table = written.table;
+    report.inserted = written.inserted;
+    report.updated = written.updated;
+    report.deleted = written.deleted;
     report.version_after = table.version();
     report.duration_ms = start.elapsed().as_millis() as u64;
     Ok((report, bronze_to < latest))
+}
+
+/// The quarantine rows of the readings the expectations took out. Rows of bronze's new
+/// versions cannot be in the quarantine yet; a waiting row, or one of versions an interrupted
+/// refresh covered, may be: those it holds are left out.
+async fn taken_out(
+    t: &Tables,
+    input: &Input,
+    checked: &expect::Checked,
+) -> Result<Vec<RecordBatch>> {
+    if checked.reasons.is_empty() {
+        return Ok(Vec::new());
+    }
+    let none = std::collections::HashSet::new();
+    let new: Vec<&RecordBatch> = input.new.iter().collect();
+    let mut out = expect::quarantine_rows(&checked.reasons, &new, &none)?;
+    let earlier: Vec<&RecordBatch> = input.waiting.iter().chain(&input.seen).collect();
+    let from_earlier = expect::quarantine_rows(&checked.reasons, &earlier, &none)?;
+    if !from_earlier.is_empty() {
+        let quarantine = delta::open(&t.quarantine_id).await?;
+        let held = expect::held_deliveries(&t.quarantine_id, quarantine.as_ref()).await?;
+        out.extend(expect::quarantine_rows(&checked.reasons, &earlier, &held)?);
+    }
+    Ok(out)
 }
 
 fn rows(batches: &[RecordBatch]) -> u64 {
@@ -417,11 +486,11 @@ struct Typed<'n> {
     refused: Vec<(RecordBatch, Vec<String>)>,
 }
 
-fn type_input(input: Input, names: &HashMap<i64, String>) -> Result<Typed<'_>> {
+fn type_input<'n>(input: &Input, names: &'n HashMap<i64, String>) -> Result<Typed<'n>> {
     let inputs = [
-        (input.waiting, false),
-        (input.seen, false),
-        (input.new, true),
+        (&input.waiting, false),
+        (&input.seen, false),
+        (&input.new, true),
     ];
     let items: Vec<(&RecordBatch, bool)> = inputs
         .iter()

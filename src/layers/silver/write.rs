@@ -210,11 +210,12 @@ fn ts(micros: i64) -> ScalarValue {
 const READING_VALUES: [&str; 4] = ["heartrate", "patient_name", "date", "time"];
 
 /// MERGE readings into silver: insert new keys, update a key whose values changed (exactly:
-/// the last delivery wins, to the last digit).
+/// the last delivery wins, to the last digit); a reading flagged `taken_out` deletes its key.
 pub(super) async fn merge_readings(
     id: &TableId,
     silver: DeltaTable,
     source: Vec<RecordBatch>,
+    taken_out: Option<&str>,
     props: CommitProperties,
 ) -> Result<(DeltaTable, Merged)> {
     let (min, max) = time_range(&source).unwrap_or((0, 0));
@@ -237,6 +238,7 @@ pub(super) async fn merge_readings(
                     .and(col("target.datetime").lt_eq(lit(ts(max)))),
             ),
             props,
+            delete_flag: taken_out,
             ..Upsert::default()
         },
     )
@@ -309,12 +311,6 @@ pub(super) async fn rename(
     Ok((table, merged.updated))
 }
 
-/// Write the slice's readings (the last delivery of each) as [`plan_writes`] decides:
-/// MERGEs first, without the transactions (a MERGE run again leaves matching rows alone), then
-/// the append with them, or the transactions alone when nothing changed. A refresh that dies
-/// between the two has recorded nothing: the next one reads the slice again, its MERGEs change
-/// nothing, and it appends. Two refreshes of one slice at once cannot both append it: the
-/// second append's transactions conflict with the first's. Returns (table, inserted, updated).
 /// Readings (the last delivery of each, in time order) as one batch per UTC month: an append
 /// writes each as its own file, by its own task, so that a later MERGE (a re-delivery)
 /// rewrites only the files of the months it touches. Rendering is spread over the cores.
@@ -337,27 +333,89 @@ pub(super) fn month_batches(rows: &[Joined<'_>], timezone: Tz) -> Vec<RecordBatc
     .collect()
 }
 
+/// What [`write_readings`] did.
+pub(super) struct Written {
+    pub table: DeltaTable,
+    pub inserted: u64,
+    pub updated: u64,
+    /// Earlier deliveries deleted: their last delivery was taken out by an expectation.
+    pub deleted: u64,
+}
+
+/// The column of a MERGE's source that marks a reading taken out by an expectation.
+const TAKEN_OUT: &str = "_taken_out";
+
+/// `batch` with [`TAKEN_OUT`] true on the `removed` rows.
+fn flag_taken_out(batch: &RecordBatch, removed: &[usize]) -> Result<RecordBatch> {
+    let mut flags = vec![false; batch.num_rows()];
+    for row in removed {
+        if let Some(flag) = flags.get_mut(*row) {
+            *flag = true;
+        }
+    }
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(TAKEN_OUT, DataType::Boolean, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(deltalake::arrow::array::BooleanArray::from(flags)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+        crate::error::Error::Arrow {
+            context: "mark the readings taken out".into(),
+            source: e,
+        }
+    })
+}
+
+/// `batch` without the `removed` rows (in order).
+pub(super) fn without(batch: &RecordBatch, removed: &[usize]) -> Result<RecordBatch> {
+    if removed.is_empty() {
+        return Ok(batch.clone());
+    }
+    let gone: std::collections::HashSet<usize> = removed.iter().copied().collect();
+    let keep: Vec<u32> = (0..batch.num_rows())
+        .filter(|r| !gone.contains(r))
+        .map(|r| r as u32)
+        .collect();
+    delta::take_rows(batch, &keep)
+}
+
+/// Write the slice's readings (one batch per UTC month, [`month_batches`]; per batch the rows
+/// the expectations took out) as [`plan_writes`] decides: MERGEs first, without the
+/// transactions (a MERGE run again leaves matching rows alone, and deletes nothing twice),
+/// then the append with them, or the transactions alone when nothing changed. A month that
+/// is appended leaves its taken-out rows out; a merged one deletes their keys (an earlier
+/// delivery) and inserts none of them. A refresh that dies between the two has recorded
+/// nothing: the next one reads the slice again, its MERGEs change nothing, and it appends.
+/// Two refreshes of one slice at once cannot both append it: the second append's
+/// transactions conflict with the first's.
 pub(super) async fn write_readings(
     id: &TableId,
     mut silver: DeltaTable,
-    joined: Vec<Joined<'_>>,
-    timezone: Tz,
+    months: Vec<RecordBatch>,
+    removed: Vec<Vec<usize>>,
     txns: Vec<deltalake::kernel::Transaction>,
-) -> Result<(DeltaTable, u64, u64)> {
-    let rows = last_per_key(joined);
-    let source = month_batches(&rows, timezone);
+) -> Result<Written> {
     let props = CommitProperties::default().with_application_transactions(txns.clone());
     let files = file_ranges(id, &silver)?;
+    let pairs: Vec<(RecordBatch, Vec<usize>)> = months
+        .into_iter()
+        .zip(removed.into_iter().chain(std::iter::repeat_with(Vec::new)))
+        .collect();
     let writes = plan_writes(
-        source,
-        |batch| time_range(std::slice::from_ref(batch)),
+        pairs,
+        |(batch, _)| time_range(std::slice::from_ref(batch)),
         &files,
     );
-    let (mut inserted, mut updated) = (0, 0);
+    let (mut inserted, mut updated, mut deleted) = (0, 0, 0);
     let mut recorded = false;
-    let appends = !writes.append.is_empty();
+    let append = writes
+        .append
+        .iter()
+        .map(|(batch, removed)| without(batch, removed))
+        .filter(|b| b.as_ref().map_or(true, |b| b.num_rows() > 0))
+        .collect::<Result<Vec<_>>>()?;
+    let appends = !append.is_empty();
     let merges = writes.merge.len();
-    for (i, month) in writes.merge.into_iter().enumerate() {
+    for (i, (month, removed)) in writes.merge.into_iter().enumerate() {
         let last = i + 1 == merges && !appends;
         let before = silver.version();
         let carried = if last {
@@ -365,22 +423,24 @@ pub(super) async fn write_readings(
         } else {
             CommitProperties::default()
         };
-        let (table, merged) = merge_readings(id, silver, vec![month], carried).await?;
+        let (month, flag) = if removed.is_empty() {
+            (month, None)
+        } else {
+            (flag_taken_out(&month, &removed)?, Some(TAKEN_OUT))
+        };
+        let (table, merged) = merge_readings(id, silver, vec![month], flag, carried).await?;
         recorded = last && table.version() != before;
         silver = table;
         inserted += merged.inserted;
         updated += merged.updated;
+        deleted += merged.deleted;
     }
     if appends {
         if merges > 0 {
             crate::failpoint::failpoint(crate::failpoint::points::SILVER_BETWEEN_WRITES);
         }
-        inserted += writes
-            .append
-            .iter()
-            .map(|b| b.num_rows() as u64)
-            .sum::<u64>();
-        silver = delta::append_parallel(id, silver, writes.append, txns).await?;
+        inserted += append.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        silver = delta::append_parallel(id, silver, append, txns).await?;
         recorded = true;
     }
     if !recorded {
@@ -388,7 +448,12 @@ pub(super) async fn write_readings(
         // be recorded, or the next refresh would read (and quarantine) the same rows again.
         silver = delta::record_transactions(id, silver, props).await?;
     }
-    Ok((silver, inserted, updated))
+    Ok(Written {
+        table: silver,
+        inserted,
+        updated,
+        deleted,
+    })
 }
 
 #[cfg(test)]
