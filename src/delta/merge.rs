@@ -354,7 +354,11 @@ mod tests {
         ]);
         let mut columns = incoming.columns().to_vec();
         columns.push(Arc::new(BooleanArray::from(vec![true, false, true, false])));
-        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new("gone", DataType::Boolean, false));
         let flagged = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
         let source = SessionContext::new().read_batch(flagged).unwrap();
@@ -376,7 +380,10 @@ mod tests {
         let got = rows(&crate::delta::read_all(&id, &table).await.unwrap());
         assert_eq!(
             got,
-            [(2, Some("c".to_string()), None), (4, Some("d".to_string()), None)]
+            [
+                (2, Some("c".to_string()), None),
+                (4, Some("d".to_string()), None)
+            ]
         );
     }
 }

@@ -254,10 +254,18 @@ impl EventLog {
         let duration_ms = self.inner.started.elapsed().as_millis() as u64;
         let job = &self.inner.job;
         let (level, message, status) = match outcome {
-            Ok(()) => (Level::Info, format!("{job} succeeded in {duration_ms} ms"), "succeeded"),
+            Ok(()) => (
+                Level::Info,
+                format!("{job} succeeded in {duration_ms} ms"),
+                "succeeded",
+            ),
             Err(e) => {
                 self.push(Event::error(e));
-                (Level::Error, format!("{job} failed after {duration_ms} ms"), "failed")
+                (
+                    Level::Error,
+                    format!("{job} failed after {duration_ms} ms"),
+                    "failed",
+                )
             }
         };
         self.push(
@@ -286,10 +294,10 @@ impl EventLog {
         let (table, _) = delta::open_or_create(id, &catalog::PIPELINE_EVENTS).await?;
         table
             .write(vec![batch])
-            .with_commit_properties(CommitProperties::default().with_metadata([(
-                "runId".to_string(),
-                json!(self.inner.run_id),
-            )]))
+            .with_commit_properties(
+                CommitProperties::default()
+                    .with_metadata([("runId".to_string(), json!(self.inner.run_id))]),
+            )
             .await
             .map_err(id.err("append events"))?;
         Ok(())

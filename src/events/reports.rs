@@ -42,7 +42,11 @@ pub fn bronze_batch(table: &str, progress: &Progress) -> Vec<Event> {
         "batch {}: {} rows from {} files, {} quarantined",
         progress.batch_id,
         progress.num_input_rows,
-        progress.sources.iter().map(|s| s.files.len()).sum::<usize>(),
+        progress
+            .sources
+            .iter()
+            .map(|s| s.files.len())
+            .sum::<usize>(),
         progress.num_quarantined_rows
     );
     let mut events = vec![{
@@ -82,7 +86,8 @@ impl Logged for BronzeReport {
                 .written(self.version_before, Some(self.version_after)),
         ];
         for warning in &self.warnings {
-            events.push(Event::new(EventType::FlowProgress, Level::Warn, warning).table(&self.table));
+            events
+                .push(Event::new(EventType::FlowProgress, Level::Warn, warning).table(&self.table));
         }
         events
     }
@@ -90,7 +95,9 @@ impl Logged for BronzeReport {
 
 impl Logged for SilverReport {
     fn events(&self) -> Vec<Event> {
-        let written = self.version_after.filter(|_| self.version_after != self.version_before);
+        let written = self
+            .version_after
+            .filter(|_| self.version_after != self.version_before);
         let mut events = vec![
             Event::flow(&self.table, self.summary(), details(self))
                 .upstream(&[
@@ -132,7 +139,9 @@ impl Logged for SilverReport {
 
 impl Logged for GoldReport {
     fn events(&self) -> Vec<Event> {
-        let written = self.version_after.filter(|_| self.version_after != self.version_before);
+        let written = self
+            .version_after
+            .filter(|_| self.version_after != self.version_before);
         let mut events = vec![
             Event::flow(&self.table, self.summary(), details(self))
                 .upstream(&[(catalog::SILVER.name, self.silver_to)])
@@ -158,7 +167,8 @@ impl Logged for PipelineReport {
 
 /// A job that reorganises a table without changing its rows.
 fn maintenance(table: Option<&str>, report: &(impl Report + Serialize)) -> Event {
-    let event = Event::new(EventType::Maintenance, Level::Info, report.summary()).details(details(report));
+    let event =
+        Event::new(EventType::Maintenance, Level::Info, report.summary()).details(details(report));
     match table {
         Some(table) => event.table(table),
         None => event,

@@ -48,9 +48,11 @@ fn condition(filter: &EventFilter) -> String {
         parts.push(format!("job = {}", quoted(job)));
     }
     if let Some(since) = filter.since {
+        // In microseconds, the column's unit: a TIMESTAMP literal is nanoseconds, which end
+        // in 2262.
         parts.push(format!(
-            "timestamp >= TIMESTAMP {}",
-            quoted(&since.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+            "timestamp >= arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+            since.timestamp_micros()
         ));
     }
     if let Some(level) = &filter.level {
@@ -81,7 +83,9 @@ pub async fn events(warehouse: &Warehouse, filter: &EventFilter) -> Result<Rows>
         condition(filter)
     );
     match select(warehouse, &sql).await? {
-        Some((_, batches)) if !batches.is_empty() => Rows::from_batches(&batches[0].schema(), &batches),
+        Some((_, batches)) if !batches.is_empty() => {
+            Rows::from_batches(&batches[0].schema(), &batches)
+        }
         _ => {
             let names: Vec<&str> = EVENT_COLUMNS.split(", ").collect();
             Ok(Rows::new(&names))
@@ -225,7 +229,8 @@ mod tests {
                     run: Some("r".into()),
                     ..EventFilter::default()
                 },
-                "true AND timestamp >= TIMESTAMP '1970-01-01T00:00:00.000000Z' AND run_id = 'r'",
+                "true AND timestamp >= arrow_cast(0, 'Timestamp(Microsecond, Some(\"UTC\"))') \
+                 AND run_id = 'r'",
             ),
         ];
         for (filter, expected) in cases {

@@ -103,12 +103,11 @@ pub fn evaluate(rules: &[&Rule], batches: &[RecordBatch]) -> Result<Verdicts> {
     let ctx = SessionContext::new();
     for (b, batch) in batches.iter().enumerate() {
         let schema = batch.schema();
-        let df_schema = DFSchema::try_from(Arc::unwrap_or_clone(schema.clone())).map_err(
-            |e| Error::Arrow {
+        let df_schema =
+            DFSchema::try_from(Arc::unwrap_or_clone(schema.clone())).map_err(|e| Error::Arrow {
                 context: format!("describe the rows checked by {}", rules[0].name),
                 source: deltalake::arrow::error::ArrowError::SchemaError(e.to_string()),
-            },
-        )?;
+            })?;
         let mut reasons: Vec<Option<String>> = vec![None; batch.num_rows()];
         for (r, rule) in rules.iter().enumerate() {
             let passed = passes(&ctx, &df_schema, rule, batch)?;
@@ -182,8 +181,8 @@ fn row_json(batch: &RecordBatch, row: usize) -> Result<serde_json::Value> {
 mod tests {
     use std::path::Path;
 
-    use deltalake::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
     use deltalake::arrow::array::TimestampMicrosecondArray;
+    use deltalake::arrow::array::{Float64Array, Int32Array, Int64Array, StringArray};
 
     use super::super::rules::Rules;
     use super::*;
@@ -196,9 +195,7 @@ mod tests {
             vec![
                 Arc::new(Int32Array::from(vec![1; n])),
                 Arc::new(Int64Array::from_iter_values(0..n as i64)),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"),
-                ),
+                Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
                 Arc::new(StringArray::from(vec!["1970-01-01"; n])),
                 Arc::new(StringArray::from(vec!["00:00:00"; n])),
                 Arc::new(Float64Array::from(rates.to_vec())),
@@ -233,10 +230,34 @@ mod tests {
         );
         let cases: [Case<'_>; 6] = [
             (&[], &[1.0], &[], &[], false),
-            (&[("pos", "heartrate >= 0", "warn")], &[-1.0, 5.0], &[(1, 1)], &[], false),
-            (&[("pos", "heartrate >= 0", "drop")], &[-1.0, 5.0, -2.0], &[(1, 2)], &[0, 2], false),
-            (&[("pos", "heartrate >= 0", "quarantine")], &[5.0], &[(1, 0)], &[], false),
-            (&[("pos", "heartrate >= 0", "fail")], &[5.0, -1.0], &[(1, 1)], &[], true),
+            (
+                &[("pos", "heartrate >= 0", "warn")],
+                &[-1.0, 5.0],
+                &[(1, 1)],
+                &[],
+                false,
+            ),
+            (
+                &[("pos", "heartrate >= 0", "drop")],
+                &[-1.0, 5.0, -2.0],
+                &[(1, 2)],
+                &[0, 2],
+                false,
+            ),
+            (
+                &[("pos", "heartrate >= 0", "quarantine")],
+                &[5.0],
+                &[(1, 0)],
+                &[],
+                false,
+            ),
+            (
+                &[("pos", "heartrate >= 0", "fail")],
+                &[5.0, -1.0],
+                &[(1, 1)],
+                &[],
+                true,
+            ),
             (
                 &[
                     ("pos", "heartrate >= 0", "drop"),
@@ -253,7 +274,11 @@ mod tests {
             let rules = rules(list);
             let batch = silver_rows(rates);
             let verdicts = evaluate(&rules.of(&catalog::SILVER), &[batch]).unwrap();
-            let got: Vec<(u64, u64)> = verdicts.counts.iter().map(|c| (c.passed, c.failed)).collect();
+            let got: Vec<(u64, u64)> = verdicts
+                .counts
+                .iter()
+                .map(|c| (c.passed, c.failed))
+                .collect();
             assert_eq!(got, counts, "{list:?}");
             let gone: Vec<usize> = verdicts.removed[0].iter().map(|(r, _)| *r).collect();
             assert_eq!(gone, removed, "{list:?}");
@@ -264,9 +289,11 @@ mod tests {
     #[test]
     fn a_null_check_fails_and_a_failure_names_rule_count_and_row() {
         let rules = rules(&[("strict", "CASE WHEN heartrate > 0 THEN true END", "fail")]);
-        let verdicts =
-            evaluate(&rules.of(&catalog::SILVER), &[silver_rows(&[1.0, -3.5])]).unwrap();
-        assert_eq!((verdicts.counts[0].passed, verdicts.counts[0].failed), (1, 1));
+        let verdicts = evaluate(&rules.of(&catalog::SILVER), &[silver_rows(&[1.0, -3.5])]).unwrap();
+        assert_eq!(
+            (verdicts.counts[0].passed, verdicts.counts[0].failed),
+            (1, 1)
+        );
         let message = verdicts.failure().unwrap().to_string();
         for needle in ["strict", "1 of 2 rows", "-3.5", "nothing of this refresh"] {
             assert!(message.contains(needle), "{message}");

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafusion::common::DFSchema;
+use deltalake::datafusion::logical_expr::simplify::SimplifyContext;
+use deltalake::datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use deltalake::datafusion::prelude::{Expr, SessionContext};
 use serde::{Deserialize, Serialize};
 
@@ -255,9 +257,21 @@ fn compile(table: &Table, check: &str) -> std::result::Result<Expr, String> {
     let df_schema = DFSchema::try_from(Arc::unwrap_or_clone(schema.clone()))
         .map_err(|e| format!("cannot describe {}: {e}", table.name))?;
     let ctx = SessionContext::new();
-    let expr = ctx
-        .parse_sql_expr(check, &df_schema)
-        .map_err(|e| format!("check {check:?} is not a SQL expression over {}'s columns ({}): {e}", table.name, columns(&schema)))?;
+    let expr = ctx.parse_sql_expr(check, &df_schema).map_err(|e| {
+        format!(
+            "check {check:?} is not a SQL expression over {}'s columns ({}): {e}",
+            table.name,
+            columns(&schema)
+        )
+    })?;
+    // Time functions (`now()`) become the job's start time, as in a query.
+    let simplify = SimplifyContext::builder()
+        .with_schema(Arc::new(df_schema.clone()))
+        .with_current_time()
+        .build();
+    let expr = ExprSimplifier::new(simplify)
+        .simplify(expr)
+        .map_err(|e| format!("check {check:?}: {e}"))?;
     let physical = ctx
         .create_physical_expr(expr.clone(), &df_schema)
         .map_err(|e| format!("check {check:?} cannot be evaluated on a row: {e}"))?;
@@ -391,7 +405,12 @@ mod tests {
     fn rules_are_read_with_their_table_action_and_line() {
         let text = format!(
             "# comment\n{}{}",
-            rule("fact_heartrate_silver", "positive", "heartrate >= 0", "drop"),
+            rule(
+                "fact_heartrate_silver",
+                "positive",
+                "heartrate >= 0",
+                "drop"
+            ),
             rule("fact_heartrate_gold", "enough", "count >= 10", "warn")
         );
         let rules = parse(&text).unwrap();
@@ -423,19 +442,47 @@ mod tests {
         let silver = "fact_heartrate_silver";
         let cases: Vec<(String, u64, &str)> = vec![
             (rule(silver, "x", "heartrat > 0", "warn"), 1, "heartrat"),
-            (rule(silver, "x", "heartrate >", "warn"), 1, "not a SQL expression"),
-            (rule(silver, "x", "heartrate + 1", "warn"), 1, "not a condition"),
-            (rule(silver, "x", "heartrate > 0", "explode"), 5, "explode"),
-            (rule("fact_heartrate_bronze", "x", "true", "warn"), 1, "not to fact_heartrate_bronze"),
-            (rule("nope", "x", "true", "warn"), 1, "no table \"nope\""),
-            (rule("fact_heartrate_gold", "x", "count > 0", "drop"), 1, "warn or fail, not drop"),
-            (rule(silver, "two words", "true", "warn"), 1, "letters, digits"),
             (
-                format!("{}{}", rule(silver, "x", "true", "warn"), rule(silver, "x", "true", "fail")),
+                rule(silver, "x", "heartrate >", "warn"),
+                1,
+                "not a SQL expression",
+            ),
+            (
+                rule(silver, "x", "heartrate + 1", "warn"),
+                1,
+                "not a condition",
+            ),
+            (rule(silver, "x", "heartrate > 0", "explode"), 5, "explode"),
+            (
+                rule("fact_heartrate_bronze", "x", "true", "warn"),
+                1,
+                "not to fact_heartrate_bronze",
+            ),
+            (rule("nope", "x", "true", "warn"), 1, "no table \"nope\""),
+            (
+                rule("fact_heartrate_gold", "x", "count > 0", "drop"),
+                1,
+                "warn or fail, not drop",
+            ),
+            (
+                rule(silver, "two words", "true", "warn"),
+                1,
+                "letters, digits",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    rule(silver, "x", "true", "warn"),
+                    rule(silver, "x", "true", "fail")
+                ),
                 7,
                 "already defined at line 1",
             ),
-            ("[[expectations]]\ntable = 1\n".to_string(), 1, "expectations"),
+            (
+                "[[expectations]]\ntable = 1\n".to_string(),
+                1,
+                "expectations",
+            ),
             (
                 "[[expectation]]\ntable = \"fact_heartrate_silver\"\nname = \"x\"\n".to_string(),
                 1,

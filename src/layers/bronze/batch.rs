@@ -149,8 +149,7 @@ impl Stream {
         durations.trigger_execution =
             started.elapsed().as_millis() as u64 + durations.latest_offset;
 
-        let mut progress =
-            self.progress(plan, (rows, quarantined), recovering, durations, backlog);
+        let mut progress = self.progress(plan, (rows, quarantined), recovering, durations, backlog);
         progress.num_rescued_rows = rescued;
         self.checkpoint.append_progress(&progress).await?;
         observer.batch(&progress);

@@ -166,12 +166,14 @@ async fn refresh(
     let gold_rows = match gold_from != to {
         true => {
             let table = match gold {
-                Some(t) => sql::with_sum_column(&id, t).await?,
-                None => delta::create(&id, &catalog::GOLD, &[]).await?,
+                Some(t) => Some(sql::with_sum_column(&id, t).await?),
+                None => None,
             };
             let combinable = gold_from == from;
-            let rows = gold_rows(&id, &table, &source, combinable).await?;
-            report.expectations.extend(expect(rules, &catalog::GOLD, &rows.batches)?);
+            let rows = gold_rows(&id, table.as_ref(), &source, combinable).await?;
+            report
+                .expectations
+                .extend(expect(rules, &catalog::GOLD, &rows.batches)?);
             Some((table, rows))
         }
         false => None,
@@ -183,8 +185,11 @@ async fn refresh(
                 frame
             } else {
                 let batches = delta::collect(&daily_id, "aggregate by day", frame).await?;
-                report.expectations.extend(expect(rules, &catalog::DAILY, &batches)?);
-                ctx.read_batches(batches).map_err(silver_id.query_err("aggregate by day"))?
+                report
+                    .expectations
+                    .extend(expect(rules, &catalog::DAILY, &batches)?);
+                ctx.read_batches(batches)
+                    .map_err(silver_id.query_err("aggregate by day"))?
             };
             Some(frame)
         }
@@ -193,6 +198,10 @@ async fn refresh(
 
     // Gold, then daily; each table records what it consumed and is skipped if it has it.
     if let Some((table, rows)) = gold_rows {
+        let table = match table {
+            Some(t) => t,
+            None => delta::create(&id, &catalog::GOLD, &[]).await?,
+        };
         let (table, refreshed) = refresh_gold(&id, table, &source, rows, steps).await?;
         report.patients = refreshed.patients;
         report.patients_combined = refreshed.combined;
@@ -256,7 +265,7 @@ struct GoldRows {
 /// from), recomputed from silver otherwise; every patient the first time.
 async fn gold_rows(
     id: &TableId,
-    table: &DeltaTable,
+    table: Option<&DeltaTable>,
     source: &Source<'_>,
     combinable: bool,
 ) -> Result<GoldRows> {
@@ -267,10 +276,9 @@ async fn gold_rows(
         }
         Some(changes) => {
             // Combining needs gold's rows as of the first change read.
-            let old = if combinable {
-                stats::gold_rows(id, table).await?
-            } else {
-                Default::default()
+            let old = match table {
+                Some(table) if combinable => stats::gold_rows(id, table).await?,
+                _ => Default::default(),
             };
             let plan = plan::plan_patients(changes, &old, combinable);
             let mut batches = vec![stats::gold_batch(&plan.combined)];

@@ -31,7 +31,11 @@ pub(super) struct Checked {
 
 /// Check `rows` (the readings, in the order `months` holds them) against `rules`; a `fail`
 /// rule that fails is the error.
-pub(super) fn check(rules: &[&Rule], rows: &[Joined<'_>], months: Vec<RecordBatch>) -> Result<Checked> {
+pub(super) fn check(
+    rules: &[&Rule],
+    rows: &[Joined<'_>],
+    months: Vec<RecordBatch>,
+) -> Result<Checked> {
     let verdicts = evaluate(rules, &months)?;
     if let Some(failure) = verdicts.failure() {
         return Err(failure);

@@ -378,7 +378,8 @@ async fn refresh_once(
             report.renamed = updated;
         }
     }
-    let written = write::write_readings(&t.id, silver, checked.months, checked.removed, txns).await?;
+    let written =
+        write::write_readings(&t.id, silver, checked.months, checked.removed, txns).await?;
     failpoint(points::SILVER_AFTER_COMMIT);
     let table = written.table;
     report.inserted = written.inserted;

@@ -353,7 +353,12 @@ fn flag_taken_out(batch: &RecordBatch, removed: &[usize]) -> Result<RecordBatch>
             *flag = true;
         }
     }
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(TAKEN_OUT, DataType::Boolean, false));
     let mut columns = batch.columns().to_vec();
     columns.push(Arc::new(deltalake::arrow::array::BooleanArray::from(flags)));
