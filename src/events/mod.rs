@@ -166,6 +166,7 @@ pub struct EventLog {
 }
 
 struct Inner {
+    warehouse: Warehouse,
     id: TableId,
     run_id: String,
     job: String,
@@ -182,6 +183,7 @@ impl EventLog {
     pub fn start(warehouse: &Warehouse, job: &str, arguments: Value) -> Self {
         let log = Self {
             inner: Arc::new(Inner {
+                warehouse: warehouse.clone(),
                 id: TableId::of(warehouse, &catalog::PIPELINE_EVENTS),
                 run_id: uuid::Uuid::new_v4().to_string(),
                 job: job.to_string(),
@@ -249,8 +251,17 @@ impl EventLog {
     }
 
     /// The run ends: its error (if it failed) and `run_end`, then every event not appended yet.
-    /// Returns what went wrong writing them, for warnings.
+    /// Returns what went wrong writing them, for warnings. A run that failed in a warehouse
+    /// holding no table yet (a mistyped `--warehouse` or `--data`, a first run refused before
+    /// it began) writes nothing, not even its events: a refused command leaves no trace.
     pub async fn finish(&self, outcome: std::result::Result<(), &Error>) -> Vec<String> {
+        if outcome.is_err()
+            && crate::inspect::table_names(&self.inner.warehouse)
+                .await
+                .map_or(true, |names| names.is_empty())
+        {
+            return Vec::new();
+        }
         let duration_ms = self.inner.started.elapsed().as_millis() as u64;
         let job = &self.inner.job;
         let (level, message, status) = match outcome {

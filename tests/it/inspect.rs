@@ -17,7 +17,7 @@ const BRONZE: &str = "fact_heartrate_bronze";
 const SILVER: &str = "fact_heartrate_silver";
 const GOLD: &str = "fact_heartrate_gold";
 const DAILY: &str = "fact_heartrate_daily";
-const TABLES: [&str; 5] = [DIM, BRONZE, SILVER, GOLD, DAILY];
+const TABLES: [&str; 6] = [DIM, BRONZE, SILVER, GOLD, DAILY, "pipeline_events"];
 
 /// A generated month through the pipeline: 12 patients, January (one patient wears a monitor).
 fn first_run() -> Workspace {

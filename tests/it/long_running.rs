@@ -881,7 +881,7 @@ fn regression_maintain_stopped_at_the_first_table_it_could_not_maintain() {
         stdout.contains("maintain: dim_patients failed") && stdout.contains("symbolic link"),
         "{stdout}"
     );
-    assert!(stderr.contains("1 of 5 tables failed"), "{stderr}");
+    assert!(stderr.contains("1 of 6 tables failed"), "{stderr}");
     for table in [BRONZE, SILVER, GOLD, DAILY] {
         assert!(
             stdout.contains(&format!("checkpoint: {table} v")),
