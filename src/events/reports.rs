@@ -166,7 +166,7 @@ impl Logged for PipelineReport {
 }
 
 /// A job that reorganises a table without changing its rows.
-fn maintenance(table: Option<&str>, report: &(impl Report + Serialize)) -> Event {
+fn maintenance(table: Option<&str>, report: &impl Report) -> Event {
     let event =
         Event::new(EventType::Maintenance, Level::Info, report.summary()).details(details(report));
     match table {
