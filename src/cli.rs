@@ -331,7 +331,9 @@ commits anything, exit 1). Rules on {silver} take any action; rules on {gold} an
   medallion events --since 2026-12-01 --format json
   medallion sql \"SELECT job, count(*) FROM pipeline_events WHERE level = 'ERROR' GROUP BY job\"
 
-Levels: INFO, METRICS, WARN, ERROR; --level WARN shows WARN and ERROR.")]
+Levels: INFO, METRICS, WARN, ERROR; --level WARN shows WARN and ERROR. A text table shows
+the time, job, table, type, level, message and version written; --format json and csv add
+run_id, upstream_versions and details (JSON text).")]
     Events(EventsArgs),
 
     /// Each expectation's pass rate per version written and overall, from the event log: the

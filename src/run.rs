@@ -308,6 +308,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 run: args.run,
             };
             let rows = crate::inspect::events::events(&warehouse, &filter).await?;
+            let rows = if format_of(&args.output, printer) == Format::Text {
+                crate::inspect::events::brief(rows)
+            } else {
+                rows
+            };
             print_rows(&rows, &args.output, printer)?;
         }
         Command::Quality(args) => {

@@ -136,10 +136,7 @@ impl Event {
         let mut event = Self::new(
             EventType::Expectation,
             level,
-            format!(
-                "{} ({}): {} of {total} rows passed",
-                count.rule, count.action, count.passed
-            ),
+            format!("{}: {} of {total} failed", count.rule, count.failed),
         )
         .table(&count.table)
         .details(serde_json::to_value(count).unwrap_or(Value::Null));

@@ -59,7 +59,7 @@ pub fn bronze_batch(table: &str, progress: &Progress) -> Vec<Event> {
             RuleCount::built_in(
                 table,
                 "readable",
-                "a file's elements are JSON records of the source's fields",
+                "elements are records of the source",
                 progress.num_input_rows,
                 progress.num_quarantined_rows,
             ),
@@ -115,14 +115,14 @@ impl Logged for SilverReport {
             RuleCount::built_in(
                 &self.table,
                 "typed",
-                "device_id, mrn, heartrate and time parse (heartrate within -1000 to 1000)",
+                "device_id, mrn, time, heartrate parse",
                 self.rows_read.saturating_sub(self.quarantined),
                 self.quarantined,
             ),
             RuleCount::built_in(
                 &self.table,
                 "patient_known",
-                "mrn is in dim_patients (else the reading waits)",
+                "mrn in dim_patients, else it waits",
                 typed.saturating_sub(self.waiting),
                 self.waiting,
             ),

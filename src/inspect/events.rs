@@ -93,6 +93,19 @@ pub async fn events(warehouse: &Warehouse, filter: &EventFilter) -> Result<Rows>
     }
 }
 
+/// The columns a text table of events shows (the run, upstream versions and details are in
+/// `--format json` and `csv`): a terminal's width is too narrow for them.
+const BRIEF: usize = 7;
+
+/// `rows` of [`events`] with only the columns a text table shows.
+pub fn brief(mut rows: Rows) -> Rows {
+    rows.columns.truncate(BRIEF);
+    for row in &mut rows.rows {
+        row.truncate(BRIEF);
+    }
+    rows
+}
+
 const QUALITY_COLUMNS: [&str; 9] = [
     "table",
     "check",
