@@ -345,6 +345,21 @@ run_id, upstream_versions and details (JSON text).")]
   medallion quality --overall --format json     one row per check"))]
     Quality(QualityArgs),
 
+    /// Write the warehouse as one self-contained HTML file (inline SVG charts, nothing fetched,
+    /// works offline and printed): gold per patient, daily over time, the pipeline's batches,
+    /// quality and events, the tables and their lineage; as it is, or as it was.
+    #[command(after_help = fill("Examples:
+  medallion report                              ./report.html from the latest versions
+  medallion report --out /tmp/lake.html --open  and open it in the browser
+  medallion report --version 3                  as {gold} v3 was written
+  medallion report --as-of '2026-12-01 08:00:00'
+
+--version N reads {gold} at version N, {daily} as the same refresh left it, and every
+other table as of gold vN's commit; --as-of reads each table's latest version at or before
+the time (UTC). The file is replaced whole or not at all. `make report` writes it from the
+default warehouse."))]
+    Report(ReportArgs),
+
     /// Compact a table's small files into larger ones (Delta's OPTIMIZE): one commit whose
     /// files carry dataChange=false, so no downstream table sees a change.
     #[command(after_help = fill("Examples:
@@ -460,6 +475,25 @@ pub struct EventsArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
+
+    /// Show gold at this version (daily from the same refresh, other tables as of its commit).
+    #[arg(long, conflicts_with = "as_of")]
+    pub version: Option<u64>,
+
+    /// Show every table as it was at this time: RFC 3339, or YYYY-MM-DD[ HH:MM:SS] in UTC.
+    #[arg(long, value_parser = crate::inspect::show::parse_time)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Open the written file in the desktop's browser.
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,13 @@ pub enum Error {
         message: String,
     },
 
+    /// A chart of the report could not be drawn.
+    #[error("report: cannot draw the {chart} chart: {message}")]
+    Render {
+        chart: &'static str,
+        message: String,
+    },
+
     /// The stream's checkpoint folder holds something this version cannot use.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

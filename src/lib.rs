@@ -31,6 +31,7 @@
 //!   the rows a job writes.
 //! - [`events`]: the event log, `pipeline_events`: each run's start, progress, expectation
 //!   counts, errors and end.
+//! - [`report`]: `medallion report`: the warehouse as one self-contained HTML file (SVG charts).
 //! - [`generate`]: the deterministic generator of the lab's source data.
 //! - [`output`]: reports on stdout, warnings and progress on stderr.
 //! - [`docgen`]: shell completions and man pages, generated from the command line's definition.
@@ -51,6 +52,7 @@ mod maintain;
 mod output;
 mod parallel;
 mod quality;
+mod report;
 mod run;
 mod source;
 mod storage;

@@ -322,6 +322,23 @@ async fn dispatch(cli: Cli) -> Result<()> {
                     .await?;
             print_rows(&rows, &args.output, printer)?;
         }
+        Command::Report(args) => {
+            let warehouse = reading()?;
+            let at = match (args.version, args.as_of) {
+                (Some(version), _) => At::Version(version),
+                (None, Some(time)) => At::Time(time),
+                (None, None) => At::Latest,
+            };
+            let options = crate::report::ReportOptions { out: args.out, at };
+            let mut written = crate::report::run(&warehouse, &options).await?;
+            if args.open {
+                written.open_failed = crate::report::open_in_browser(&written.path);
+                if let Some(problem) = &written.open_failed {
+                    printer.warn(problem);
+                }
+            }
+            printer.report(&written);
+        }
         Command::Status => {
             let warehouse = reading()?;
             let found = status::run(&warehouse, &data).await?;

@@ -65,11 +65,20 @@ fn condition(filter: &EventFilter) -> String {
     parts.join(" AND ")
 }
 
-/// The event log's rows for a query over it (registered as `events`); none without a log.
-async fn select(warehouse: &Warehouse, sql: &str) -> Result<Option<(TableId, Vec<RecordBatch>)>> {
+/// The event log's rows for a query over it (registered as `events`), at `version` (None: the
+/// latest); none without a log.
+async fn select(
+    warehouse: &Warehouse,
+    version: Option<u64>,
+    sql: &str,
+) -> Result<Option<(TableId, Vec<RecordBatch>)>> {
     let id = TableId::of(warehouse, &catalog::PIPELINE_EVENTS);
-    let Some(table) = delta::open(&id).await? else {
-        return Ok(None);
+    let table = match version {
+        Some(version) => delta::open_version(&id, version).await?,
+        None => match delta::open(&id).await? {
+            Some(table) => table,
+            None => return Ok(None),
+        },
     };
     let ctx = delta::session_with(&id, &table, "events").await?;
     let batches = delta::query(&ctx, &id, "read the event log", sql).await?;
@@ -78,11 +87,29 @@ async fn select(warehouse: &Warehouse, sql: &str) -> Result<Option<(TableId, Vec
 
 /// The events the filter selects, oldest first.
 pub async fn events(warehouse: &Warehouse, filter: &EventFilter) -> Result<Rows> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY timestamp, id",
-        condition(filter)
-    );
-    match select(warehouse, &sql).await? {
+    events_at(warehouse, filter, None, None).await
+}
+
+/// [`events`] of the log's `version` (None: the latest); `last`: only the newest N, still
+/// oldest first.
+pub async fn events_at(
+    warehouse: &Warehouse,
+    filter: &EventFilter,
+    version: Option<u64>,
+    last: Option<usize>,
+) -> Result<Rows> {
+    let sql = match last {
+        None => format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY timestamp, id",
+            condition(filter)
+        ),
+        Some(n) => format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS}, id FROM events WHERE {} \
+             ORDER BY timestamp DESC, id DESC LIMIT {n}) ORDER BY timestamp, id",
+            condition(filter)
+        ),
+    };
+    match select(warehouse, version, &sql).await? {
         Some((_, batches)) if !batches.is_empty() => {
             Rows::from_batches(&batches[0].schema(), &batches)
         }
@@ -167,6 +194,16 @@ fn text(value: &Value, key: &str) -> String {
 /// Each check's pass rate per version written (a batch of bronze, a refresh of silver, ...),
 /// then overall; `overall`: the overall rows alone. `table`: one table's checks.
 pub async fn quality(warehouse: &Warehouse, table: Option<&str>, overall: bool) -> Result<Rows> {
+    quality_at(warehouse, table, overall, None).await
+}
+
+/// [`quality`] from the log's `version` (None: the latest).
+pub async fn quality_at(
+    warehouse: &Warehouse,
+    table: Option<&str>,
+    overall: bool,
+    version: Option<u64>,
+) -> Result<Rows> {
     let mut rows = Rows::new(&QUALITY_COLUMNS);
     rows.lead = 2;
     let mut sql = "SELECT table_name, version_written, details, \
@@ -176,7 +213,7 @@ pub async fn quality(warehouse: &Warehouse, table: Option<&str>, overall: bool) 
         sql.push_str(&format!(" AND table_name = {}", quoted(table)));
     }
     sql.push_str(" ORDER BY timestamp, id");
-    let Some((_, batches)) = select(warehouse, &sql).await? else {
+    let Some((_, batches)) = select(warehouse, version, &sql).await? else {
         return Ok(rows);
     };
     // (table order, table, check) -> version -> tally; and the overall tally.

@@ -426,7 +426,7 @@ async fn named_sources_to_do(
 }
 
 /// Rows of a table's latest version, from its files' statistics (0 if it does not exist).
-fn rows_of(table: Option<&DeltaTable>) -> u64 {
+pub(crate) fn rows_of(table: Option<&DeltaTable>) -> u64 {
     table
         .and_then(|t| t.snapshot().ok())
         .and_then(|s| super::file_totals(s).0)
@@ -434,7 +434,10 @@ fn rows_of(table: Option<&DeltaTable>) -> u64 {
 }
 
 /// Rows waiting for their patient: the waiting table as of the version silver recorded.
-async fn waiting_rows(warehouse: &Warehouse, table: (&TableId, &DeltaTable)) -> Result<u64> {
+pub(crate) async fn waiting_rows(
+    warehouse: &Warehouse,
+    table: (&TableId, &DeltaTable),
+) -> Result<u64> {
     let id = TableId::of(warehouse, &catalog::SILVER_WAITING);
     let Some(version) =
         delta::app_version(table.0, table.1, &catalog::SILVER_WAITING_VERSION.id()).await?

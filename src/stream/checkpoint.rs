@@ -464,6 +464,30 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The progress records kept in `progress.jsonl`, oldest first. A last line without its
+    /// newline is a record being written (by a running stream) and is left out; any other line
+    /// that is not JSON is an error naming the file and line.
+    pub async fn progress_records(&self) -> Result<Vec<serde_json::Value>> {
+        let Some(bytes) = self.dir.read("progress.jsonl").await? else {
+            return Ok(Vec::new());
+        };
+        let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+            Some(end) => &bytes[..end],
+            None => return Ok(Vec::new()),
+        };
+        let mut records = Vec::new();
+        for (number, line) in complete.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            records.push(serde_json::from_slice(line).map_err(|e| Error::Checkpoint {
+                path: self.dir.path_of("progress.jsonl"),
+                message: format!("line {}: not a progress record: {e}", number + 1),
+            })?);
+        }
+        Ok(records)
+    }
+
     /// Append one progress record (one JSON line) to `progress.jsonl`.
     pub async fn append_progress(&self, record: &impl Serialize) -> Result<()> {
         let mut line = serde_json::to_vec(record).expect("progress serialises");

@@ -316,7 +316,7 @@ fn regression_sql_syntax_error_is_one_line_with_its_position() {
     );
 }
 
-const COMMANDS: [&str; 24] = [
+const COMMANDS: [&str; 25] = [
     "generate",
     "patients",
     "bronze",
@@ -338,6 +338,7 @@ const COMMANDS: [&str; 24] = [
     "init",
     "events",
     "quality",
+    "report",
     "check-store",
     "completions",
     "man",
@@ -368,7 +369,7 @@ fn man_writes_a_page_per_command_with_its_name_and_sections() {
     let ws = Workspace::new();
     let dir = ws.dir.path().join("man");
     let out = ws.run_ok(&["man", "--out", dir.to_str().unwrap()]);
-    assert!(out.starts_with("man: 24 pages in "), "{out}");
+    assert!(out.starts_with("man: 25 pages in "), "{out}");
     let page = std::fs::read_to_string(dir.join("medallion.1")).unwrap();
     assert!(page.contains(".TH medallion 1 "), "{page}");
     for section in [

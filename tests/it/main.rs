@@ -12,6 +12,7 @@ mod patients;
 mod quality;
 mod readonly;
 mod regressions;
+mod report;
 mod s3;
 mod safety_rails;
 mod silver_gold;
