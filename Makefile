@@ -26,10 +26,14 @@ INTEROP_PACKAGES := deltalake==1.6.6 polars==2.1.0 duckdb==1.4.4 duckdb-ext-delt
 # The tests that need an S3 endpoint start this moto server; without it they are skipped.
 MOTO := $(abspath $(VENV))/bin/moto_server
 HAVE_PYTHON := $(shell command -v python3)
+# `make report REPORT=/tmp/lake.html` writes it elsewhere.
+REPORT ?= report.html
+# The browser test's screenshot and report: build artifacts, not in git.
+BROWSER_OUT := $(TARGET_DIR)/report
 # `make s3-demo S3_DEMO_ARGS=--keep` leaves moto up, with the tables, until Ctrl-C.
 S3_DEMO_ARGS ?=
 
-.PHONY: help build man completions data patients bronze silver gold pipeline test bench venv interop s3-demo soak lint fmt clean clean-data
+.PHONY: help build man completions data patients bronze silver gold pipeline report test browser-test bench venv interop s3-demo soak lint fmt clean clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,14 +74,34 @@ gold: build ## Refresh fact_heartrate_gold and fact_heartrate_daily from silver 
 pipeline: data build ## Build, generate the data if absent, run every layer, print gold
 	$(MEDALLION) pipeline
 
-test: $(if $(HAVE_PYTHON),venv) lint ## Lint, then run every test (unit and integration; S3 ones on moto from the venv)
+report: build ## Write the warehouse as one HTML file, report.html (after make pipeline; REPORT=FILE)
+	$(MEDALLION) report --out $(REPORT)
+
+test: $(if $(HAVE_PYTHON),venv) lint ## Lint, then run every test (unit and integration; S3 ones on moto from the venv; the report in headless Chromium)
 ifeq ($(HAVE_PYTHON),)
 	@echo "*** make test: python3 not found: no venv, no moto: the S3 tests will be SKIPPED ***" >&2
 	$(CARGO) test --all-targets
-	@echo "*** make test: python3 not found: the S3 tests were SKIPPED ***" >&2
+	@echo "*** make test: python3 not found: the S3 tests and the browser test were SKIPPED ***" >&2
 else
 	MEDALLION_MOTO=$(MOTO) MEDALLION_PYTHON=$(VENV)/bin/python $(CARGO) test --all-targets
+	@$(MAKE) --no-print-directory browser-test
 endif
+
+# Chromium from Debian's packages, installed here when it is missing and this is a root shell
+# with apt-get (as on CI); elsewhere install it yourself (`apt-get install chromium`).
+browser-test: build ## The report in headless Chromium, networking off: its screenshot must not be blank (installs chromium)
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "browser-test: installing Debian's chromium"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+				|| echo "browser-test: apt-get could not install chromium" >&2; \
+		fi; \
+	fi
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+		python3 tests/browser/check_report.py $(BIN) "$$(command -v chromium || command -v chromium-browser)" $(BROWSER_OUT); \
+	else \
+		echo "*** browser-test: chromium is not installed and could not be (not root, or no apt-get): the browser test was SKIPPED ***" >&2; \
+	fi
 
 # `make bench BENCH_S3=1` adds bench/run's S3 measurement on moto (x10), which runs on the venv's
 # Python (moto, deltalake, Polars).

@@ -161,6 +161,7 @@ pub fn gold_bars(rows: &[GoldRow]) -> Result<String> {
                 SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .x_desc(
                 "heart rate (beats per minute): bar = average, line = lowest to highest reading",
             )
