@@ -159,11 +159,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Show(args) => {
             let warehouse = reading()?;
-            let at = match (args.version, args.as_of) {
-                (Some(version), _) => At::Version(version),
-                (None, Some(time)) => At::Time(time),
-                (None, None) => At::Latest,
-            };
+            let at = At::from_flags(args.version, args.as_of);
             let options = ShowOptions {
                 at,
                 limit: (args.limit > 0).then_some(args.limit),
@@ -324,11 +320,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Report(args) => {
             let warehouse = reading()?;
-            let at = match (args.version, args.as_of) {
-                (Some(version), _) => At::Version(version),
-                (None, Some(time)) => At::Time(time),
-                (None, None) => At::Latest,
-            };
+            let at = At::from_flags(args.version, args.as_of);
             let options = crate::report::ReportOptions { out: args.out, at };
             let mut written = crate::report::run(&warehouse, &options).await?;
             if args.open {

@@ -39,6 +39,17 @@ pub enum At {
     Time(DateTime<Utc>),
 }
 
+impl At {
+    /// What `--version N` or `--as-of T` (clap makes them exclusive) name; the latest without.
+    pub fn from_flags(version: Option<u64>, as_of: Option<DateTime<Utc>>) -> At {
+        match (version, as_of) {
+            (Some(version), _) => At::Version(version),
+            (None, Some(time)) => At::Time(time),
+            (None, None) => At::Latest,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ShowOptions {
     pub at: At,
