@@ -306,15 +306,39 @@ pub fn daily_line(title: &str, days: &[Day], scale: DailyScale) -> Result<String
                 BAR.stroke_width(1),
             ))
             .map_err(failed(CHART))?;
-        chart
-            .draw_series(
-                days.iter()
-                    .filter(|d| d.min < 0.0)
-                    .map(|d| Circle::new((day_number(d.date), drawn(d.avg)), 2, FAULT.filled())),
+        // Device faults as a red strip along the bottom, one rectangle per run of points with
+        // a fault (a dot per point would be thousands of elements on a long history).
+        let strip = (scale.high - scale.low) * 0.05;
+        let runs = fault_runs(days).into_iter().map(|(first, last)| {
+            let start = day_number(days[first].date);
+            let end = days
+                .get(last + 1)
+                .map_or(to, |next| day_number(next.date))
+                .max(start + 1);
+            Rectangle::new(
+                [(start, scale.low), (end, scale.low + strip)],
+                FAULT.filled(),
             )
-            .map_err(failed(CHART))?;
+        });
+        chart.draw_series(runs).map_err(failed(CHART))?;
         Ok(())
     })
+}
+
+/// The runs of consecutive points with a device-fault reading (a negative lowest value), as
+/// (first, last) indexes.
+pub fn fault_runs(days: &[Day]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, day) in days.iter().enumerate() {
+        if day.min >= 0.0 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == i => *last = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    runs
 }
 
 /// Rows per bronze batch (bars) and each batch's time on the stream (a line), the newest
@@ -780,6 +804,26 @@ mod tests {
                 assert_eq!((g.0, g.2, g.3), (e.0, e.2, e.3), "max {max}");
                 assert!((g.1 - e.1).abs() < 1e-9, "max {max}: {g:?} {e:?}");
             }
+        }
+    }
+
+    #[test]
+    fn faults_are_drawn_as_runs_of_consecutive_points() {
+        let with =
+            |mins: &[f64]| -> Vec<Day> { mins.iter().map(|m| day(1, 70.0, *m, 1)).collect() };
+        let cases: [(&[f64], &[(usize, usize)]); 5] = [
+            (&[], &[]),
+            (&[50.0, 60.0], &[]),
+            (&[-1.0], &[(0, 0)]),
+            (
+                &[-1.0, -2.0, 50.0, -0.5, 40.0, -3.0, -3.0],
+                &[(0, 1), (3, 3), (5, 6)],
+            ),
+            // -0.0 is not below zero: no fault.
+            (&[-0.0, 0.0], &[]),
+        ];
+        for (mins, runs) in cases {
+            assert_eq!(fault_runs(&with(mins)), runs, "{mins:?}");
         }
     }
 

@@ -240,8 +240,8 @@ fn daily(facts: &Facts) -> Result<String> {
     let most_days = daily.patients.values().map(Vec::len).max().unwrap_or(0);
     let mut html = format!(
         "<p class=\"note\">{} v{}: {} rows. Each chart is one patient's daily average, on the \
-         same scales; <span class=\"key\"></span> marks a day with a device-fault reading (a \
-         negative value), which pulls that day's average down.{}{}</p>\n<div class=\"grid\">\n",
+         same heart-rate scale; the red strip along the bottom marks the days with a device-fault \
+         reading (a negative value), which pulls that day's average down.{}{}</p>\n<div class=\"grid\">\n",
         catalog::DAILY.name,
         daily.version,
         thousands(daily.rows as i64),
@@ -268,9 +268,13 @@ fn daily(facts: &Facts) -> Result<String> {
             .get(mrn)
             .cloned()
             .unwrap_or_else(|| format!("mrn {mrn}"));
+        let all = &daily.patients[mrn];
+        let faulty = all.iter().filter(|d| d.min < 0.0).count();
         html.push_str(&format!(
-            "<figure>{}</figure>\n",
-            charts::daily_line(&title, days, scale)?
+            "<figure>{}<figcaption>{} days, {} with a device fault</figcaption></figure>\n",
+            charts::daily_line(&title, days, scale)?,
+            thousands(all.len() as i64),
+            thousands(faulty as i64)
         ));
     }
     html.push_str("</div>\n");

@@ -382,7 +382,8 @@ fn a_long_daily_series_is_binned_and_the_file_stays_small() {
         .map(|p| p[..p.find('"').unwrap()].split_whitespace().count())
         .sum();
     assert!(points > 100 && points <= 240, "{points} points drawn");
-    // The faults are marked.
-    assert!(daily.matches("<circle").count() >= 10, "fault markers");
+    // The 20 fault days fall in 20 separate points: 20 red rectangles, and the caption counts them.
+    assert_eq!(daily.matches("fill=\"#C0392B\"").count(), 20, "fault marks");
+    assert!(daily.contains("2,000 days, 20 with a device fault"));
     assert!(html.len() < 2 * 1024 * 1024, "{} bytes", html.len());
 }
