@@ -811,7 +811,8 @@ mod tests {
     fn faults_are_drawn_as_runs_of_consecutive_points() {
         let with =
             |mins: &[f64]| -> Vec<Day> { mins.iter().map(|m| day(1, 70.0, *m, 1)).collect() };
-        let cases: [(&[f64], &[(usize, usize)]); 5] = [
+        type Runs = &'static [(usize, usize)];
+        let cases: [(&[f64], Runs); 5] = [
             (&[], &[]),
             (&[50.0, 60.0], &[]),
             (&[-1.0], &[(0, 0)]),
