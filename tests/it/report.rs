@@ -387,3 +387,58 @@ fn a_long_daily_series_is_binned_and_the_file_stays_small() {
     assert!(daily.contains("2,000 days, 20 with a device fault"));
     assert!(html.len() < 2 * 1024 * 1024, "{} bytes", html.len());
 }
+
+#[test]
+fn open_hands_the_file_to_the_desktop_s_opener_or_says_it_could_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+    let out = ws.dir.path().join("r.html");
+    // A stand-in for xdg-open that records what it was asked to open.
+    let bin = ws.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let opened = ws.dir.path().join("opened");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = ws
+        .medallion()
+        .env("PATH", &bin)
+        .args(["report", "--open", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for _ in 0..50 {
+        if opened.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap().trim(),
+        out.to_str().unwrap()
+    );
+    // No opener at all: the file is written, a warning says how to open it, exit 0.
+    let empty = ws.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = ws
+        .medallion()
+        .env("PATH", &empty)
+        .args(["report", "--open", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not open a browser") && stderr.contains("file://"),
+        "{stderr}"
+    );
+}
