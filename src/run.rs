@@ -323,6 +323,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let at = At::from_flags(args.version, args.as_of);
             let options = crate::report::ReportOptions { out: args.out, at };
             let mut written = crate::report::run(&warehouse, &options).await?;
+            for warning in &written.warnings {
+                printer.warn(warning);
+            }
             if args.open {
                 written.open_failed = crate::report::open_in_browser(&written.path);
                 if let Some(problem) = &written.open_failed {

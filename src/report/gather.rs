@@ -94,6 +94,13 @@ pub async fn plan(warehouse: &Warehouse, at: At) -> Result<Plan> {
             versions.insert(id.name.clone(), version);
         }
     }
+    if versions.is_empty() {
+        return Err(Error::Usage(format!(
+            "no table of the warehouse {} existed {label}: nothing to report; no file was \
+             written",
+            shown(warehouse)
+        )));
+    }
     Ok(Plan {
         label,
         time,
@@ -177,6 +184,8 @@ pub struct Facts {
     /// The newest events, oldest first.
     pub events: Rows,
     pub tables: Vec<TableFacts>,
+    /// What was skipped, for stderr and the page.
+    pub warnings: Vec<String>,
 }
 
 /// Gold at a version: one row per patient, highest average first.
@@ -198,11 +207,30 @@ pub struct GoldRow {
 
 impl GoldRow {
     /// How the report names the patient.
+    /// How charts name the patient: the name (without bidirectional controls, which could
+    /// reorder the mrn, and shortened to 40 characters) and the mrn.
     pub fn label(&self) -> String {
         match &self.name {
-            Some(name) => format!("{name} ({})", self.mrn),
+            Some(name) => format!("{} ({})", short_name(name), self.mrn),
             None => format!("mrn {}", self.mrn),
         }
+    }
+}
+
+/// Characters that change the direction of the text after them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name as a chart label: bidirectional controls removed, at most 40 characters.
+pub fn short_name(name: &str) -> String {
+    let clean: Vec<char> = name.chars().filter(|c| !is_bidi_control(*c)).collect();
+    if clean.len() <= 40 {
+        clean.into_iter().collect()
+    } else {
+        let mut short: String = clean[..39].iter().collect();
+        short.push('…');
+        short
     }
 }
 
@@ -278,9 +306,10 @@ pub async fn facts(warehouse: &Warehouse, plan: &Plan) -> Result<Facts> {
         facts.daily = Some(daily(warehouse, version).await?);
     }
     if let Some(version) = at(&catalog::BRONZE) {
-        let (batches, before) = batches(warehouse, version).await?;
+        let (batches, before, skipped) = batches(warehouse, version).await?;
         facts.batches = batches;
         facts.batches_before = before;
+        facts.warnings.extend(skipped);
     }
     let rows = |table: &catalog::Table| {
         facts
@@ -442,19 +471,29 @@ async fn daily(warehouse: &Warehouse, version: u64) -> Result<Daily> {
 }
 
 /// The bronze stream's batches in bronze up to `version`, from the default source's progress
-/// records, and the first batch id before them of which no record is kept (None: none).
-async fn batches(warehouse: &Warehouse, version: u64) -> Result<(Vec<Batch>, Option<i64>)> {
+/// records; the first batch id before them of which no record is kept (None: none); and a
+/// warning per line that is no bronze progress record (skipped: the report is a picture of the
+/// tables, the checkpoint's log is not what it must vouch for).
+async fn batches(
+    warehouse: &Warehouse,
+    version: u64,
+) -> Result<(Vec<Batch>, Option<i64>, Vec<String>)> {
     let dir = warehouse.checkpoint(catalog::BRONZE.name, DEFAULT_SOURCE)?;
     let Some(checkpoint) = crate::stream::checkpoint::Checkpoint::open(&dir).await? else {
-        return Ok((Vec::new(), None));
+        return Ok((Vec::new(), None, Vec::new()));
     };
-    let mut found: Vec<Batch> = checkpoint
-        .progress_records()
-        .await?
-        .iter()
-        .filter_map(batch_of)
-        .filter(|b| b.version <= version)
-        .collect();
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, record) in checkpoint.progress_records().await? {
+        match record.and_then(|r| batch_of(&r)) {
+            Ok(batch) if batch.version <= version => found.push(batch),
+            Ok(_) => {}
+            Err(why) => skipped.push(format!(
+                "{}:{line}: skipped, {why}",
+                checkpoint.progress_path()
+            )),
+        }
+    }
     // A batch recovered after a kill may be recorded twice: keep its last record.
     found.sort_by_key(|b| b.id);
     found.dedup_by(|later, earlier| {
@@ -465,19 +504,39 @@ async fn batches(warehouse: &Warehouse, version: u64) -> Result<(Vec<Batch>, Opt
         same
     });
     let before = found.first().map(|b| b.id).filter(|id| *id > 0);
-    Ok((found, before))
+    Ok((found, before, skipped))
 }
 
-fn batch_of(record: &Value) -> Option<Batch> {
-    Some(Batch {
-        id: record["batchId"].as_i64()?,
-        timestamp: record["timestamp"].as_str()?.to_string(),
-        rows: record["numInputRows"].as_u64()?,
-        quarantined: record["numQuarantinedRows"].as_u64().unwrap_or(0),
-        duration_ms: record["durationMs"]["triggerExecution"]
-            .as_u64()
-            .or_else(|| record["batchDuration"].as_u64())?,
-        version: record["tableVersion"].as_u64()?,
+/// Counts past this are not a batch's (they would overflow a sum of them).
+const MOST: u64 = 1 << 48;
+
+/// A bronze progress record as a batch, or why it is not one.
+fn batch_of(record: &Value) -> std::result::Result<Batch, String> {
+    let count = |key: &str, value: &Value| match value.as_u64() {
+        Some(n) if n <= MOST => Ok(n),
+        _ => Err(format!("not a bronze progress record: {key} is {value}")),
+    };
+    let timestamp = record["timestamp"].as_str().unwrap_or_default();
+    if DateTime::parse_from_rfc3339(timestamp).is_err() {
+        return Err(format!(
+            "not a bronze progress record: timestamp is {}",
+            record["timestamp"]
+        ));
+    }
+    let duration = match &record["durationMs"]["triggerExecution"] {
+        Value::Null => &record["batchDuration"],
+        value => value,
+    };
+    Ok(Batch {
+        id: count("batchId", &record["batchId"])? as i64,
+        timestamp: timestamp.to_string(),
+        rows: count("numInputRows", &record["numInputRows"])?,
+        quarantined: match &record["numQuarantinedRows"] {
+            Value::Null => 0,
+            value => count("numQuarantinedRows", value)?,
+        },
+        duration_ms: count("durationMs.triggerExecution", duration)?,
+        version: count("tableVersion", &record["tableVersion"])?,
     })
 }
 
@@ -533,6 +592,19 @@ mod tests {
     }
 
     #[test]
+    fn a_chart_label_cannot_reorder_or_overflow() {
+        let long = "x".repeat(100);
+        let cases = [
+            ("Ada", "Ada".to_string()),
+            ("Zo\u{202e}ë\u{2066}", "Zoë".to_string()),
+            (long.as_str(), format!("{}…", "x".repeat(39))),
+        ];
+        for (name, label) in cases {
+            assert_eq!(short_name(name), label);
+        }
+    }
+
+    #[test]
     fn a_progress_record_becomes_a_batch_and_a_foreign_line_does_not() {
         let record = serde_json::json!({
             "batchId": 3, "timestamp": "2026-01-01T00:00:00.000Z", "numInputRows": 120,
@@ -540,7 +612,7 @@ mod tests {
         });
         assert_eq!(
             batch_of(&record),
-            Some(Batch {
+            Ok(Batch {
                 id: 3,
                 timestamp: "2026-01-01T00:00:00.000Z".into(),
                 rows: 120,
@@ -549,6 +621,28 @@ mod tests {
                 version: 4,
             })
         );
-        assert_eq!(batch_of(&serde_json::json!({"batchId": 1})), None);
+        let refused = [
+            (serde_json::json!({"batchId": 1}), "timestamp is null"),
+            (serde_json::json!({"hello": 1}), "timestamp is null"),
+            (
+                serde_json::json!({"batchId": -5, "timestamp": "2026-01-01T00:00:00Z",
+                    "numInputRows": 1, "batchDuration": 1, "tableVersion": 1}),
+                "batchId is -5",
+            ),
+            (
+                serde_json::json!({"batchId": 1, "timestamp": "x", "numInputRows": 1,
+                    "batchDuration": 1, "tableVersion": 1}),
+                "timestamp is \"x\"",
+            ),
+            (
+                serde_json::json!({"batchId": 1, "timestamp": "2026-01-01T00:00:00Z",
+                    "numInputRows": u64::MAX, "batchDuration": 1, "tableVersion": 1}),
+                "numInputRows is 18446744073709551615",
+            ),
+        ];
+        for (record, why) in refused {
+            let error = batch_of(&record).unwrap_err();
+            assert!(error.contains(why), "{record}: {error}");
+        }
     }
 }

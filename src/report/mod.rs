@@ -40,6 +40,9 @@ pub struct Written {
     pub daily_rows: u64,
     pub batches: usize,
     pub duration_ms: u64,
+    /// What was skipped (a progress record that is not one), also printed as warnings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Set when `--open` could not hand the file to a browser.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_failed: Option<String>,
@@ -50,7 +53,7 @@ impl Report for Written {
         let kib = self.bytes.div_ceil(1024);
         let mut text = format!(
             "report: wrote {} ({kib} KiB) in {:.2} s: {}, {} patients in gold, {} daily rows, \
-             {} bronze batches, {} tables",
+             {} bronze batches recorded, {} tables",
             self.path,
             self.duration_ms as f64 / 1000.0,
             self.at,
@@ -89,27 +92,48 @@ pub async fn run(warehouse: &Warehouse, options: &ReportOptions) -> Result<Writt
         daily_rows: facts.daily.as_ref().map_or(0, |d| d.rows),
         batches: facts.batches.len(),
         duration_ms: start.elapsed().as_millis() as u64,
+        warnings: facts.warnings,
         open_failed: None,
     })
 }
 
-/// Where the report goes: a file name alone is in the current folder; a folder is refused
-/// (before any work).
+/// Where the report goes, checked before any work: a file name alone is in the current folder;
+/// a symbolic link is followed (the file it names is replaced, the link kept); a folder, a
+/// device, a dangling link or a folder that does not exist is refused. The file is replaced by
+/// a rename, which would put a regular file in a device's place.
 fn output_path(out: &Path) -> Result<PathBuf> {
     if out.as_os_str().is_empty() {
         return Err(Error::Usage("--out names no file".into()));
     }
-    if out.is_dir() {
-        return Err(Error::Usage(format!(
-            "--out {} is a folder: name the file to write (e.g. {}/report.html)",
-            out.display(),
-            out.display()
-        )));
-    }
-    Ok(match out.parent() {
+    let out = match out.parent() {
         Some(parent) if parent.as_os_str().is_empty() => Path::new(".").join(out),
         _ => out.to_path_buf(),
-    })
+    };
+    let refused = |why: String| Err(Error::Usage(format!("--out {}: {why}", out.display())));
+    let target = match std::fs::symlink_metadata(&out) {
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(&out) {
+            Ok(target) => target,
+            Err(_) => return refused("a symbolic link to nothing".into()),
+        },
+        _ => out.clone(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            return refused(format!(
+                "is a folder: name the file to write (e.g. {}/report.html)",
+                out.display()
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return refused("is not a regular file (a device or a pipe): name a file".into());
+        }
+        _ => {}
+    }
+    let folder = target.parent().unwrap_or(Path::new("."));
+    if !folder.as_os_str().is_empty() && !folder.is_dir() {
+        return refused(format!("folder {} does not exist", folder.display()));
+    }
+    Ok(target)
 }
 
 /// Hand the written file to the desktop's browser (`xdg-open`, `open` on macOS); what went
@@ -142,11 +166,23 @@ mod tests {
     #[test]
     fn the_output_path_is_a_file_in_a_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(PathBuf, std::result::Result<PathBuf, &str>); 4] = [
+        let file = dir.path().join("old.html");
+        std::fs::write(&file, "old").unwrap();
+        let link = dir.path().join("link.html");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let dangling = dir.path().join("dangling.html");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &dangling).unwrap();
+        let canonical = std::fs::canonicalize(&file).unwrap();
+        let cases: [(PathBuf, std::result::Result<PathBuf, &str>); 9] = [
             ("report.html".into(), Ok("./report.html".into())),
-            ("out/r.html".into(), Ok("out/r.html".into())),
+            (file.clone(), Ok(file.clone())),
+            (link, Ok(canonical)),
+            (dir.path().join("new.html"), Ok(dir.path().join("new.html"))),
             (dir.path().to_path_buf(), Err("is a folder")),
             (PathBuf::new(), Err("names no file")),
+            ("/dev/null".into(), Err("is not a regular file")),
+            (dangling, Err("a symbolic link to nothing")),
+            (dir.path().join("nodir/r.html"), Err("does not exist")),
         ];
         for (given, expected) in cases {
             match (output_path(&given), expected) {

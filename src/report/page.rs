@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::charts::{self, DailyScale, MAX_BATCHES, MAX_POINTS, bpm, thousands};
+use super::charts::{self, DailyScale, MAX_BATCHES, MAX_POINTS, thousands};
 use super::gather::{Facts, HISTORY};
 use crate::catalog;
 use crate::error::Result;
@@ -37,12 +37,34 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// `template` with each `{{name}}` replaced by its value.
+/// `template` with each `{{name}}` replaced by its value, in one pass over the template: a
+/// value is never read again, so a name or path holding `{{gold}}` stays that text.
 fn fill(template: &str, values: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in values {
-        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let value = after.find("}}").and_then(|end| {
+            let name = &after[..end];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (v, end + 2))
+        });
+        match value {
+            Some((value, used)) => {
+                out.push_str(value);
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -62,6 +84,12 @@ pub fn render(facts: &Facts) -> Result<String> {
             ("tables", tables(facts)?),
         ],
     ))
+}
+
+/// A double as `show` prints it: the shortest text that reads back as the same value, with
+/// `.0` on whole numbers and an exponent where a plain decimal would be long (`5e-324`).
+fn exact(value: f64) -> String {
+    format!("{value:?}")
 }
 
 /// `1 batch`, `2 batches`, `1,000 batches`.
@@ -172,10 +200,11 @@ fn gold(facts: &Facts) -> Result<String> {
         <th class=\"n\">min_heartrate</th><th class=\"n\">max_heartrate</th><th class=\"n\">count</th>\
         </tr></thead><tbody>\n");
     for row in gold.rows.iter().take(MAX_GOLD_ROWS) {
-        let number = |v: Option<f64>| v.map(bpm).unwrap_or_default();
+        // The table's values as `show` prints them (the chart's labels are rounded).
+        let number = |v: Option<f64>| v.map(exact).unwrap_or_default();
         html.push_str(&format!(
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+            "<tr><td><bdi>{}</bdi></td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
             escape(row.name.as_deref().unwrap_or("")),
             row.mrn,
             row.avg.map(|a| a.to_string()).unwrap_or_default(),
@@ -291,7 +320,10 @@ fn pipeline(facts: &Facts) -> Result<String> {
         let mut durations: Vec<u64> = facts.batches.iter().map(|b| b.duration_ms).collect();
         durations.sort_unstable();
         let median = durations[durations.len() / 2];
-        let rows: u64 = facts.batches.iter().map(|b| b.rows).sum();
+        let rows = facts
+            .batches
+            .iter()
+            .fold(0u64, |sum, b| sum.saturating_add(b.rows));
         let mut caption = format!(
             "{} recorded ({} rows read), median latency {} ms, longest {} ms; red: rows \
              quarantined in that batch.",
@@ -312,6 +344,12 @@ fn pipeline(facts: &Facts) -> Result<String> {
         html.push_str(&figure(
             &charts::batches(&facts.batches)?,
             &escape(&caption),
+        ));
+    }
+    for warning in &facts.warnings {
+        html.push_str(&format!(
+            "<p class=\"note\">warning: {}</p>\n",
+            escape(warning)
         ));
     }
     html.push_str("<h3>Rows set aside</h3>\n<table><tbody>\n");
@@ -541,6 +579,34 @@ mod tests {
         ];
         for (text, html) in cases {
             assert_eq!(escape(text), html);
+        }
+    }
+
+    #[test]
+    fn a_value_holding_a_placeholder_stays_text() {
+        let cases = [
+            ("<p>{{a}}</p><p>{{b}}</p>", "<p>{{b}}</p><p>B</p>"),
+            ("{{a}}{{a}}", "{{b}}{{b}}"),
+            ("{{unknown}} {{a", "{{unknown}} {{a"),
+            ("no placeholder", "no placeholder"),
+            ("{{b}}}}", "B}}"),
+        ];
+        for (template, filled) in cases {
+            let values = [("a", "{{b}}".to_string()), ("b", "B".to_string())];
+            assert_eq!(fill(template, &values), filled, "{template}");
+        }
+    }
+
+    #[test]
+    fn numbers_in_the_table_read_back_as_the_table_s() {
+        for (value, text) in [
+            (999.999, "999.999"),
+            (70.0, "70.0"),
+            (5e-324, "5e-324"),
+            (-0.0, "-0.0"),
+            (-100.5, "-100.5"),
+        ] {
+            assert_eq!(exact(value), text);
         }
     }
 

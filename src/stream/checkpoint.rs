@@ -464,10 +464,12 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// The progress records kept in `progress.jsonl`, oldest first. A last line without its
-    /// newline is a record being written (by a running stream) and is left out; any other line
-    /// that is not JSON is an error naming the file and line.
-    pub async fn progress_records(&self) -> Result<Vec<serde_json::Value>> {
+    /// The lines of `progress.jsonl`, oldest first, each with its (1-based) number and its
+    /// record, or why it is not JSON. A last line without its newline is a record being
+    /// written (by a running stream) and is left out; blank lines too.
+    pub async fn progress_records(
+        &self,
+    ) -> Result<Vec<(u64, std::result::Result<serde_json::Value, String>)>> {
         let Some(bytes) = self.dir.read("progress.jsonl").await? else {
             return Ok(Vec::new());
         };
@@ -475,17 +477,20 @@ impl Checkpoint {
             Some(end) => &bytes[..end],
             None => return Ok(Vec::new()),
         };
-        let mut records = Vec::new();
-        for (number, line) in complete.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            records.push(serde_json::from_slice(line).map_err(|e| Error::Checkpoint {
-                path: self.dir.path_of("progress.jsonl"),
-                message: format!("line {}: not a progress record: {e}", number + 1),
-            })?);
-        }
-        Ok(records)
+        Ok(complete
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(number, line)| {
+                let parsed = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"));
+                (number as u64 + 1, parsed)
+            })
+            .collect())
+    }
+
+    /// Where the progress records are, for messages.
+    pub fn progress_path(&self) -> String {
+        self.dir.display_file("progress.jsonl")
     }
 
     /// Append one progress record (one JSON line) to `progress.jsonl`.

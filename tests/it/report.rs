@@ -162,8 +162,8 @@ fn assert_gold_shown(ws: &Workspace, html: &str) {
                 name.clone(),
                 mrn.to_string(),
                 avg.to_string(),
-                bpm(*min),
-                bpm(*max),
+                format!("{min:?}"),
+                format!("{max:?}"),
                 count.to_string(),
             ]
         })
@@ -441,4 +441,88 @@ fn open_hands_the_file_to_the_desktop_s_opener_or_says_it_could_not() {
         stderr.contains("could not open a browser") && stderr.contains("file://"),
         "{stderr}"
     );
+}
+
+#[test]
+fn regression_a_name_holding_a_placeholder_stays_text() {
+    // The template was filled one placeholder after another: a patient named `{{tables}}`
+    // had the tables section pasted into the gold chart.
+    let ws = Workspace::new();
+    ws.write(
+        "healthcare/batch/patient_info.csv",
+        "mrn,name\n1,{{tables}} {{gold}}\n2,Plain\n",
+    );
+    let rows = [
+        reading("1", "70", "1", "1601510459"),
+        reading("2", "80", "2", "1601510459"),
+    ];
+    ws.write(
+        "healthcare/streaming/tracker/01.json",
+        &format!("[{}]", rows.join(",")),
+    );
+    ws.run_ok(&["pipeline"]);
+    let html = report(&ws, &[]);
+    assert_eq!(html.matches("id=\"table-list\"").count(), 1);
+    assert_eq!(html.matches("id=\"gold-data\"").count(), 1);
+    assert!(html.contains("{{tables}} {{gold}} (1)"));
+    assert_gold_shown(&ws, &html);
+}
+
+#[test]
+fn regression_a_damaged_progress_record_is_skipped_with_a_warning_never_an_overflow() {
+    // A foreign or absurd line in progress.jsonl failed the whole report, or overflowed a sum
+    // ("internal error"), or showed a negative row count.
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+    let progress = ws
+        .warehouse()
+        .join("healthcare_dlh.db/fact_heartrate_bronze/_checkpoint/progress.jsonl");
+    let mut text = std::fs::read_to_string(&progress).unwrap();
+    text.push_str("garbage\n{\"hello\": 1}\n");
+    text.push_str(
+        "{\"batchId\":13,\"timestamp\":\"2026-01-01T00:00:00Z\",\"numInputRows\":18446744073709551615,\"batchDuration\":1,\"tableVersion\":1}\n",
+    );
+    text.push_str(
+        "{\"batchId\":9223372036854775807,\"timestamp\":\"2026-01-01T00:00:00Z\",\"numInputRows\":1,\"batchDuration\":1,\"tableVersion\":1}\n",
+    );
+    std::fs::write(&progress, text).unwrap();
+    let out = ws.dir.path().join("report.html");
+    let run = ws
+        .medallion()
+        .args(["report", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("warning: ").count(), 4, "{stderr}");
+    assert!(
+        stderr.contains("progress.jsonl:2: skipped, not JSON"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    let html = std::fs::read_to_string(out).unwrap();
+    assert!(html.contains("1 batch recorded (6 rows read)"));
+}
+
+#[test]
+fn a_time_before_every_table_and_an_output_that_is_no_file_are_refused() {
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+    let err = ws.run_err(&["report", "--as-of", "1900-01-01"], 2);
+    assert!(
+        err.contains("no table of the warehouse") && err.contains("no file was written"),
+        "{err}"
+    );
+    let fifo = ws.dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = ws.run_err(&["report", "--out", fifo.to_str().unwrap()], 2);
+    assert!(err.contains("is not a regular file"), "{err}");
+    let err = ws.run_err(&["report", "--out", "no/such/folder/r.html"], 2);
+    assert!(err.contains("does not exist"), "{err}");
 }
