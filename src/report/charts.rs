@@ -95,6 +95,15 @@ pub fn thousands(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// A tick of a count's axis: whole numbers only (a tick at 0.5 would print as a second 0).
+fn whole(value: &f64) -> String {
+    if value.fract() == 0.0 {
+        thousands(*value as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// A reading as the report prints it: at most one decimal, no trailing `.0`.
 pub fn bpm(value: f64) -> String {
     if !value.is_finite() || value.abs() >= 1e9 {
@@ -126,9 +135,12 @@ pub fn gold_value(row: &GoldRow) -> String {
 
 /// Gold as a sorted bar chart: each patient's average heart rate (highest first), the
 /// min–max range as a whisker, the value and reading count beside it.
-pub fn gold_bars(rows: &[GoldRow]) -> Result<String> {
+/// `omitted`: (k, count): `count` patients between `rows[k - 1]` and `rows[k]` are not drawn; a
+/// row says so.
+pub fn gold_bars(rows: &[GoldRow], omitted: Option<(usize, usize)>) -> Result<String> {
     const CHART: &str = "gold";
-    let n = rows.len().max(1);
+    let gap = usize::from(omitted.is_some());
+    let n = (rows.len() + gap).max(1);
     let height = 60 + 22 * n as u32;
     let lowest = rows
         .iter()
@@ -143,7 +155,15 @@ pub fn gold_bars(rows: &[GoldRow]) -> Result<String> {
     // Room on the right for the value labels.
     let span = highest - lowest;
     let (x_from, x_to) = (lowest.floor(), highest + span * 0.45);
-    let labels: Vec<String> = rows.iter().rev().map(GoldRow::label).collect();
+    // Top to bottom, then reversed: the chart's first segment is its bottom row.
+    let mut labels: Vec<String> = rows.iter().map(GoldRow::label).collect();
+    if let Some((k, count)) = omitted {
+        labels.insert(
+            k.min(labels.len()),
+            format!("… {} patients not drawn …", thousands(count as i64)),
+        );
+    }
+    labels.reverse();
     svg(CHART, (900, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(10)
@@ -174,7 +194,8 @@ pub fn gold_bars(rows: &[GoldRow]) -> Result<String> {
             .color(&INK)
             .pos(Pos::new(HPos::Left, VPos::Center));
         for (k, row) in rows.iter().enumerate() {
-            let i = (rows.len() - 1 - k) as i32;
+            let below_gap = omitted.is_some_and(|(at, _)| k >= at);
+            let i = (n - 1 - k - usize::from(below_gap)) as i32;
             let avg = row.avg.map(|a| drawn(a as f64));
             if let Some(avg) = avg {
                 let mut bar = Rectangle::new(
@@ -272,12 +293,15 @@ pub fn daily_line(title: &str, days: &[Day], scale: DailyScale) -> Result<String
     const CHART: &str = "daily";
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let day_number = |d: NaiveDate| (d - epoch).num_days();
-    let from = days.first().map_or(0, |d| day_number(d.date));
-    let to = days.last().map_or(1, |d| day_number(d.date)).max(from + 1);
+    let first = days.first().map_or(0, |d| day_number(d.date));
+    let last = days.last().map_or(first, |d| day_number(d.date));
+    // A day of margin on each side: a patient's only day is drawn inside the chart.
+    let (from, to) = (first - 1, last + 1);
     let short = to - from < 120;
     svg(CHART, (300, 150), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(6)
+            .margin_right(20)
             .caption(title, (FONT, 12).into_font().color(&INK))
             .x_label_area_size(18)
             .y_label_area_size(30)
@@ -286,7 +310,10 @@ pub fn daily_line(title: &str, days: &[Day], scale: DailyScale) -> Result<String
         let label = |n: &i64| {
             epoch
                 .checked_add_signed(chrono::Duration::days(*n))
-                .map(|d| d.format(if short { "%b %d" } else { "%Y-%m" }).to_string())
+                .map(|d| {
+                    d.format(if short { "%Y-%m-%d" } else { "%Y-%m" })
+                        .to_string()
+                })
                 .unwrap_or_default()
         };
         chart
@@ -300,12 +327,25 @@ pub fn daily_line(title: &str, days: &[Day], scale: DailyScale) -> Result<String
             .label_style((FONT, 9).into_font().color(&MUTED))
             .draw()
             .map_err(failed(CHART))?;
-        chart
-            .draw_series(LineSeries::new(
-                days.iter().map(|d| (day_number(d.date), drawn(d.avg))),
-                BAR.stroke_width(1),
-            ))
-            .map_err(failed(CHART))?;
+        // A line per stretch of readings: no line across a gap of weeks without any.
+        for stretch in stretches(days) {
+            chart
+                .draw_series(LineSeries::new(
+                    stretch.iter().map(|d| (day_number(d.date), drawn(d.avg))),
+                    BAR.stroke_width(1),
+                ))
+                .map_err(failed(CHART))?;
+            // A stretch of a point or two would be no line at all.
+            if stretch.len() <= 2 {
+                chart
+                    .draw_series(
+                        stretch.iter().map(|d| {
+                            Circle::new((day_number(d.date), drawn(d.avg)), 2, BAR.filled())
+                        }),
+                    )
+                    .map_err(failed(CHART))?;
+            }
+        }
         // Device faults as a red strip along the bottom, one rectangle per run of points with
         // a fault (a dot per point would be thousands of elements on a long history).
         let strip = (scale.high - scale.low) * 0.05;
@@ -323,6 +363,27 @@ pub fn daily_line(title: &str, days: &[Day], scale: DailyScale) -> Result<String
         chart.draw_series(runs).map_err(failed(CHART))?;
         Ok(())
     })
+}
+
+/// `days` cut where two points are further apart than a week and three times the average
+/// step between points: stretches of readings with none between them.
+pub fn stretches(days: &[Day]) -> Vec<&[Day]> {
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Vec::new();
+    };
+    let span = (last.date - first.date).num_days() as f64;
+    let step = span / days.len().max(1) as f64;
+    let most = (3.0 * step).max(7.0);
+    let mut found = Vec::new();
+    let mut start = 0;
+    for i in 1..days.len() {
+        if (days[i].date - days[i - 1].date).num_days() as f64 > most {
+            found.push(&days[start..i]);
+            start = i;
+        }
+    }
+    found.push(&days[start..]);
+    found
 }
 
 /// The runs of consecutive points with a device-fault reading (a negative lowest value), as
@@ -356,42 +417,47 @@ pub fn batches(batches: &[Batch]) -> Result<String> {
             .map_err(failed(CHART))
         });
     };
-    let (from, to) = (first.id, last.id + 1);
-    let most_rows = shown.iter().map(|b| b.rows).max().unwrap_or(1).max(1) as f64;
+    // Batch k's bar spans [k, k + 1); its latency point sits at its middle, k + 0.5.
+    let (from, to) = (first.id as f64, last.id as f64 + 1.0);
+    let most_rows = shown.iter().map(|b| b.rows).max().unwrap_or(1).max(1);
     let longest = shown
         .iter()
         .map(|b| b.duration_ms)
         .max()
         .unwrap_or(1)
-        .max(1) as f64;
-    svg(CHART, (900, 420), |root| {
+        .max(1);
+    // Small counts get as many labels as whole numbers fit, so no label repeats.
+    let labels = |most: u64| (most as usize + 1).clamp(2, 6);
+    let gap = if shown.len() > 100 { 0 } else { 1 };
+    svg(CHART, (900, 440), |root| {
         let (top, bottom) = root.split_vertically(210);
         let mut rows = ChartBuilder::on(&top)
             .margin(8)
             .caption("rows per batch", (FONT, 13).into_font().color(&INK))
             .x_label_area_size(24)
             .y_label_area_size(70)
-            .build_cartesian_2d(from..to, 0.0..most_rows * 1.1)
+            .build_cartesian_2d(from..to, 0.0..most_rows as f64 * 1.1)
             .map_err(failed(CHART))?;
         rows.configure_mesh()
             .disable_x_mesh()
             .max_light_lines(1)
             .bold_line_style(GRID)
-            .y_label_formatter(&|v| thousands(*v as i64))
+            .y_labels(labels(most_rows))
+            .x_label_formatter(&whole)
+            .y_label_formatter(&whole)
             .label_style((FONT, 10).into_font().color(&MUTED))
             .draw()
             .map_err(failed(CHART))?;
         rows.draw_series(shown.iter().map(|b| {
-            let mut bar = Rectangle::new([(b.id, 0.0), (b.id + 1, b.rows as f64)], BAR.filled());
-            bar.set_margin(0, 0, 1, 1);
+            let x = b.id as f64;
+            let mut bar = Rectangle::new([(x, 0.0), (x + 1.0, b.rows as f64)], BAR.filled());
+            bar.set_margin(0, 0, gap, gap);
             bar
         }))
         .map_err(failed(CHART))?;
         rows.draw_series(shown.iter().filter(|b| b.quarantined > 0).map(|b| {
-            Rectangle::new(
-                [(b.id, 0.0), (b.id + 1, b.quarantined as f64)],
-                FAULT.filled(),
-            )
+            let x = b.id as f64;
+            Rectangle::new([(x, 0.0), (x + 1.0, b.quarantined as f64)], FAULT.filled())
         }))
         .map_err(failed(CHART))?;
         let mut latency = ChartBuilder::on(&bottom)
@@ -400,32 +466,32 @@ pub fn batches(batches: &[Batch]) -> Result<String> {
                 "batch latency (trigger to commit, ms)",
                 (FONT, 13).into_font().color(&INK),
             )
-            .x_label_area_size(24)
+            .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(from..to, 0.0..longest * 1.1)
+            .build_cartesian_2d(from..to, 0.0..longest as f64 * 1.1)
             .map_err(failed(CHART))?;
         latency
             .configure_mesh()
             .max_light_lines(1)
             .bold_line_style(GRID)
             .x_desc("batch id")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_labels(labels(longest))
+            .x_label_formatter(&whole)
+            .y_label_formatter(&whole)
             .label_style((FONT, 10).into_font().color(&MUTED))
             .axis_desc_style((FONT, 11).into_font().color(&MUTED))
             .draw()
             .map_err(failed(CHART))?;
+        let points = || {
+            shown
+                .iter()
+                .map(|b| (b.id as f64 + 0.5, b.duration_ms as f64))
+        };
         latency
-            .draw_series(LineSeries::new(
-                shown.iter().map(|b| (b.id, b.duration_ms as f64)),
-                INK.stroke_width(1),
-            ))
+            .draw_series(LineSeries::new(points(), INK.stroke_width(1)))
             .map_err(failed(CHART))?;
         latency
-            .draw_series(
-                shown
-                    .iter()
-                    .map(|b| Circle::new((b.id, b.duration_ms as f64), 2, INK.filled())),
-            )
+            .draw_series(points().map(|p| Circle::new(p, 2, INK.filled())))
             .map_err(failed(CHART))?;
         Ok(())
     })
@@ -459,7 +525,10 @@ pub fn versions(tables: &[TableFacts]) -> Result<String> {
         let format = move |seconds: &f64| {
             let ms = start + (*seconds * 1000.0) as i64;
             let time = DateTime::from_timestamp_millis(ms).unwrap_or_default();
-            if width < 86_400.0 {
+            // Precise enough that six labels over the span differ.
+            if width < 60.0 {
+                time.format("%H:%M:%S%.3f").to_string()
+            } else if width < 86_400.0 {
                 time.format("%H:%M:%S").to_string()
             } else {
                 time.format("%Y-%m-%d %H:%M").to_string()
@@ -470,8 +539,9 @@ pub fn versions(tables: &[TableFacts]) -> Result<String> {
             .max_light_lines(1)
             .bold_line_style(GRID)
             .x_labels(6)
+            .y_labels((top as usize + 1).clamp(2, 8))
             .x_label_formatter(&format)
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&whole)
             .y_desc("version")
             .label_style((FONT, 10).into_font().color(&MUTED))
             .axis_desc_style((FONT, 11).into_font().color(&MUTED))
@@ -539,7 +609,7 @@ const NODES: [Node; 9] = [
         key: catalog::BRONZE_QUARANTINE.name,
         title: catalog::BRONZE_QUARANTINE.name,
         column: 1,
-        row: 1,
+        row: 2,
     },
     Node {
         key: catalog::SILVER.name,
@@ -556,7 +626,7 @@ const NODES: [Node; 9] = [
     Node {
         key: catalog::SILVER_WAITING.name,
         title: catalog::SILVER_WAITING.name,
-        column: 2,
+        column: 3,
         row: 2,
     },
     Node {
@@ -661,15 +731,17 @@ pub fn edges(tables: &[TableFacts]) -> Vec<Edge> {
 /// flows between them as arrows labelled with the position each consumer recorded.
 pub fn lineage(tables: &[TableFacts]) -> Result<String> {
     const CHART: &str = "lineage";
-    const W: i32 = 200;
+    // Laid out so that no arrow crosses a box: dim_patients and bronze's quarantine in the
+    // bottom row, silver's waiting rows beside daily.
+    const W: i32 = 190;
     const H: i32 = 52;
-    const GAP_X: i32 = 62;
-    const GAP_Y: i32 = 34;
+    const GAP_X: i32 = 130;
+    const GAP_Y: i32 = 40;
     let by_name: BTreeMap<&str, &TableFacts> =
         tables.iter().map(|t| (t.name.as_str(), t)).collect();
     let corner = |node: &Node| (10 + node.column * (W + GAP_X), 10 + node.row * (H + GAP_Y));
     let find = |key: &str| NODES.iter().find(|n| n.key == key);
-    let width = (10 + 4 * (W + GAP_X)) as u32;
+    let width = (20 + 4 * W + 3 * GAP_X) as u32;
     let height = (10 + 3 * (H + GAP_Y)) as u32;
     svg(CHART, (width, height), |root| {
         let text = |size: u32, color: &'static RGBColor| {
@@ -684,7 +756,7 @@ pub fn lineage(tables: &[TableFacts]) -> Result<String> {
             };
             let (fx, fy) = corner(from);
             let (tx, ty) = corner(to);
-            // Rightwards between columns; downwards within one.
+            // Rightwards between columns (from the side of the box); downwards within one.
             let (start, end) = if from.column == to.column {
                 ((fx + W / 2, fy + H), (tx + W / 2, ty))
             } else {
@@ -732,7 +804,7 @@ pub fn lineage(tables: &[TableFacts]) -> Result<String> {
             root.draw(&Text::new(
                 node.title,
                 (x + W / 2, y + 17),
-                text(11, if present { &INK } else { &MUTED }),
+                text(10, if present { &INK } else { &MUTED }),
             ))
             .map_err(failed(CHART))?;
             let detail = match table {
@@ -804,6 +876,24 @@ mod tests {
                 assert_eq!((g.0, g.2, g.3), (e.0, e.2, e.3), "max {max}");
                 assert!((g.1 - e.1).abs() < 1e-9, "max {max}: {g:?} {e:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_line_is_cut_where_weeks_pass_without_a_reading() {
+        let at =
+            |dates: &[u32]| -> Vec<Day> { dates.iter().map(|d| day(*d, 70.0, 60.0, 1)).collect() };
+        // (days of January, lengths of the stretches)
+        let cases: [(&[u32], &[usize]); 4] = [
+            (&[], &[]),
+            (&[1], &[1]),
+            (&[1, 2, 3, 4, 5], &[5]),
+            (&[1, 2, 3, 20, 21, 22], &[3, 3]),
+        ];
+        for (dates, lengths) in cases {
+            let days = at(dates);
+            let got: Vec<usize> = stretches(&days).iter().map(|s| s.len()).collect();
+            assert_eq!(got, lengths, "{dates:?}");
         }
     }
 
@@ -912,7 +1002,7 @@ mod tests {
             count: 0,
         };
         for rows in [vec![], vec![one.clone()], vec![one, absurd]] {
-            let svg = gold_bars(&rows).unwrap();
+            let svg = gold_bars(&rows, Some((1, 7))).unwrap();
             assert!(
                 svg.starts_with("<svg") && svg.ends_with("</svg>\n"),
                 "{svg}"

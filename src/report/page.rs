@@ -194,7 +194,12 @@ fn gold(facts: &Facts) -> Result<String> {
             MAX_BARS / 2
         ));
     }
-    html.push_str(&figure(&charts::gold_bars(&drawn)?, &escape(&caption)));
+    let omitted =
+        (drawn.len() < gold.rows.len()).then(|| (MAX_BARS / 2, gold.rows.len() - drawn.len()));
+    html.push_str(&figure(
+        &charts::gold_bars(&drawn, omitted)?,
+        &escape(&caption),
+    ));
     html.push_str("<details><summary>The numbers</summary>\n<table id=\"gold-data\"><thead><tr>\
         <th>patient</th><th class=\"n\">mrn</th><th class=\"n\">avg_heartrate</th>\
         <th class=\"n\">min_heartrate</th><th class=\"n\">max_heartrate</th><th class=\"n\">count</th>\
