@@ -257,7 +257,7 @@ impl KillClock {
     pub fn run(&mut self, cmd: &mut Command) -> std::process::Output {
         let child = cmd.spawn().expect("medallion starts");
         let mut window = self.window;
-        let out = self.kill_within(child, &mut window);
+        let out = self.kill_within(child, &mut window, &|| false);
         self.window = window;
         out
     }
@@ -271,23 +271,46 @@ impl KillClock {
         cmd: &mut Command,
         begun: impl Fn() -> bool,
     ) -> std::process::Output {
+        self.run_during(cmd, begun, || false)
+    }
+
+    /// [`KillClock::run_from`], the window learnt from the moment `ended()` first said the work
+    /// was over rather than from the process's exit: a run's tail after its work (writing its
+    /// event log, waiting for a compaction) is no place the kills are meant for.
+    pub fn run_during(
+        &mut self,
+        cmd: &mut Command,
+        begun: impl Fn() -> bool,
+        ended: impl Fn() -> bool,
+    ) -> std::process::Output {
         let mut child = cmd.spawn().expect("medallion starts");
         while child.try_wait().unwrap().is_none() && !begun() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let mut window = self.work_window;
-        let out = self.kill_within(child, &mut window);
+        let out = self.kill_within(child, &mut window, &ended);
         self.work_window = window;
         out
     }
 
-    fn kill_within(&mut self, mut child: Child, window: &mut Duration) -> std::process::Output {
+    fn kill_within(
+        &mut self,
+        mut child: Child,
+        window: &mut Duration,
+        ended: &dyn Fn() -> bool,
+    ) -> std::process::Output {
         use rand::Rng;
         let kill_at = window.mul_f64(self.rng.random_range(0.0..1.0));
         let start = std::time::Instant::now();
+        let mut work_over = None;
         loop {
+            if work_over.is_none() && ended() {
+                work_over = Some(start.elapsed());
+            }
             if child.try_wait().unwrap().is_some() {
-                *window = start.elapsed().max(Duration::from_millis(10));
+                *window = work_over
+                    .unwrap_or_else(|| start.elapsed())
+                    .max(Duration::from_millis(10));
                 break;
             }
             if start.elapsed() >= kill_at {
