@@ -126,6 +126,38 @@ pub struct AppTransaction {
     pub bronze_source: Option<String>,
 }
 
+/// The key under which a consumer's position is listed: the upstream table, `source` for the
+/// default bronze stream's batch, `source NAME` for a named source's.
+pub const SOURCE_POSITION: &str = "source";
+
+impl AppTransaction {
+    /// What this transaction is a position in ([`SOURCE_POSITION`] for the default bronze
+    /// stream), or `None` for a side table's position (silver's waiting rows).
+    pub fn position_key(&self) -> Option<String> {
+        match (&self.upstream, &self.bronze_source) {
+            (Some(upstream), _) => Some(upstream.clone()),
+            (None, Some(source)) if source == warehouse::DEFAULT_SOURCE => {
+                Some(SOURCE_POSITION.to_string())
+            }
+            (None, Some(source)) => Some(format!("{SOURCE_POSITION} {source}")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Positions keyed by [`AppTransaction::position_key`] as people read them: `batch 11`,
+/// `fact_heartrate_bronze v12`, joined by commas.
+pub fn positions_text<'a>(positions: impl IntoIterator<Item = (&'a String, &'a i64)>) -> String {
+    positions
+        .into_iter()
+        .map(|(upstream, v)| match upstream.as_str() {
+            SOURCE_POSITION => format!("batch {v}"),
+            _ => format!("{upstream} v{v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every application transaction of a table, with the version each application recorded last.
 /// App ids are the ones the pipeline uses (the catalog's, and the stream id of every bronze
 /// checkpoint), plus any in the commits after the last checkpoint: reading those, not the

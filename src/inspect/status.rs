@@ -76,15 +76,7 @@ impl Status {
             "waiting",
         ]);
         for t in &self.tables {
-            let consumed = t
-                .consumed
-                .iter()
-                .map(|(upstream, v)| match upstream.as_str() {
-                    "source" => format!("batch {v}"),
-                    _ => format!("{upstream} v{v}"),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let consumed = super::positions_text(&t.consumed);
             rows.push(vec![
                 json!(t.layer),
                 json!(t.table),
@@ -157,11 +149,8 @@ pub async fn run(warehouse: &Warehouse, data: &DataDir) -> Result<Status> {
         let mut to_do = Vec::new();
         if let Some(t) = table {
             for txn in super::app_transactions(warehouse, id, t).await? {
-                let key = match (&txn.upstream, &txn.bronze_source) {
-                    (Some(upstream), _) => upstream.clone(),
-                    (None, Some(source)) if source == DEFAULT_SOURCE => "source".to_string(),
-                    (None, Some(source)) => format!("source {source}"),
-                    (None, None) => continue,
+                let Some(key) = txn.position_key() else {
+                    continue;
                 };
                 if let Some(upstream) = &txn.upstream {
                     inconsistencies.extend(
@@ -426,7 +415,7 @@ async fn named_sources_to_do(
 }
 
 /// Rows of a table's latest version, from its files' statistics (0 if it does not exist).
-pub(crate) fn rows_of(table: Option<&DeltaTable>) -> u64 {
+fn rows_of(table: Option<&DeltaTable>) -> u64 {
     table
         .and_then(|t| t.snapshot().ok())
         .and_then(|s| super::file_totals(s).0)

@@ -12,6 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::gather::{Batch, Day, GoldRow, TableFacts};
 use crate::catalog;
 use crate::error::{Error, Result};
+use crate::inspect;
 
 /// Ink and paper: readable on screen and in print.
 const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
@@ -588,7 +589,7 @@ struct Node {
 
 const NODES: [Node; 9] = [
     Node {
-        key: "source",
+        key: inspect::SOURCE_POSITION,
         title: "tracker files",
         column: 0,
         row: 0,
@@ -663,16 +664,16 @@ pub fn edges(tables: &[TableFacts]) -> Vec<Edge> {
             .and_then(|t| t.consumed.get(upstream).copied());
         match (recorded, by_name.get(upstream)) {
             (Some(v), Some(up)) => format!("consumed v{v} of v{}", up.version),
-            (Some(v), None) if upstream == "source" => format!("batch {v}"),
+            (Some(v), None) if upstream == inspect::SOURCE_POSITION => format!("batch {v}"),
             (Some(v), None) => format!("consumed v{v}"),
             (None, _) => "nothing consumed yet".to_string(),
         }
     };
     let mut found = vec![
         Edge {
-            from: "source",
+            from: inspect::SOURCE_POSITION,
             to: catalog::BRONZE.name,
-            label: position(catalog::BRONZE.name, "source"),
+            label: position(catalog::BRONZE.name, inspect::SOURCE_POSITION),
             consumed: true,
         },
         Edge {
@@ -788,7 +789,7 @@ pub fn lineage(tables: &[TableFacts]) -> Result<String> {
         for node in &NODES {
             let (x, y) = corner(node);
             let table = by_name.get(node.key);
-            let present = table.is_some() || node.key == "source";
+            let present = table.is_some() || node.key == inspect::SOURCE_POSITION;
             let fill = if present {
                 RGBColor(0xf3, 0xf6, 0xfa)
             } else {
@@ -813,7 +814,9 @@ pub fn lineage(tables: &[TableFacts]) -> Result<String> {
                     t.version,
                     t.rows.map_or("?".to_string(), |r| thousands(r as i64))
                 ),
-                None if node.key == "source" => "JSON arrays, one per file".to_string(),
+                None if node.key == inspect::SOURCE_POSITION => {
+                    "JSON arrays, one per file".to_string()
+                }
                 None => "not created".to_string(),
             };
             root.draw(&Text::new(detail, (x + W / 2, y + 36), text(10, &MUTED)))

@@ -26,10 +26,10 @@ pub const EVENTS: usize = 200;
 pub struct Plan {
     /// What was asked, for people: `latest`, `gold v3 (…)`, `as of …`.
     pub label: String,
-    /// The instant the warehouse is shown as of (None: as it is now).
-    pub time: Option<DateTime<Utc>>,
     /// Each table there (then) -> its version; tables created later are absent.
     pub versions: BTreeMap<String, u64>,
+    /// Each table -> its latest version now (the report says when it reads an older one).
+    pub latest: BTreeMap<String, u64>,
 }
 
 /// Decide which version of every table to read: the latest; each table's version at a time
@@ -84,11 +84,7 @@ pub async fn plan(warehouse: &Warehouse, at: At) -> Result<Plan> {
             (Some(t), Some(v)) if id.name == catalog::DAILY.name => {
                 daily_of_gold(warehouse, (id, table), v, t).await?
             }
-            (Some(t), _) => match version_at(id, table, t).await {
-                Ok(v) => Some(v),
-                Err(Error::TimeBeforeTable { .. }) => None,
-                Err(e) => return Err(e),
-            },
+            (Some(t), _) => version_then(id, table, t).await?,
         };
         if let Some(version) = version {
             versions.insert(id.name.clone(), version);
@@ -101,11 +97,28 @@ pub async fn plan(warehouse: &Warehouse, at: At) -> Result<Plan> {
             shown(warehouse)
         )));
     }
+    let mut latest = BTreeMap::new();
+    for (id, table) in &opened {
+        latest.insert(id.name.clone(), inspect::latest_version(id, table)?);
+    }
     Ok(Plan {
         label,
-        time,
         versions,
+        latest,
     })
+}
+
+/// The table's version at `time`, `None` if it did not exist yet.
+async fn version_then(
+    id: &TableId,
+    table: &DeltaTable,
+    time: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    match version_at(id, table, time).await {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::TimeBeforeTable { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Daily's version written by the refresh that wrote gold `gold_version` (committed at
@@ -120,11 +133,7 @@ async fn daily_of_gold(
     let gold_id = TableId::of(warehouse, &catalog::GOLD);
     let gold = delta::open_version(&gold_id, gold_version).await?;
     let silver = delta::app_version(&gold_id, &gold, &GOLD_FROM_SILVER.id()).await?;
-    let start = match version_at(id, daily, time).await {
-        Ok(v) => Some(v),
-        Err(Error::TimeBeforeTable { .. }) => None,
-        Err(e) => return Err(e),
-    };
+    let start = version_then(id, daily, time).await?;
     let latest = inspect::latest_version(id, daily)?;
     let from = start.map_or(0, |v| v + 1);
     // A refresh writes a handful of daily commits (create, merge): a few dozen are plenty.
@@ -289,21 +298,26 @@ pub async fn facts(warehouse: &Warehouse, plan: &Plan) -> Result<Facts> {
         ..Facts::default()
     };
     let at = |table: &catalog::Table| plan.versions.get(table.name).copied();
+    // Each table opened once, at the version the plan says.
+    let mut opened = BTreeMap::new();
     for (name, version) in &plan.versions {
         let id = TableId::new(warehouse, name);
         let table = delta::open_version(&id, *version).await?;
+        let latest = plan.latest.get(name).copied().unwrap_or(*version);
         facts
             .tables
-            .push(table_facts(warehouse, &id, &table).await?);
+            .push(table_facts(warehouse, &id, &table, latest).await?);
+        opened.insert(name.as_str(), (id, table));
     }
     facts
         .tables
         .sort_by_key(|t| catalog::listing_order(&t.name));
-    if let Some(version) = at(&catalog::GOLD) {
-        facts.gold = Some(gold(warehouse, version).await?);
+    let table = |t: &catalog::Table| opened.get(t.name).map(|(id, table)| (id, table));
+    if let Some(gold_at) = table(&catalog::GOLD) {
+        facts.gold = Some(gold(gold_at).await?);
     }
-    if let Some(version) = at(&catalog::DAILY) {
-        facts.daily = Some(daily(warehouse, version).await?);
+    if let Some(daily_at) = table(&catalog::DAILY) {
+        facts.daily = Some(daily(daily_at).await?);
     }
     if let Some(version) = at(&catalog::BRONZE) {
         let (batches, before, skipped) = batches(warehouse, version).await?;
@@ -322,10 +336,8 @@ pub async fn facts(warehouse: &Warehouse, plan: &Plan) -> Result<Facts> {
         rows(&catalog::BRONZE_QUARANTINE).or(at(&catalog::BRONZE).map(|_| 0));
     facts.quarantined_silver =
         rows(&catalog::SILVER_QUARANTINE).or(at(&catalog::SILVER).map(|_| 0));
-    if let Some(version) = at(&catalog::SILVER) {
-        let id = TableId::of(warehouse, &catalog::SILVER);
-        let silver = delta::open_version(&id, version).await?;
-        facts.waiting = Some(status::waiting_rows(warehouse, (&id, &silver)).await?);
+    if let Some(silver) = table(&catalog::SILVER) {
+        facts.waiting = Some(status::waiting_rows(warehouse, silver).await?);
     }
     let log = at(&catalog::PIPELINE_EVENTS);
     if log.is_some() {
@@ -339,6 +351,7 @@ async fn table_facts(
     warehouse: &Warehouse,
     id: &TableId,
     table: &DeltaTable,
+    latest: u64,
 ) -> Result<TableFacts> {
     let version = inspect::latest_version(id, table)?;
     let snapshot = table.snapshot().map_err(id.err("load"))?;
@@ -347,25 +360,11 @@ async fn table_facts(
     let commits =
         inspect::read_commits(id, table, version.saturating_sub(HISTORY - 1), version).await?;
     let last = commits.last().filter(|c| c.version == version);
-    let mut consumed = BTreeMap::new();
-    for txn in inspect::app_transactions(warehouse, id, table).await? {
-        match (&txn.upstream, &txn.bronze_source) {
-            (Some(upstream), _) => {
-                consumed.insert(upstream.clone(), txn.version);
-            }
-            (None, Some(source)) if source == DEFAULT_SOURCE => {
-                consumed.insert("source".to_string(), txn.version);
-            }
-            (None, Some(source)) => {
-                consumed.insert(format!("source {source}"), txn.version);
-            }
-            (None, None) => {}
-        }
-    }
-    let latest = match delta::open(id).await? {
-        Some(now) => now.version().unwrap_or(version),
-        None => version,
-    };
+    let consumed = inspect::app_transactions(warehouse, id, table)
+        .await?
+        .into_iter()
+        .filter_map(|txn| Some((txn.position_key()?, txn.version)))
+        .collect();
     Ok(TableFacts {
         name: id.name.clone(),
         version,
@@ -383,13 +382,12 @@ async fn table_facts(
     })
 }
 
-async fn gold(warehouse: &Warehouse, version: u64) -> Result<Gold> {
-    let id = TableId::of(warehouse, &catalog::GOLD);
-    let table = delta::open_version(&id, version).await?;
-    let ctx = delta::session_with(&id, &table, "gold").await?;
+async fn gold((id, table): (&TableId, &DeltaTable)) -> Result<Gold> {
+    let version = inspect::latest_version(id, table)?;
+    let ctx = delta::session_with(id, table, "gold").await?;
     let batches = delta::query(
         &ctx,
-        &id,
+        id,
         "read gold",
         "SELECT mrn, patient_name, avg_heartrate, min_heartrate, max_heartrate, count \
          FROM gold ORDER BY avg_heartrate DESC NULLS LAST, mrn",
@@ -417,13 +415,12 @@ async fn gold(warehouse: &Warehouse, version: u64) -> Result<Gold> {
     Ok(Gold { version, rows })
 }
 
-async fn daily(warehouse: &Warehouse, version: u64) -> Result<Daily> {
-    let id = TableId::of(warehouse, &catalog::DAILY);
-    let table = delta::open_version(&id, version).await?;
-    let ctx = delta::session_with(&id, &table, "daily").await?;
+async fn daily((id, table): (&TableId, &DeltaTable)) -> Result<Daily> {
+    let version = inspect::latest_version(id, table)?;
+    let ctx = delta::session_with(id, table, "daily").await?;
     let batches = delta::query(
         &ctx,
-        &id,
+        id,
         "read daily",
         "SELECT mrn, arrow_cast(date, 'Int32') AS day, avg_heartrate, min_heartrate, \
          max_heartrate, count FROM daily ORDER BY mrn, date",

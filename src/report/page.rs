@@ -10,6 +10,7 @@ use super::charts::{self, DailyScale, MAX_BATCHES, MAX_POINTS, thousands};
 use super::gather::{Facts, HISTORY};
 use crate::catalog;
 use crate::error::Result;
+use crate::inspect;
 use crate::inspect::format::{self, Rows};
 
 const TEMPLATE: &str = include_str!("template.html");
@@ -529,14 +530,7 @@ fn tables(facts: &Facts) -> Result<String> {
             (Some(ms), None) => format::plain(&format::millis(ms)),
             (None, _) => String::new(),
         };
-        let consumed: Vec<String> = t
-            .consumed
-            .iter()
-            .map(|(upstream, v)| match upstream.as_str() {
-                "source" => format!("batch {v}"),
-                _ => format!("{upstream} v{v}"),
-            })
-            .collect();
+        let consumed = inspect::positions_text(&t.consumed);
         html.push_str(&format!(
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
@@ -546,7 +540,7 @@ fn tables(facts: &Facts) -> Result<String> {
             thousands(t.files as i64),
             thousands(t.bytes),
             escape(&last),
-            escape(&consumed.join(", "))
+            escape(&consumed)
         ));
     }
     html.push_str("</tbody></table>\n<h3>Lineage</h3>\n");
