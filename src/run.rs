@@ -302,6 +302,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 since: args.since,
                 level: args.level,
                 run: args.run,
+                except_type: None,
             };
             let rows = crate::inspect::events::events(&warehouse, &filter).await?;
             let rows = if format_of(&args.output, printer) == Format::Text {

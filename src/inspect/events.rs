@@ -22,6 +22,8 @@ pub struct EventFilter {
     /// The lowest level shown (INFO and METRICS < WARN < ERROR).
     pub level: Option<String>,
     pub run: Option<String>,
+    /// Leave out events of this type (the report lists expectation counts on their own).
+    pub except_type: Option<String>,
 }
 
 const EVENT_COLUMNS: &str = "timestamp, job, table_name, event_type, level, message, \
@@ -61,6 +63,9 @@ fn condition(filter: &EventFilter) -> String {
     }
     if let Some(run) = &filter.run {
         parts.push(format!("run_id = {}", quoted(run)));
+    }
+    if let Some(kind) = &filter.except_type {
+        parts.push(format!("event_type <> {}", quoted(kind)));
     }
     parts.join(" AND ")
 }
@@ -281,6 +286,13 @@ mod tests {
                 },
                 "true AND timestamp >= arrow_cast(0, 'Timestamp(Microsecond, Some(\"UTC\"))') \
                  AND run_id = 'r'",
+            ),
+            (
+                EventFilter {
+                    except_type: Some("expectation".into()),
+                    ..EventFilter::default()
+                },
+                "true AND event_type <> 'expectation'",
             ),
         ];
         for (filter, expected) in cases {

@@ -18,8 +18,9 @@ use crate::warehouse::{DEFAULT_SOURCE, Warehouse};
 
 /// The newest commits of a table drawn in "versions over time".
 pub const HISTORY: u64 = 400;
-/// The newest events read (the page lists the newest that are not expectation counts).
-pub const EVENTS: usize = 200;
+/// The newest events listed (runs, progress, errors, maintenance: expectation counts are in
+/// the quality table).
+pub const EVENTS: usize = 25;
 
 /// Which version of each table the report reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,7 +343,11 @@ pub async fn facts(warehouse: &Warehouse, plan: &Plan) -> Result<Facts> {
     let log = at(&catalog::PIPELINE_EVENTS);
     if log.is_some() {
         facts.quality = events::quality_at(warehouse, None, true, log).await?;
-        facts.events = events::events_at(warehouse, &Default::default(), log, Some(EVENTS)).await?;
+        let filter = events::EventFilter {
+            except_type: Some("expectation".into()),
+            ..Default::default()
+        };
+        facts.events = events::events_at(warehouse, &filter, log, Some(EVENTS)).await?;
     }
     Ok(facts)
 }

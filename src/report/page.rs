@@ -402,7 +402,7 @@ fn pipeline(facts: &Facts) -> Result<String> {
     if facts.events.rows.is_empty() {
         html.push_str(&empty("No event logged yet."));
     } else {
-        html.push_str(&events_table(&newest_events(&facts.events, SHOWN_EVENTS)));
+        html.push_str(&events_table(&facts.events));
     }
     Ok(html)
 }
@@ -452,27 +452,6 @@ fn quality_table(rows: &Rows) -> String {
     }
     html.push_str("</tbody></table>\n");
     html
-}
-
-/// Events listed at most.
-const SHOWN_EVENTS: usize = 25;
-
-/// The newest `n` of `rows` that are not expectation counts (the quality table shows those),
-/// oldest first.
-fn newest_events(rows: &Rows, n: usize) -> Rows {
-    let kind = column(rows, "event_type");
-    let mut kept: Vec<Vec<Value>> = rows
-        .rows
-        .iter()
-        .filter(|row| cell(kind.and_then(|i| row.get(i))) != "expectation")
-        .cloned()
-        .collect();
-    kept.drain(..kept.len().saturating_sub(n));
-    Rows {
-        columns: rows.columns.clone(),
-        rows: kept,
-        lead: rows.lead,
-    }
 }
 
 fn events_table(rows: &Rows) -> String {
