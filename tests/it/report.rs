@@ -526,3 +526,107 @@ fn a_time_before_every_table_and_an_output_that_is_no_file_are_refused() {
     let err = ws.run_err(&["report", "--out", "no/such/folder/r.html"], 2);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_still_leaves_the_whole_file() {
+    let ws = fixture();
+    ws.run_ok(&["pipeline"]);
+    let out = ws.dir.path().join("r.html");
+    // `| head -1` reads the summary's first line, then the pipe is closed.
+    let (first, run) = ws.read_first_line_then_close(&["report", "--out", out.to_str().unwrap()]);
+    assert!(first.starts_with("report: wrote"), "{first}");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.trim_end().ends_with("</html>"));
+    assert_gold_shown(&ws, &html);
+}
+
+#[test]
+fn reports_taken_while_a_stream_and_refreshes_write_are_each_whole_and_consistent() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let ws = Workspace::new();
+    ws.run_ok(&["generate", "--patients", "5", "--months", "2"]);
+    ws.run_ok(&["pipeline"]);
+    let stream = ws
+        .medallion()
+        .env(crate::common::SETTLE, "0")
+        .args(["bronze", "--trigger", "every=50ms", "--auto-compact", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = ws.dir.path().join("live.html");
+    let bronze_before = ws.version("fact_heartrate_bronze").unwrap();
+    for round in 0..6 {
+        // A new month arrives, silver and gold refresh beside the stream, a report is taken.
+        ws.run_ok(&["generate", "--append"]);
+        if round % 2 == 1 {
+            ws.run_ok(&["silver"]);
+            ws.run_ok(&["gold"]);
+        }
+        let html = report_to(&ws, &out, &[]);
+        assert!(html.trim_end().ends_with("</html>"), "round {round}");
+        // The gold shown is one version's whole table: its bars and table hold as many rows
+        // as the tables section says that version has.
+        let rows = cells(&html, "gold-data").len();
+        let listed = cells(&html, "table-list");
+        let gold = listed.iter().find(|t| t[0] == GOLD).expect("gold listed");
+        assert_eq!(rows.to_string(), gold[2], "round {round}");
+        assert!(rows > 0, "round {round}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stream_is_idle(&ws) {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not take the files"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The stream did commit meanwhile.
+    assert!(ws.version("fact_heartrate_bronze").unwrap() > bronze_before);
+    while !stream_is_idle(&ws) {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not take the files"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &stream.id().to_string()])
+        .status()
+        .unwrap();
+    let ended = stream.wait_with_output().unwrap();
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    ws.run_ok(&["silver"]);
+    ws.run_ok(&["gold"]);
+    let html = report_to(&ws, &out, &[]);
+    assert_gold_shown(&ws, &html);
+}
+
+/// `report --out OUT ARGS`; the file's text.
+fn report_to(ws: &Workspace, out: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["report", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    ws.run_ok(&all);
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// Whether the bronze stream has no file left to take.
+fn stream_is_idle(ws: &Workspace) -> bool {
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.run_ok(&["--json", "status"])).unwrap();
+    status["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["table"] == "fact_heartrate_bronze" && t["files_to_ingest"] == 0)
+}
