@@ -4,6 +4,7 @@
 //! one-liner for cron.
 
 pub mod optimize;
+mod splice;
 pub mod vacuum;
 
 use serde::Serialize;

@@ -33,6 +33,8 @@ use crate::error::{Error, Result};
 use crate::failpoint::{failpoint, points};
 use crate::output::Report;
 
+use super::splice;
+
 /// Delta's default target file size for OPTIMIZE.
 pub const DEFAULT_TARGET_SIZE: u64 = 128 * 1024 * 1024;
 
@@ -70,6 +72,8 @@ pub struct OptimizeReport {
     pub files_added: u64,
     pub bytes_removed: i64,
     pub bytes_added: i64,
+    /// Of `files_removed`, those joined by copying their row groups (no decoding).
+    pub files_spliced: u64,
     pub target_size: u64,
     pub filter: Option<String>,
     pub millis: u64,
@@ -79,7 +83,7 @@ impl Report for OptimizeReport {
     fn summary(&self) -> String {
         match self.version_after {
             Some(version) => format!(
-                "optimize: {} v{version}: {} small files ({}) compacted into {} ({}) in {:.1} s; \
+                "optimize: {} v{version}: {} small files ({}) compacted into {} ({}) in {:.1} s{}; \
                  the table has {} files ({}) (dataChange=false: no downstream change)",
                 self.table,
                 self.files_removed,
@@ -87,6 +91,11 @@ impl Report for OptimizeReport {
                 self.files_added,
                 human_bytes(self.bytes_added),
                 self.millis as f64 / 1000.0,
+                match self.files_spliced {
+                    0 => String::new(),
+                    n if n == self.files_removed => " (row groups copied, nothing decoded)".into(),
+                    n => format!(" ({n} of them by copying row groups, the rest decoded)"),
+                },
                 self.files_after,
                 human_bytes(self.bytes_after)
             ),
@@ -172,6 +181,7 @@ pub async fn run(
         files_added: 0,
         bytes_removed: 0,
         bytes_added: 0,
+        files_spliced: 0,
         target_size: options.target_size,
         filter: options.filter.clone(),
         millis: 0,
@@ -260,8 +270,16 @@ pub async fn run(
     let schema = table_schema(id, &table)?;
     let mut replaced = Vec::new();
     let mut added = Vec::new();
+    let store = log_store.object_store(None);
     for bin in &bins {
         let bin_files: Vec<Add> = bin.iter().map(|&i| files[i].clone()).collect();
+        // Files of one schema: their row groups copied as they are, nothing decoded.
+        if let Some(add) = splice::splice(id, store.as_ref(), &bin_files, &schema).await? {
+            report.files_spliced += bin_files.len() as u64;
+            added.push(add);
+            replaced.extend(bin_files);
+            continue;
+        }
         let mut writer = deltalake::writer::RecordBatchWriter::for_table(&table)
             .map_err(id.err("write Parquet"))?;
         for file in &bin_files {
