@@ -50,17 +50,29 @@ pub async fn splice(
     if files.len() < 2 || files.iter().any(|f| f.stats.is_none()) {
         return Ok(None);
     }
-    let mut sources = Vec::with_capacity(files.len());
-    for add in files {
-        sources.push(read(id, store, add).await?);
-    }
     let Some(stats) = combined_stats(files) else {
         return Ok(None);
     };
-    if !joinable(&sources, schema) {
+    // One source in memory at a time, beside the new file being written.
+    let first = read(id, store, &files[0]).await?;
+    if !joinable(&first.metadata, schema) {
         return Ok(None);
     }
-    let bytes = join(id, &sources)?;
+    let mut joined = Joined::new(
+        id,
+        &first,
+        files.iter().map(|f| f.size.max(0) as usize).sum(),
+    )?;
+    joined.append(&first)?;
+    let expected = first.metadata;
+    for add in &files[1..] {
+        let source = read(id, store, add).await?;
+        if !same_layout(&source.metadata, &expected) {
+            return Ok(None);
+        }
+        joined.append(&source)?;
+    }
+    let bytes = joined.finish()?;
     let path = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
     let size = bytes.len() as i64;
     let location = deltalake::Path::from(path.as_str());
@@ -120,20 +132,17 @@ async fn read(id: &TableId, store: &dyn deltalake::ObjectStore, add: &Add) -> Re
     })
 }
 
-/// The same Parquet schema and the same key-value metadata (the Arrow schema a reader takes
-/// types from) in every file, and columns that are the table's, by name and type.
-fn joinable(sources: &[Source], table: &Schema) -> bool {
-    let first = sources[0].metadata.file_metadata();
-    let same = sources.iter().all(|s| {
-        let meta = s.metadata.file_metadata();
-        meta.schema_descr().root_schema() == first.schema_descr().root_schema()
-            && meta.key_value_metadata() == first.key_value_metadata()
-    });
-    if !same {
-        return false;
-    }
-    let Ok(arrow) = parquet_to_arrow_schema(first.schema_descr(), first.key_value_metadata())
-    else {
+/// The same Parquet schema and key-value metadata (the Arrow schema a reader takes types from).
+fn same_layout(a: &ParquetMetaData, b: &ParquetMetaData) -> bool {
+    let (a, b) = (a.file_metadata(), b.file_metadata());
+    a.schema_descr().root_schema() == b.schema_descr().root_schema()
+        && a.key_value_metadata() == b.key_value_metadata()
+}
+
+/// A file whose columns are the table's, by name and type.
+fn joinable(metadata: &ParquetMetaData, table: &Schema) -> bool {
+    let meta = metadata.file_metadata();
+    let Ok(arrow) = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()) else {
         return false;
     };
     arrow.fields().len() == table.fields().len()
@@ -155,30 +164,38 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
     }
 }
 
-/// The row groups of every source, in order, copied into one file.
-fn join(id: &TableId, sources: &[Source]) -> Result<Vec<u8>> {
-    let failed = |message: String| Error::FileUnreadable {
-        table: id.name.clone(),
-        path: sources[0].add.path.clone(),
-        message: format!("join row groups: {message}"),
-    };
-    let first = sources[0].metadata.file_metadata();
-    let key_values: Option<Vec<KeyValue>> = first.key_value_metadata().cloned();
-    let properties = WriterProperties::builder()
-        .set_key_value_metadata(key_values)
-        .build();
-    let schema = first.schema_descr().root_schema_ptr();
-    let size: usize = sources.iter().map(|s| s.bytes.len()).sum();
-    let mut writer =
-        SerializedFileWriter::new(Vec::with_capacity(size), schema, Arc::new(properties))
-            .map_err(|e| failed(e.to_string()))?;
-    for source in sources {
+/// The new file, being written: sources' row groups appended in order.
+struct Joined<'a> {
+    id: &'a TableId,
+    path: String,
+    writer: SerializedFileWriter<Vec<u8>>,
+}
+
+impl<'a> Joined<'a> {
+    /// A file with `first`'s schema and key-value metadata, of about `size` bytes.
+    fn new(id: &'a TableId, first: &Source, size: usize) -> Result<Self> {
+        let meta = first.metadata.file_metadata();
+        let key_values: Option<Vec<KeyValue>> = meta.key_value_metadata().cloned();
+        let properties = WriterProperties::builder()
+            .set_key_value_metadata(key_values)
+            .build();
+        let schema = meta.schema_descr().root_schema_ptr();
+        let path = first.add.path.clone();
+        let writer =
+            SerializedFileWriter::new(Vec::with_capacity(size), schema, Arc::new(properties))
+                .map_err(|e| failed(id, &path, e))?;
+        Ok(Self { id, path, writer })
+    }
+
+    /// Copy `source`'s row groups, as they are.
+    fn append(&mut self, source: &Source) -> Result<()> {
+        let err = |e| failed(self.id, &source.add.path, e);
         let metadata = &source.metadata;
         for (g, group) in metadata.row_groups().iter().enumerate() {
-            let mut out = writer.next_row_group().map_err(|e| failed(e.to_string()))?;
+            let mut out = self.writer.next_row_group().map_err(err)?;
             for (c, column) in group.columns().iter().enumerate() {
-                let bloom_filter = Sbbf::read_from_column_chunk(column, &source.bytes)
-                    .map_err(|e| failed(e.to_string()))?;
+                let bloom_filter =
+                    Sbbf::read_from_column_chunk(column, &source.bytes).map_err(err)?;
                 let result = ColumnCloseResult {
                     bytes_written: column.compressed_size() as u64,
                     rows_written: group.num_rows() as u64,
@@ -195,13 +212,25 @@ fn join(id: &TableId, sources: &[Source]) -> Result<Vec<u8>> {
                         .and_then(|row| row.get(c))
                         .cloned(),
                 };
-                out.append_column(&source.bytes, result)
-                    .map_err(|e| failed(e.to_string()))?;
+                out.append_column(&source.bytes, result).map_err(err)?;
             }
-            out.close().map_err(|e| failed(e.to_string()))?;
+            out.close().map_err(err)?;
         }
+        Ok(())
     }
-    writer.into_inner().map_err(|e| failed(e.to_string()))
+
+    fn finish(self) -> Result<Vec<u8>> {
+        let (id, path) = (self.id, self.path);
+        self.writer.into_inner().map_err(|e| failed(id, &path, e))
+    }
+}
+
+fn failed(id: &TableId, path: &str, e: deltalake::parquet::errors::ParquetError) -> Error {
+    Error::FileUnreadable {
+        table: id.name.clone(),
+        path: path.to_string(),
+        message: format!("join row groups: {e}"),
+    }
 }
 
 /// The sources' Delta statistics as those of one file holding all their rows; `None` if a

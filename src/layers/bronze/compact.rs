@@ -56,7 +56,7 @@ impl Compactor {
         let id = id.clone();
         self.running = Some(tokio::spawn(async move {
             let table = open_beside_the_stream(&id).await?;
-            optimize::run(&id, table, &OptimizeOptions::default()).await
+            optimize::run(&id, table, &OptimizeOptions::auto()).await
         }));
     }
 
@@ -92,9 +92,9 @@ async fn open_beside_the_stream(id: &TableId) -> crate::error::Result<deltalake:
     }
 }
 
-/// The table's files under the compaction's target size.
+/// The table's files an auto-compaction would take.
 pub(super) fn small_files(table: &deltalake::DeltaTable) -> usize {
-    let target = OptimizeOptions::default().target_size as i64;
+    let target = OptimizeOptions::auto().small_below as i64;
     table.snapshot().map_or(0, |s| {
         s.log_data().iter().filter(|f| f.size() < target).count()
     })
