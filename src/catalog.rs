@@ -26,6 +26,9 @@ pub struct Table {
     pub key: &'static [&'static str],
     /// Delta properties it is created with.
     pub properties: &'static [(&'static str, &'static str)],
+    /// Columns whose values are nearly all distinct, written without a Parquet dictionary
+    /// (one would only be built to be thrown away: measured in the issue 17 note).
+    pub plain_columns: &'static [&'static str],
     pub(crate) schema: fn() -> SchemaRef,
 }
 
@@ -34,7 +37,25 @@ impl Table {
     pub fn schema(&self) -> SchemaRef {
         (self.schema)()
     }
+
+    /// How its Parquet files are written: Snappy (as deltalake's default), a dictionary for
+    /// every column but the plain ones.
+    pub fn writer_properties(&self) -> WriterProperties {
+        self.plain_columns
+            .iter()
+            .fold(
+                WriterProperties::builder().set_compression(Compression::SNAPPY),
+                |builder, column| {
+                    builder.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                },
+            )
+            .build()
+    }
 }
+
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 
 const APPEND_ONLY: &[(&str, &str)] = &[("delta.appendOnly", "true")];
 
@@ -44,6 +65,7 @@ pub const DIM_PATIENTS: Table = Table {
     description: "Patient dimension, loaded from healthcare/batch/patient_info.csv",
     key: &["mrn"],
     properties: &[],
+    plain_columns: &[],
     schema: patients_schema,
 };
 
@@ -53,6 +75,7 @@ pub const BRONZE: Table = Table {
     description: "Raw heart-rate readings, as delivered, with lineage; appended by the bronze stream",
     key: &[],
     properties: APPEND_ONLY,
+    plain_columns: &["heartrate", "time", "_position"],
     schema: bronze_schema,
 };
 
@@ -62,6 +85,7 @@ pub const BRONZE_QUARANTINE: Table = Table {
     description: "Tracker files and elements the bronze stream could not read, with the reason",
     key: &[],
     properties: APPEND_ONLY,
+    plain_columns: &[],
     schema: bronze_quarantine_schema,
 };
 
@@ -72,6 +96,7 @@ pub const SILVER: Table = Table {
     key: &["device_id", "mrn", "datetime"],
     // Gold reads silver's changes from its change data feed.
     properties: &[("delta.enableChangeDataFeed", "true")],
+    plain_columns: &[],
     schema: silver_schema,
 };
 
@@ -81,6 +106,7 @@ pub const SILVER_QUARANTINE: Table = Table {
     description: "Rows silver refused, with the reason",
     key: &[],
     properties: APPEND_ONLY,
+    plain_columns: &[],
     schema: silver_quarantine_schema,
 };
 
@@ -90,6 +116,7 @@ pub const SILVER_WAITING: Table = Table {
     description: "Bronze rows whose patient is not in dim_patients yet; silver joins them later",
     key: &[],
     properties: &[],
+    plain_columns: &[],
     schema: bronze_schema,
 };
 
@@ -99,6 +126,7 @@ pub const GOLD: Table = Table {
     description: "Per-patient heart-rate aggregates",
     key: &["mrn"],
     properties: &[],
+    plain_columns: &[],
     schema: gold_schema,
 };
 
@@ -108,6 +136,7 @@ pub const DAILY: Table = Table {
     description: "Per-patient, per-UTC-day heart-rate aggregates",
     key: &["mrn", "date"],
     properties: &[],
+    plain_columns: &[],
     schema: daily_schema,
 };
 
@@ -117,6 +146,7 @@ pub const PIPELINE_EVENTS: Table = Table {
     description: "The event log: each job run's start, progress, expectations, errors and end",
     key: &[],
     properties: APPEND_ONLY,
+    plain_columns: &[],
     schema: events_schema,
 };
 

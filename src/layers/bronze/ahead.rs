@@ -322,7 +322,8 @@ impl BatchWriter {
                         None,
                         Some(id.options.as_ref().clone()),
                     )
-                    .map_err(id.err("write Parquet"))?,
+                    .map_err(id.err("write Parquet"))?
+                    .with_writer_properties(crate::catalog::BRONZE.writer_properties()),
                 ),
             };
             writer.write(batch).await.map_err(id.err("write Parquet"))?;
