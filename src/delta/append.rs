@@ -310,6 +310,7 @@ mod tests {
         description: "test",
         key: &[],
         properties: &[],
+        plain_columns: &[],
         schema,
     };
 

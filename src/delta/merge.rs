@@ -199,6 +199,7 @@ mod tests {
         description: "upsert test",
         key: &["k"],
         properties: &[],
+        plain_columns: &[],
         schema,
     };
 
