@@ -256,7 +256,14 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
     let mut clock = KillClock::new(20261128);
     let (mut live, mut interrupted, mut in_recovery) = (0, 0, 0);
     let mut unfinished = BTreeSet::new();
-    for round in 0..rounds {
+    // Under load (the whole suite beside it) fewer kills land inside a batch: up to twice as
+    // many rounds again are run until a quarter of the planned number did (7 of 30 once did
+    // within 30 rounds while the suite ran; 14 to 17 alone).
+    let most = rounds * 3;
+    let mut round = 0;
+    while round < rounds || (interrupted * 4 < rounds && round < most) {
+        round += 1;
+        let round = round - 1;
         for f in 0..12 {
             write_tracker(&ws, &format!("{round:03}-{f}.json"), 25);
         }
@@ -302,9 +309,11 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
         }
         unfinished.extend(after);
     }
+    let (planned_rounds, rounds) = (rounds, round);
     eprintln!(
-        "random_kills: {rounds} rounds, {live} kills landed on a live process, {interrupted} \
-         interrupted a batch of their run, {in_recovery} the recovery of an earlier one"
+        "random_kills: {rounds} rounds ({planned_rounds} planned), {live} kills landed on a live \
+         process, {interrupted} interrupted a batch of their run, {in_recovery} the recovery of \
+         an earlier one"
     );
     ws.run_settled(&["bronze"]);
     assert_exactly_once(&ws);
@@ -334,7 +343,7 @@ fn random_kills_lose_nothing_and_duplicate_nothing() {
         "{live} of {rounds} kills found a live process"
     );
     assert!(
-        interrupted * 4 >= rounds,
+        interrupted * 4 >= planned_rounds,
         "{interrupted} of {rounds} kills interrupted a batch"
     );
 }
