@@ -625,6 +625,11 @@ pub struct OptimizeArgs {
     /// Only files whose statistics say they may hold a matching row.
     #[arg(long = "where", value_name = "PRED")]
     pub filter: Option<String>,
+
+    /// Decode and re-encode the files instead of copying their row groups: slower, but the
+    /// new files have large row groups (full scans of many small ones run faster after it).
+    #[arg(long)]
+    pub rewrite: bool,
 }
 
 #[derive(Debug, Args)]

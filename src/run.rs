@@ -233,10 +233,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Optimize(args) => {
             let warehouse = writing_to().await?;
             let events = log(&warehouse, "optimize", arguments(&args));
-            let options = crate::maintain::optimize::OptimizeOptions::to_target(
-                args.target_size,
-                args.filter,
-            );
+            let options = crate::maintain::optimize::OptimizeOptions {
+                rewrite: args.rewrite,
+                ..crate::maintain::optimize::OptimizeOptions::to_target(
+                    args.target_size,
+                    args.filter,
+                )
+            };
             let job = writing(printer, async {
                 let (id, table) = crate::inspect::open_table(&warehouse, &args.table).await?;
                 crate::maintain::optimize::run(&id, table, &options).await

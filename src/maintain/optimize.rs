@@ -47,6 +47,8 @@ pub struct OptimizeOptions {
     pub filter: Option<String>,
     /// Files at or above this size are left alone too (`optimize`: the target size).
     pub small_below: u64,
+    /// Decode and re-encode every bin, even one whose row groups could be copied.
+    pub rewrite: bool,
 }
 
 impl Default for OptimizeOptions {
@@ -55,6 +57,7 @@ impl Default for OptimizeOptions {
             target_size: DEFAULT_TARGET_SIZE,
             filter: None,
             small_below: DEFAULT_TARGET_SIZE,
+            rewrite: false,
         }
     }
 }
@@ -66,6 +69,7 @@ impl OptimizeOptions {
             target_size,
             filter,
             small_below: target_size,
+            rewrite: false,
         }
     }
 
@@ -300,7 +304,11 @@ pub async fn run(
     for bin in &bins {
         let bin_files: Vec<Add> = bin.iter().map(|&i| files[i].clone()).collect();
         // Files of one schema: their row groups copied as they are, nothing decoded.
-        if let Some(add) = splice::splice(id, store.as_ref(), &bin_files, &schema).await? {
+        let spliced = match options.rewrite {
+            true => None,
+            false => splice::splice(id, store.as_ref(), &bin_files, &schema).await?,
+        };
+        if let Some(add) = spliced {
             report.files_spliced += bin_files.len() as u64;
             added.push(add);
             replaced.extend(bin_files);

@@ -439,6 +439,46 @@ fn optimize_where_selects_files_by_statistics_and_refuses_what_it_cannot() {
 }
 
 #[test]
+fn optimize_copies_row_groups_of_one_schema_and_rewrite_decodes_them_both_keeping_every_row() {
+    for (flags, copied) in [(&[][..], true), (&["--rewrite"][..], false)] {
+        let ws = Workspace::new();
+        ws.run_ok(&["generate", "--patients", "6", "--months", "5"]);
+        ws.run_settled(&["-q", "bronze", "--auto-compact", "0"]);
+        let before = ws.sorted_rows(BRONZE);
+        let mut args = vec!["--json", "optimize", BRONZE];
+        args.extend_from_slice(flags);
+        let report: serde_json::Value = serde_json::from_str(&ws.run_ok(&args)).unwrap();
+        assert_eq!(report["files_removed"], 5, "{report}");
+        assert_eq!(report["files_after"], 1, "{report}");
+        let spliced = if copied { 5 } else { 0 };
+        assert_eq!(report["files_spliced"], spliced, "{flags:?}: {report}");
+        // The same rows, each once.
+        assert_eq!(ws.sorted_rows(BRONZE), before, "{flags:?}");
+        // The new file's statistics cover all of them: rows, and the batches 0 to 4.
+        let version = ws.version(BRONZE).unwrap();
+        let commit = ws.warehouse().join(format!(
+            "healthcare_dlh.db/{BRONZE}/_delta_log/{version:020}.json"
+        ));
+        let text = std::fs::read_to_string(commit).unwrap();
+        let add = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|a| a.get("add").cloned())
+            .expect("the compaction's add");
+        let stats: serde_json::Value =
+            serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        let rows: usize = ws.rows(BRONZE).iter().map(|b| b.num_rows()).sum();
+        assert_eq!(stats["numRecords"], rows as u64, "{stats}");
+        assert_eq!(stats["minValues"]["_batch_id"], 0, "{stats}");
+        assert_eq!(stats["maxValues"]["_batch_id"], 4, "{stats}");
+        assert_eq!(
+            stats["nullCount"]["_rescued_data"], stats["numRecords"],
+            "{stats}"
+        );
+    }
+}
+
+#[test]
 fn maintain_optimizes_vacuums_and_checkpoints_every_table() {
     let ws = Workspace::new();
     ws.run_ok(&["generate", "--patients", "6", "--months", "6"]);
