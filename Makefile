@@ -106,7 +106,7 @@ browser-test: build ## The report in headless Chromium, networking off: its scre
 # `make bench BENCH_S3=1` adds bench/run's S3 measurement on moto (x10), which runs on the venv's
 # Python (moto, deltalake, Polars).
 BENCH_PYTHON = $(if $(filter 1,$(BENCH_S3)),$(VENV)/bin/python,python3)
-bench: venv ## Release build, then bench/run (x1, x10, beside the Python peer and Sail; BENCH_SCALE=100 adds x100; BENCH_S3=1 S3 on moto) and micro benchmarks
+bench: venv ## Release build, then bench/run (x1, x10, beside the Python peer and Sail; BENCH_SCALE=100 adds x100, 1000 also x1000; BENCH_S3=1 S3 on moto) and micro benchmarks
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin medallion --example micro
 	BENCH_S3=$(BENCH_S3) MEDALLION_BIN=$(BENCH_TARGET_DIR)/release/medallion $(BENCH_PYTHON) bench/run
 	$(BENCH_TARGET_DIR)/release/examples/micro
