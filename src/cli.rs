@@ -708,6 +708,11 @@ pub struct GoldArgs {
     /// Rebuild gold and daily from all of silver as it is now, each as one new version.
     #[arg(long)]
     pub full_refresh: bool,
+
+    /// A first (or full) refresh reads silver in ranges of UTC days of about this many rows,
+    /// so memory holds one range's aggregates (0: all of silver at once).
+    #[arg(long, default_value_t = crate::layers::gold::SCAN_ROWS)]
+    pub max_rows_per_scan: u64,
 }
 
 #[derive(Debug, Args)]

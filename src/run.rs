@@ -104,7 +104,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let warehouse = writing_to().await?;
             let events = log(&warehouse, "gold", arguments(&args));
             let mut bar = StepBar::new(printer);
-            let job = gold::run(&warehouse, args.full_refresh, &rules, &mut bar);
+            let options = gold::GoldOptions {
+                full_refresh: args.full_refresh,
+                max_rows_per_scan: unlimited_at_0(args.max_rows_per_scan),
+            };
+            let job = gold::run(&warehouse, options, &rules, &mut bar);
             printer.report(&logged(&events, printer, writing(printer, job)).await?);
         }
         Command::Pipeline(args) => {

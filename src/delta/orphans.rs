@@ -184,6 +184,19 @@ pub(super) fn recorder(id: &TableId) -> Option<Arc<Mutex<Written>>> {
     JOB.try_with(|job| job.table(id)).ok()
 }
 
+/// Note data files (relative to the table's folder) the running job wrote to a table through
+/// a store of its own (a writer built from the table's location), not the table's.
+pub(crate) fn note_written(id: &TableId, relative: &[String]) {
+    let Some(written) = recorder(id) else {
+        return;
+    };
+    for file in relative {
+        if let Ok(path) = Path::from_url_path(file) {
+            note(&written, path);
+        }
+    }
+}
+
 /// Note a data file (relative to its table's folder) the job writes.
 pub(super) fn note(written: &Mutex<Written>, relative: Path) {
     lock(written).files.insert(relative);

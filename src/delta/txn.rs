@@ -6,7 +6,7 @@ use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Transaction};
+use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
@@ -172,4 +172,134 @@ pub async fn append_once(
         .await
         .map_err(id.err("append"))?;
     Ok(())
+}
+
+/// Rows written as data files of a table ahead of the one commit that names them all
+/// ([`Staged::commit`]), part by part, so memory holds one part, not every row. Until then no
+/// reader sees them; inside [`super::orphans::scoped`] each file is noted as soon as it is
+/// written, so a job that fails before its commit deletes them. The table need not exist yet.
+pub struct Staged {
+    id: TableId,
+    of: &'static Table,
+    writer: Option<RecordBatchWriter>,
+    adds: Vec<Add>,
+    rows: u64,
+    started: std::time::Instant,
+}
+
+impl Staged {
+    pub fn new(id: &TableId, of: &'static Table) -> Self {
+        Self {
+            id: id.clone(),
+            of,
+            writer: None,
+            adds: Vec::new(),
+            rows: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The rows staged so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Write one part: `batches` (with the table's columns) as one data file, now.
+    pub async fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        let id = &self.id;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(
+                RecordBatchWriter::try_new(
+                    id.url.as_str(),
+                    self.of.schema(),
+                    None,
+                    Some(id.options.as_ref().clone()),
+                )
+                .map_err(id.err("write Parquet"))?
+                .with_writer_properties(self.of.writer_properties()),
+            ),
+        };
+        let mut rows = 0;
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            writer
+                .write(batch.clone())
+                .await
+                .map_err(id.err("write Parquet"))?;
+            rows += batch.num_rows() as u64;
+        }
+        let adds = writer.flush().await.map_err(id.err("write Parquet"))?;
+        let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
+        super::orphans::note_written(id, &paths);
+        self.adds.extend(adds);
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Commit every part staged to `table` as one version carrying `props`: an append, or
+    /// (`replace`) in place of every row the table has (a full refresh, history kept; no
+    /// retry: a commit made meanwhile makes it lose, as [`replace_all`]).
+    pub async fn commit(
+        self,
+        table: DeltaTable,
+        replace: bool,
+        props: CommitProperties,
+    ) -> Result<DeltaTable> {
+        let Self {
+            id,
+            adds,
+            rows,
+            started,
+            ..
+        } = self;
+        let id = &id;
+        let paths: Vec<String> = adds.iter().map(|a| a.path.clone()).collect();
+        // On disk before the (synced) commit names them.
+        super::store::sync_local_files(id, &paths).await?;
+        let removes: Vec<Action> = match replace {
+            false => Vec::new(),
+            true => table
+                .snapshot()
+                .map_err(id.err("load"))?
+                .log_data()
+                .iter()
+                .map(|file| Action::Remove(file.remove_action(true)))
+                .collect(),
+        };
+        let props = props.with_metadata([(
+            "operationMetrics".to_string(),
+            serde_json::json!({
+                "num_added_files": adds.len(),
+                "num_removed_files": removes.len(),
+                "num_partitions": 0,
+                "num_added_rows": rows,
+                "execution_time_ms": started.elapsed().as_millis() as u64,
+            }),
+        )]);
+        let mut actions = removes;
+        actions.extend(adds.into_iter().map(Action::Add));
+        if !replace {
+            return commit_append(id, table, actions, props, "append").await;
+        }
+        let mut table = table;
+        let snapshot = table.snapshot().map_err(id.err("load"))?;
+        CommitBuilder::from(props.with_max_retries(super::rewrite::NO_RETRY))
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Overwrite,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(id.err("replace every row"))?;
+        table
+            .update_state()
+            .await
+            .map_err(id.err("replace every row"))?;
+        Ok(table)
+    }
 }

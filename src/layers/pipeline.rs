@@ -98,7 +98,13 @@ pub async fn run(
     watcher.layer_done(&bronze.summary());
     let silver = silver::run(warehouse, silver_options, watcher.steps()).await?;
     watcher.layer_done(&silver.summary());
-    let gold = gold::run(warehouse, false, &silver_options.rules, watcher.steps()).await?;
+    let gold = gold::run(
+        warehouse,
+        gold::GoldOptions::default(),
+        &silver_options.rules,
+        watcher.steps(),
+    )
+    .await?;
     watcher.layer_done(&gold.summary());
     let batches = gold_by_rate(warehouse).await?;
     let gold_table = pretty_format_batches(&batches)

@@ -80,6 +80,22 @@ impl Verdicts {
     }
 }
 
+/// Add `more` (the same rules' counts over other rows) to `total`: an empty `total` takes
+/// them; each rule keeps its first sample.
+pub fn add_counts(total: &mut Vec<RuleCount>, more: Vec<RuleCount>) {
+    if total.is_empty() {
+        *total = more;
+        return;
+    }
+    for (count, more) in total.iter_mut().zip(more) {
+        count.passed += more.passed;
+        count.failed += more.failed;
+        if count.sample.is_none() {
+            count.sample = more.sample;
+        }
+    }
+}
+
 /// Evaluate `rules` on `batches` (rows of the rules' table).
 pub fn evaluate(rules: &[&Rule], batches: &[RecordBatch]) -> Result<Verdicts> {
     let mut verdicts = Verdicts {
@@ -298,5 +314,29 @@ mod tests {
         for needle in ["strict", "1 of 2 rows", "-3.5", "nothing of this refresh"] {
             assert!(message.contains(needle), "{message}");
         }
+    }
+
+    #[test]
+    fn counts_over_two_sets_of_rows_add_up_and_keep_the_first_sample() {
+        let rules = rules(&[
+            ("positive", "heartrate > 0", "fail"),
+            ("any", "true", "warn"),
+        ]);
+        let rules = rules.of(&catalog::SILVER);
+        let mut total = Vec::new();
+        let parts: [&[f64]; 3] = [&[1.0, 2.0], &[-3.5, 4.0], &[-7.0]];
+        for rates in parts {
+            add_counts(
+                &mut total,
+                evaluate(&rules, &[silver_rows(rates)]).unwrap().counts,
+            );
+        }
+        let got: Vec<(u64, u64)> = total.iter().map(|c| (c.passed, c.failed)).collect();
+        assert_eq!(got, [(3, 2), (5, 0)]);
+        let sample = total[0].sample.as_ref().unwrap().to_string();
+        assert!(sample.contains("-3.5"), "{sample}");
+        let all = evaluate(&rules, &[silver_rows(&[1.0, 2.0, -3.5, 4.0, -7.0])]).unwrap();
+        let all: Vec<(u64, u64)> = all.counts.iter().map(|c| (c.passed, c.failed)).collect();
+        assert_eq!(got, all, "the same as counting all rows at once");
     }
 }

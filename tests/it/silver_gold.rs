@@ -687,3 +687,133 @@ fn a_gold_table_without_sum_heartrate_gets_the_column_and_exact_rows() {
     assert!(gold[3].contains("| Ada Lovelace | 71 "), "{gold:#?}");
     assert!(gold[3].ends_with("| 141.7500000000 |"), "{gold:#?}");
 }
+
+#[test]
+fn a_first_gold_refresh_by_ranges_of_days_equals_one_scan_and_a_full_refresh_too() {
+    // Five months of readings (~9,000), scanned by ranges of about 1,500 silver rows: gold
+    // folds each range's patients, daily's rows are written range by range and committed
+    // once. The tables equal those of one scan and the one-shot computation.
+    let ws = Workspace::new();
+    ws.run_ok(&[
+        "generate",
+        "--patients",
+        "6",
+        "--months",
+        "5",
+        "--seed",
+        "5",
+    ]);
+    ws.run_ok(&["patients"]);
+    ws.run_ok(&["bronze"]);
+    ws.run_ok(&["silver"]);
+    let out = ws.run_ok(&["--json", "gold", "--max-rows-per-scan", "1500"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let scans = report["silver_scans"].as_u64().unwrap();
+    assert!(scans >= 5, "ranges of 1,500 rows: {report}");
+    assert_matches_expected(&ws, "by ranges of days");
+    // Daily is one commit after its creation, whatever the number of ranges.
+    assert_eq!(ws.version(DAILY), Some(1));
+    let by_ranges = (lines(&ws, GOLD), lines(&ws, DAILY));
+
+    let one = Workspace::new();
+    one.run_ok(&[
+        "generate",
+        "--patients",
+        "6",
+        "--months",
+        "5",
+        "--seed",
+        "5",
+    ]);
+    one.run_ok(&["patients"]);
+    one.run_ok(&["bronze"]);
+    one.run_ok(&["silver"]);
+    let out = one.run_ok(&["--json", "gold", "--max-rows-per-scan", "0"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["silver_scans"], 1, "{report}");
+    assert_eq!((lines(&one, GOLD), lines(&one, DAILY)), by_ranges);
+
+    // A full refresh by ranges: one new version of each, the same rows, the old ones kept.
+    let out = ws.run_ok(&[
+        "--json",
+        "gold",
+        "--full-refresh",
+        "--max-rows-per-scan",
+        "1500",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["silver_scans"].as_u64(), Some(scans), "{report}");
+    assert_eq!(ws.version(DAILY), Some(2));
+    assert_eq!((lines(&ws, GOLD), lines(&ws, DAILY)), by_ranges);
+    let v1 = ws.run_ok(&[
+        "show",
+        DAILY,
+        "--version",
+        "1",
+        "--limit",
+        "0",
+        "--format",
+        "csv",
+    ]);
+    // CSV: a header and the rows; the pretty table: three lines above the rows, one below.
+    assert_eq!(v1.lines().count() - 1, by_ranges.1.len() - 4, "{v1}");
+    assert_matches_expected(&ws, "after a full refresh by ranges");
+}
+
+#[test]
+fn a_daily_rule_that_fails_on_a_later_range_commits_nothing_and_leaves_no_file() {
+    // Daily's rows of the first ranges are already written when a later range fails the rule:
+    // nothing is committed in gold or daily, and the files written are deleted.
+    let ws = Workspace::new();
+    ws.run_ok(&[
+        "generate",
+        "--patients",
+        "6",
+        "--months",
+        "5",
+        "--seed",
+        "5",
+    ]);
+    ws.run_ok(&["patients"]);
+    ws.run_ok(&["bronze"]);
+    ws.run_ok(&["silver"]);
+    let last = ws.run_ok(&[
+        "sql",
+        "SELECT CAST(MAX(datetime) AS DATE) AS d FROM fact_heartrate_silver",
+        "--format",
+        "csv",
+    ]);
+    let last_day = last.lines().nth(1).unwrap().trim().to_string();
+    let config = ws.data().join("rules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[expectation]]\ntable = \"{DAILY}\"\nname = \"not_the_last_day\"\n\
+             check = \"date < DATE '{last_day}'\"\naction = \"fail\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let err = ws.run_err(
+        &["--config", config, "gold", "--max-rows-per-scan", "1500"],
+        1,
+    );
+    assert!(err.contains("not_the_last_day"), "{err}");
+    assert!(
+        err.contains("nothing of this refresh was committed"),
+        "{err}"
+    );
+    assert_eq!((ws.version(GOLD), ws.version(DAILY)), (None, None));
+    let daily_dir = ws.warehouse().join("healthcare_dlh.db").join(DAILY);
+    let left: Vec<_> = std::fs::read_dir(&daily_dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "files left in {}: {left:?}",
+        daily_dir.display()
+    );
+    // Without the rule the same refresh commits.
+    ws.run_ok(&["gold", "--max-rows-per-scan", "1500"]);
+    assert_matches_expected(&ws, "after the failed refresh");
+}

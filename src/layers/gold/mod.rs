@@ -15,6 +15,7 @@
 
 mod changes;
 mod plan;
+mod scan;
 mod sql;
 mod stats;
 
@@ -29,14 +30,37 @@ use serde::Serialize;
 
 use crate::catalog::{self, GOLD_FROM_SILVER, Table};
 use crate::delta::merge::{Merged, Upsert, upsert};
+use crate::delta::txn::Staged;
 use crate::delta::txn::{consumed, transaction};
 use crate::delta::{self, TableId};
 use crate::error::Result;
 use crate::failpoint::{failpoint, points};
 use crate::output::{Report, Steps, version_change};
-use crate::quality::check::{RuleCount, evaluate};
+use crate::quality::check::{RuleCount, Verdicts, evaluate};
 use crate::quality::rules::Rules;
 use crate::warehouse::Warehouse;
+
+/// How a `gold` refresh runs.
+#[derive(Debug, Clone, Copy)]
+pub struct GoldOptions {
+    /// Rebuild gold and daily from all of silver as it is now, each as one new version.
+    pub full_refresh: bool,
+    /// A first (or full) refresh scans silver in ranges of UTC days of about this many rows
+    /// (0: one scan), so memory holds one range's aggregates.
+    pub max_rows_per_scan: u64,
+}
+
+/// Silver rows per range of days a first (or full) refresh scans at a time.
+pub const SCAN_ROWS: u64 = 4_000_000;
+
+impl Default for GoldOptions {
+    fn default() -> Self {
+        Self {
+            full_refresh: false,
+            max_rows_per_scan: SCAN_ROWS,
+        }
+    }
+}
 
 /// What a `gold` refresh did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -52,6 +76,8 @@ pub struct GoldReport {
     pub updated: u64,
     pub daily_inserted: u64,
     pub daily_updated: u64,
+    /// Queries over silver by range of days (a first or full refresh; 0 otherwise).
+    pub silver_scans: u64,
     pub version_before: Option<u64>,
     pub version_after: Option<u64>,
     pub duration_ms: u64,
@@ -86,11 +112,11 @@ impl Report for GoldReport {
 /// refresh.
 pub async fn run(
     warehouse: &Warehouse,
-    full_refresh: bool,
+    options: GoldOptions,
     rules: &Rules,
     steps: &mut dyn Steps,
 ) -> Result<GoldReport> {
-    let report = refresh(warehouse, full_refresh, rules, steps).await;
+    let report = refresh(warehouse, options, rules, steps).await;
     steps.end();
     report
 }
@@ -99,10 +125,11 @@ pub async fn run(
 /// version (`--full-refresh`: every patient recomputed, rows replaced, history kept).
 async fn refresh(
     warehouse: &Warehouse,
-    full: bool,
+    options: GoldOptions,
     rules: &Rules,
     steps: &mut dyn Steps,
 ) -> Result<GoldReport> {
+    let full = options.full_refresh;
     let start = Instant::now();
     let silver_id = TableId::of(warehouse, &catalog::SILVER);
     let silver = delta::open(&silver_id)
@@ -161,6 +188,29 @@ async fn refresh(
         replace: full,
     };
 
+    // The first (or a full) refresh: both tables' rows from one scan of silver, range of
+    // days by range of days; daily's rows are staged (written, not committed) as they come.
+    let scanned = match changes {
+        Some(_) => None,
+        None => {
+            let files = scan::file_days(&silver_id, &silver)?;
+            let ranges = scan::plan_ranges(files.as_deref(), options.max_rows_per_scan);
+            let daily_out = scan::daily_out(
+                &daily_id,
+                daily.as_ref(),
+                daily_from != to,
+                full,
+                &catalog::DAILY,
+            )?;
+            Some(scan::scan(&source, &ranges, daily_out, rules, steps).await?)
+        }
+    };
+    report.silver_scans = scanned.as_ref().map_or(0, |s| s.ranges as u64);
+    let (scanned_gold, scanned_daily) = match scanned {
+        Some(s) => (Some(s.gold), Some((s.daily, s.daily_counts))),
+        None => (None, None),
+    };
+
     // Both tables' rows are computed and checked against their rules before either is
     // written: a `fail` rule commits nothing in any table.
     let gold_rows = match gold_from != to {
@@ -170,7 +220,14 @@ async fn refresh(
                 None => None,
             };
             let combinable = gold_from == from;
-            let rows = gold_rows(&id, table.as_ref(), &source, combinable).await?;
+            let rows = match scanned_gold {
+                Some(all) => GoldRows {
+                    batches: vec![stats::gold_batch(&all)],
+                    refreshed: None,
+                    combined: 0,
+                },
+                None => gold_rows(&id, table.as_ref(), &source, combinable).await?,
+            };
             report
                 .expectations
                 .extend(expect(rules, &catalog::GOLD, &rows.batches)?);
@@ -178,8 +235,20 @@ async fn refresh(
         }
         false => None,
     };
-    let daily_rows = match daily_from != to {
-        true => {
+    let daily_rows = match (daily_from != to, scanned_daily) {
+        (false, _) => None,
+        (true, Some((out, counts))) => {
+            report.expectations.extend(verdict(counts)?);
+            match out {
+                scan::DailyOut::Stage(staged) => Some(DailyRows::Staged(staged)),
+                scan::DailyOut::Keep(batches) => Some(DailyRows::Frame(
+                    ctx.read_batches(batches)
+                        .map_err(silver_id.query_err("aggregate by day"))?,
+                )),
+                scan::DailyOut::Skip => None,
+            }
+        }
+        (true, None) => {
             let frame = daily_frame(&source).await?;
             let frame = if rules.of(&catalog::DAILY).is_empty() {
                 frame
@@ -191,9 +260,8 @@ async fn refresh(
                 ctx.read_batches(batches)
                     .map_err(silver_id.query_err("aggregate by day"))?
             };
-            Some(frame)
+            Some(DailyRows::Frame(frame))
         }
-        false => None,
     };
 
     // Gold, then daily; each table records what it consumed and is skipped if it has it.
@@ -210,12 +278,12 @@ async fn refresh(
         report.version_after = table.version();
     }
     failpoint(points::GOLD_BETWEEN_COMMITS);
-    if let Some(frame) = daily_rows {
+    if let Some(rows) = daily_rows {
         let table = match daily {
             Some(t) => t,
             None => delta::create(&daily_id, &catalog::DAILY, &[]).await?,
         };
-        let merged = refresh_daily(&daily_id, table, &source, frame, steps).await?;
+        let merged = refresh_daily(&daily_id, table, &source, rows, steps).await?;
         report.daily_inserted = merged.inserted;
         report.daily_updated = merged.updated;
     }
@@ -245,11 +313,26 @@ struct GoldRefresh {
 /// The rules of `table` on its rows about to be written: their counts, or the error of a
 /// `fail` rule that failed.
 fn expect(rules: &Rules, table: &Table, batches: &[RecordBatch]) -> Result<Vec<RuleCount>> {
-    let verdicts = evaluate(&rules.of(table), batches)?;
+    verdict(evaluate(&rules.of(table), batches)?.counts)
+}
+
+/// Rules' counts, or the error of a `fail` rule that failed.
+fn verdict(counts: Vec<RuleCount>) -> Result<Vec<RuleCount>> {
+    let verdicts = Verdicts {
+        counts,
+        removed: Vec::new(),
+    };
     match verdicts.failure() {
         Some(failure) => Err(failure),
         None => Ok(verdicts.counts),
     }
+}
+
+/// Daily's new rows: a query to MERGE (or replace with), or rows already written as data
+/// files for one commit.
+enum DailyRows {
+    Frame(DataFrame),
+    Staged(Box<Staged>),
 }
 
 /// Gold's new rows for the changed patients, before they are merged.
@@ -343,7 +426,7 @@ async fn refresh_daily(
     id: &TableId,
     table: DeltaTable,
     source: &Source<'_>,
-    frame: DataFrame,
+    rows: DailyRows,
     steps: &mut dyn Steps,
 ) -> Result<Merged> {
     let days = source
@@ -353,7 +436,24 @@ async fn refresh_daily(
         Some(days) => steps.begin("daily", days.max(0) as u64, "days"),
         None => steps.begin("daily", 0, "every patient's days"),
     }
-    let (_, merged) = write_aggregates(id, table, frame, &catalog::DAILY, source).await?;
+    let merged = match rows {
+        DailyRows::Frame(frame) => {
+            write_aggregates(id, table, frame, &catalog::DAILY, source)
+                .await?
+                .1
+        }
+        DailyRows::Staged(staged) => {
+            let rows = staged.rows();
+            let props =
+                CommitProperties::default().with_application_transaction(source.txn.clone());
+            staged.commit(table, source.replace, props).await?;
+            Merged {
+                source_rows: rows,
+                inserted: rows,
+                ..Merged::default()
+            }
+        }
+    };
     steps.advance(
         days.unwrap_or(0).max(0) as u64,
         &format!("merged into {}", id.name),

@@ -23,7 +23,7 @@ pub(super) const GOLD_SQL: &str = "SELECT MAX(patient_name) AS patient_name, COU
 /// The UTC day of `datetime` as the days since 1970 (floored, so before 1970 too), in integer
 /// arithmetic on its microseconds: `CAST(datetime AS DATE)` goes through a time-zone
 /// conversion of every row (12% of gold's profile at x10).
-const UTC_DAY: &str = "CAST(CAST((CAST(datetime AS BIGINT) - (((CAST(datetime AS BIGINT) \
+pub(super) const UTC_DAY: &str = "CAST(CAST((CAST(datetime AS BIGINT) - (((CAST(datetime AS BIGINT) \
      % 86400000000) + 86400000000) % 86400000000)) / 86400000000 AS INT) AS DATE)";
 
 pub(super) static DAILY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
